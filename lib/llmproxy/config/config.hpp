@@ -1,0 +1,103 @@
+#pragma once
+/// The effective configuration, parsed from environment variables (SPEC §3).
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace llmproxy::config {
+
+using Duration = std::chrono::milliseconds;
+
+/// An invalid configuration value. The message names the variable, the value (unless secret) and what is
+/// expected. Fatal at boot (exit code 2).
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// Looks up one environment variable; nullopt when unset. Injected so tests never touch the process env.
+using EnvLookup = std::function<std::optional<std::string>(std::string_view name)>;
+
+/// The real process environment.
+EnvLookup process_env();
+
+enum class DbDriver { sqlite, postgres };
+enum class LogFormat { json, console };
+
+struct DatabaseConfig {
+  DbDriver driver = DbDriver::sqlite;
+  std::string path = "./data/llm-proxy.db";  // SQLite file or ":memory:"
+  std::string url;                            // PostgreSQL URL or key=value conninfo (secret: has password)
+  int pool_size = 10;
+  int max_idle_conns = 5;
+  Duration conn_max_lifetime = std::chrono::hours(1);
+  Duration connect_timeout = std::chrono::seconds(5);
+  Duration statement_timeout = std::chrono::seconds(5);
+  Duration startup_timeout = std::chrono::seconds(30);
+  bool auto_migrate = true;
+  Duration migration_lock_timeout = std::chrono::seconds(60);
+};
+
+struct Config {
+  std::string management_token;  // empty when unset; required by `server` only
+  std::string listen_host;       // empty = all interfaces
+  std::uint16_t listen_port = 8080;
+  int io_threads = 1;
+  std::string api_config_path = "./config/api_providers.yaml";
+  std::string default_api_provider = "openai";
+  Duration request_timeout = std::chrono::seconds(300);
+  Duration stream_idle_timeout = std::chrono::seconds(300);
+  Duration header_read_timeout = std::chrono::seconds(30);
+  std::uint64_t max_request_size = 10485760;
+  DatabaseConfig db;
+  std::string encryption_key;  // 32 raw bytes when set, else empty
+  bool require_encryption_key = false;
+  Duration token_cache_ttl = std::chrono::seconds(30);
+  std::uint64_t token_cache_max = 100000;
+  Duration negative_cache_ttl = std::chrono::seconds(5);
+  Duration project_cache_ttl = std::chrono::seconds(5);
+  bool enforce_project_active = true;
+  Duration usage_flush_interval = std::chrono::seconds(1);
+  int circuit_breaker_threshold = 5;
+  Duration circuit_breaker_cooldown = std::chrono::seconds(30);
+  std::string log_level = "info";
+  LogFormat log_format = LogFormat::json;
+  std::string log_file;
+  bool audit_enabled = true;
+  bool audit_store_in_db = true;
+  std::string audit_log_file = "./data/audit.log";
+  bool enable_metrics = true;
+  std::string metrics_path = "/metrics";
+  Duration shutdown_timeout = std::chrono::seconds(30);
+};
+
+/// Parses every variable of SPEC §3. Throws ConfigError on the first invalid value.
+/// Does not require MANAGEMENT_TOKEN (only `server` does; see require_server_settings).
+Config load(const EnvLookup& env);
+
+/// Checks what only the server needs (MANAGEMENT_TOKEN, REQUIRE_ENCRYPTION_KEY). Throws ConfigError.
+void require_server_settings(const Config& config);
+
+/// Every variable name load() reads, in documentation order.
+const std::vector<std::string>& known_variables();
+
+/// One line per variable `NAME=value` with secrets redacted (for the boot log).
+std::string redacted_summary(const Config& config);
+
+/// Removes the password from a PostgreSQL URL or conninfo string (for logs and errors).
+std::string redact_database_url(std::string_view url);
+
+// Value parsers, exposed for tests. Each returns nullopt when the text is invalid.
+std::optional<Duration> parse_duration(std::string_view text);  // 500ms, 30s, 5m, 1h, 1h30m, bare seconds
+std::optional<bool> parse_bool(std::string_view text);          // true/false/1/0/yes/no, any case
+struct ListenAddress {
+  std::string host;  // empty = all interfaces
+  std::uint16_t port = 0;
+};
+std::optional<ListenAddress> parse_listen_addr(std::string_view text);  // host:port, :port, [v6]:port
+
+}  // namespace llmproxy::config
