@@ -8,7 +8,7 @@ packages=(
   libboost1.81-dev            # Asio + Beast (header-only in 1.81)
   libssl-dev                  # TLS, SHA-256, AES-256-GCM, RAND_bytes
   libpqxx-dev libpq-dev       # PostgreSQL driver (libpqxx 6.4)
-  libsqlitecpp-dev libsqlite3-dev
+  libsqlitecpp-dev libsqlite3-dev sqlite3   # sqlite3 CLI: tests inspect rows
   nlohmann-json3-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
   catch2                      # Catch2 v2.13
   postgresql-15 postgresql-client-15   # throwaway test clusters (scripts/with-postgres.sh)

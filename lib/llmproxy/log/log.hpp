@@ -1,0 +1,28 @@
+#pragma once
+/// Structured logging on spdlog. LOG_FORMAT=json writes one JSON object per line
+/// (`{"time":...,"level":...,"event":...,<fields>}`); console writes `time [level] event key=value ...`.
+/// Thread-safe; any thread. Never pass secrets in fields.
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace llmproxy::log {
+
+enum class Level { trace, debug, info, warn, error };
+
+/// Installs the process-wide sink: stdout, or `file` (appended) when not empty. `level` is one of
+/// trace/debug/info/warn/error. Throws std::runtime_error if the file cannot be opened.
+void setup(std::string_view level, bool json, const std::string& file);
+
+/// True if a message of this level would be written (skip building fields when false).
+bool enabled(Level level);
+
+/// Writes one line: `event` plus the members of `fields` (a JSON object, may be null).
+void write(Level level, std::string_view event, const nlohmann::json& fields);
+void write(Level level, std::string_view event);
+
+/// Flushes the sink (at shutdown).
+void flush();
+
+}  // namespace llmproxy::log

@@ -1,0 +1,72 @@
+#include "llmproxy/ops/ops.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "llmproxy/db/database.hpp"
+#include "llmproxy/db/executor.hpp"
+
+#ifndef LLMPROXY_VERSION
+#define LLMPROXY_VERSION "0.0.0"
+#endif
+
+namespace llmproxy::ops {
+
+namespace net = boost::asio;
+
+server::Response not_ready_response() {
+  return server::Response::error(503, "service_unavailable", "the server is starting: the database is not ready yet");
+}
+
+namespace {
+
+/// Runs the database health check on the DB pool (it is a blocking round trip).
+net::awaitable<db::HealthReport> check(BootState& state) {
+  if (!state.ready.load(std::memory_order_acquire)) co_return db::HealthReport{};
+  db::Database* database = state.database;
+  co_return co_await state.executor->run([database] { return database->health(); });
+}
+
+nlohmann::json pool_json(const db::PoolStats& p) {
+  return {{"size", p.size}, {"open", p.open}, {"in_use", p.in_use}, {"idle", p.idle}, {"waiting", p.waiting}};
+}
+
+}  // namespace
+
+void register_routes(server::Router& router, BootState& state) {
+  router.add_exact("/live", [](server::Exchange& ex) -> net::awaitable<void> {
+    ex.access.route = "ops";
+    co_await ex.respond(server::Response::json(200, R"({"status":"alive"})"));
+  });
+
+  router.add_exact("/ready", [&state](server::Exchange& ex) -> net::awaitable<void> {
+    ex.access.route = "ops";
+    if (!state.ready.load(std::memory_order_acquire)) {
+      co_await ex.respond(server::Response::json(503, R"({"status":"starting"})"));
+      co_return;
+    }
+    auto report = co_await check(state);
+    co_await ex.respond(report.up ? server::Response::json(200, R"({"status":"ready"})")
+                                  : server::Response::json(503, R"({"status":"database_unavailable"})"));
+  });
+
+  router.add_exact("/health", [&state](server::Exchange& ex) -> net::awaitable<void> {
+    ex.access.route = "ops";
+    const bool booted = state.ready.load(std::memory_order_acquire);
+    auto report = co_await check(state);
+    const auto uptime =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - state.started).count();
+    nlohmann::json db = {{"driver", state.driver}, {"status", report.up ? "up" : "down"}};
+    if (booted) {
+      db["latency_ms"] = report.latency_ms;
+      db["pool"] = pool_json(report.pool);
+    }
+    if (!report.up) db["error"] = booted ? report.error : std::string("starting");
+    nlohmann::json body = {{"status", report.up ? "ok" : "degraded"},
+                           {"version", LLMPROXY_VERSION},
+                           {"uptime_seconds", static_cast<std::int64_t>(uptime)},
+                           {"database", db}};
+    co_await ex.respond(server::Response::json(report.up ? 200 : 503, body.dump()));
+  });
+}
+
+}  // namespace llmproxy::ops

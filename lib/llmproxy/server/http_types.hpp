@@ -1,0 +1,76 @@
+#pragma once
+/// Light HTTP request/response types handed to handlers, so handlers (admin, ops, proxy) do not need Beast.
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace llmproxy::server {
+
+/// ASCII case-insensitive equality, for header names.
+bool iequals(std::string_view a, std::string_view b);
+
+/// An ordered header list with case-insensitive lookup. Not thread-safe (owned by one request).
+class Headers {
+ public:
+  struct Field {
+    std::string name;
+    std::string value;
+  };
+
+  /// The first value of `name`, or empty.
+  std::string_view get(std::string_view name) const;
+  bool contains(std::string_view name) const;
+  /// Replaces every `name` field by one with `value`.
+  void set(std::string_view name, std::string_view value);
+  /// Appends a field (repeated fields allowed).
+  void add(std::string_view name, std::string_view value);
+  /// Removes every `name` field.
+  void remove(std::string_view name);
+
+  const std::vector<Field>& fields() const { return fields_; }
+  auto begin() const { return fields_.begin(); }
+  auto end() const { return fields_.end(); }
+
+ private:
+  std::vector<Field> fields_;
+};
+
+struct Request {
+  std::string method;  // as sent, e.g. "POST"
+  std::string target;  // path + query, e.g. "/v1/models?x=1"
+  Headers headers;
+  std::string body;
+  std::string request_id;  // the client's valid X-Request-ID or a new UUID (set by the session)
+  std::string client_ip;
+
+  /// The target without the query string.
+  std::string_view path() const;
+  /// The query string without '?', or empty.
+  std::string_view query() const;
+  /// The decoded value of query parameter `name`, if present.
+  bool query_param(std::string_view name, std::string& value) const;
+};
+
+struct Response {
+  int status = 200;
+  Headers headers;
+  std::string body;
+
+  /// A JSON response (`Content-Type: application/json`).
+  static Response json(int status, std::string body);
+  /// The project's error shape: `{"error":message,"code":code[,"description":description]}`.
+  static Response error(int status, std::string_view code, std::string_view message,
+                        std::string_view description = {});
+};
+
+/// Fields a handler adds to the request's access-log line. Never secrets.
+struct AccessInfo {
+  std::string route;       // metrics label: "proxy", "manage", "ops", "not_found"
+  std::string token_hint;  // sk-AbCd...wXyZ
+  std::string project_id;
+  double upstream_ms = -1;  // < 0: no upstream call
+};
+
+}  // namespace llmproxy::server

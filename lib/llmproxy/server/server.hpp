@@ -1,0 +1,66 @@
+#pragma once
+/// The HTTP/1.1 front end: listener, sessions (one strand + one coroutine per connection), keep-alive,
+/// header-read timeout, request size limits, graceful shutdown.
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "llmproxy/server/exchange.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace llmproxy::server {
+
+struct ServerOptions {
+  std::string host;  // empty = all interfaces
+  std::uint16_t port = 8080;  // 0 = ephemeral
+  int io_threads = 1;
+  std::chrono::milliseconds header_read_timeout{30000};
+  std::chrono::milliseconds body_read_timeout{300000};
+  std::uint64_t max_request_size = 10485760;
+  std::size_t max_header_size = 16 * 1024;  // larger header sections get 431
+  std::chrono::milliseconds shutdown_timeout{30000};
+};
+
+/// Observers for metrics (called on I/O threads; must be cheap and thread-safe).
+struct ServerHooks {
+  std::function<void(int delta)> connection_opened_closed;
+  std::function<void(int delta)> request_in_flight;
+  std::function<void(const Request&, const AccessInfo&, int status, double duration_ms, std::uint64_t bytes)>
+      request_done;
+};
+
+class Server {
+ public:
+  Server(ServerOptions options, Handler handler, ServerHooks hooks = {});
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  /// The io_context the server runs on (for timers and other work of the application).
+  boost::asio::io_context& io();
+
+  /// Binds and listens. Returns the bound port. Throws std::runtime_error naming the address on failure.
+  std::uint16_t listen();
+
+  /// Runs the io_context on io_threads threads (the caller's thread is one of them) until stop completes.
+  void run();
+
+  /// Graceful stop, callable from any thread: stops accepting, closes idle keep-alive connections, lets
+  /// in-flight exchanges finish (streams included) up to shutdown_timeout, then closes everything and makes
+  /// run() return. `on_drained` (optional) runs on an I/O thread once connections are gone, before run() returns.
+  void stop(std::function<void()> on_drained = {});
+
+  /// Stops the io_context at once (second signal).
+  void abort();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace llmproxy::server
