@@ -1,0 +1,617 @@
+#include "llmproxy/config/config.hpp"
+
+#include "llmproxy/util/crypto.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <sstream>
+#include <thread>
+#include <type_traits>
+
+namespace llmproxy::config {
+
+// Decisions (also in docs/configuration.md):
+// - An empty variable is treated as unset (so `FOO=` in an env file means "use the default"). Compose and
+//   systemd env files make accidental empty values common, and no variable has a meaningful empty value.
+// - Values are taken verbatim: surrounding whitespace is an error, not trimmed.
+// - Durations must be > 0 for timeouts and periods, where 0 would mean "wait forever" to a driver or a
+//   spinning timer. Zero is allowed where it has a clear meaning: the three cache TTLs (0 = cache disabled),
+//   DATABASE_STARTUP_TIMEOUT (0 = try once) and SHUTDOWN_TIMEOUT (0 = do not wait for in-flight requests).
+//   Every duration is at most 8760h so that adding it to a clock can never overflow.
+// - DATABASE_MAX_IDLE_CONNS above DATABASE_POOL_SIZE is capped to the pool size (a pool cannot keep more idle
+//   connections than it may open), like Go's database/sql that the reference uses.
+
+namespace {
+
+using namespace std::string_view_literals;
+
+constexpr std::int64_t kMsPerSecond = 1000;
+constexpr std::int64_t kMsPerMinute = 60 * kMsPerSecond;
+constexpr std::int64_t kMsPerHour = 60 * kMsPerMinute;
+constexpr Duration kMaxDuration{8760 * kMsPerHour};
+
+constexpr int kMaxIoThreads = 256;
+constexpr int kMaxPoolSize = 1000;
+constexpr int kMaxBreakerThreshold = 1000000;
+
+constexpr std::string_view kRedacted = "<redacted>";
+constexpr std::string_view kUnset = "<unset>";
+constexpr std::string_view kPasswordMask = "***";
+
+constexpr std::string_view kManagementTokenHelp =
+    "MANAGEMENT_TOKEN is required for `llm-proxy server`; set it in the environment, e.g. export "
+    "MANAGEMENT_TOKEN=$(openssl rand -hex 32)";
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_alnum(char c) { return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+std::string lower(std::string_view s) {
+  std::string out{s};
+  for (auto& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+bool all_digits(std::string_view s) { return !s.empty() && std::all_of(s.begin(), s.end(), is_digit); }
+
+/// Unsigned decimal, digits only (no sign, no spaces); nullopt on overflow.
+std::optional<std::uint64_t> parse_unsigned(std::string_view s) {
+  if (!all_digits(s)) return std::nullopt;
+  std::uint64_t v = 0;
+  for (char c : s) {
+    const auto d = static_cast<std::uint64_t>(c - '0');
+    if (v > (std::numeric_limits<std::uint64_t>::max() - d) / 10) return std::nullopt;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
+/// The value as it appears in an error message: quoted, on one line (control characters escaped) and
+/// shortened, because a pasted blob should not flood the boot log.
+std::string quoted(std::string_view value) {
+  constexpr std::size_t kMaxShown = 120;
+  std::string out = "\"";
+  for (std::size_t i = 0; i < value.size() && i < kMaxShown; ++i) {
+    const auto c = static_cast<unsigned char>(value[i]);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (value.size() > kMaxShown) out += "...";
+  out += '"';
+  return out;
+}
+
+[[noreturn]] void fail(std::string_view name, std::string_view value, std::string_view expected) {
+  throw ConfigError("invalid " + std::string{name} + "=" + quoted(value) + ": expected " + std::string{expected});
+}
+
+/// For secrets: the message says which variable and what is expected, never what was given.
+[[noreturn]] void fail_secret(std::string_view name, std::string_view expected) {
+  throw ConfigError("invalid " + std::string{name} + " (value not shown): expected " + std::string{expected});
+}
+
+std::string format_duration(Duration d) {
+  std::int64_t ms = d.count();
+  if (ms == 0) return "0s";
+  std::string out;
+  if (ms < 0) {
+    out += '-';
+    ms = -ms;
+  }
+  const std::int64_t h = ms / kMsPerHour;
+  const std::int64_t m = ms % kMsPerHour / kMsPerMinute;
+  const std::int64_t s = ms % kMsPerMinute / kMsPerSecond;
+  const std::int64_t rest = ms % kMsPerSecond;
+  if (h != 0) out += std::to_string(h) + "h";
+  if (m != 0) out += std::to_string(m) + "m";
+  if (s != 0) out += std::to_string(s) + "s";
+  if (rest != 0) out += std::to_string(rest) + "ms";
+  return out;
+}
+
+std::string format_listen(const std::string& host, std::uint16_t port) {
+  const std::string shown = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  return shown + ":" + std::to_string(port);
+}
+
+// --- DATABASE_URL -------------------------------------------------------------------------------------------
+
+bool is_uri(std::string_view url) {
+  const std::string low = lower(url.substr(0, 13));
+  return low.starts_with("postgres://") || low.starts_with("postgresql://");
+}
+
+/// URI form: masks the password of the userinfo and any `password=` query parameter.
+std::string redact_uri(std::string_view url) {
+  const std::size_t start = url.find("://") + 3;
+  std::size_t query = url.find_first_of("?#", start);
+  if (query == std::string_view::npos) query = url.size();
+  // The last '@' before the query ends the userinfo: a password may contain unencoded '@' or '/', and masking
+  // too much is better than leaking. The first ':' of the userinfo separates user from password.
+  const std::string_view head = url.substr(0, query);
+  const std::size_t at = head.rfind('@');
+  std::string out;
+  if (at != std::string_view::npos && at >= start) {
+    const std::size_t colon = head.find(':', start);
+    if (colon != std::string_view::npos && colon < at) {
+      out = std::string{head.substr(0, colon + 1)} + std::string{kPasswordMask} + std::string{head.substr(at)};
+    } else {
+      out = std::string{head};
+    }
+  } else {
+    out = std::string{head};
+  }
+  // Query parameters, `&`-separated; libpq accepts every conninfo keyword there, password included.
+  std::size_t i = query;
+  while (i < url.size()) {
+    out += url[i];  // '?', '&' or '#'
+    ++i;
+    std::size_t end = url.find_first_of("&#", i);
+    if (end == std::string_view::npos) end = url.size();
+    const std::string_view param = url.substr(i, end - i);
+    const std::size_t eq = param.find('=');
+    if (eq != std::string_view::npos && lower(param.substr(0, eq)) == "password") {
+      out += std::string{param.substr(0, eq + 1)} + std::string{kPasswordMask};
+    } else {
+      out += std::string{param};
+    }
+    i = end;
+  }
+  return out;
+}
+
+/// libpq `key = value` form (values bare or single-quoted with backslash escapes). Returns the text with the
+/// password value masked and the number of pairs, or nullopt when the text does not follow the grammar.
+std::optional<std::pair<std::string, int>> scan_conninfo(std::string_view s) {
+  std::string out;
+  int pairs = 0;
+  std::size_t i = 0;
+  const std::size_t n = s.size();
+  auto copy_spaces = [&] {
+    while (i < n && is_space(s[i])) out += s[i++];
+  };
+  while (true) {
+    copy_spaces();
+    if (i >= n) break;
+    const std::size_t key_start = i;
+    while (i < n && s[i] != '=' && !is_space(s[i])) ++i;
+    const std::string_view key = s.substr(key_start, i - key_start);
+    if (key.empty()) return std::nullopt;
+    out += key;
+    copy_spaces();
+    if (i >= n || s[i] != '=') return std::nullopt;
+    out += s[i++];
+    copy_spaces();
+    const std::size_t value_start = i;
+    if (i < n && s[i] == '\'') {
+      ++i;
+      bool closed = false;
+      while (i < n) {
+        if (s[i] == '\\' && i + 1 < n) {
+          i += 2;
+        } else if (s[i] == '\'') {
+          ++i;
+          closed = true;
+          break;
+        } else {
+          ++i;
+        }
+      }
+      if (!closed) return std::nullopt;
+    } else {
+      while (i < n && !is_space(s[i])) i += (s[i] == '\\' && i + 1 < n) ? 2 : 1;
+    }
+    if (lower(key) == "password") {
+      out += kPasswordMask;
+    } else {
+      out += s.substr(value_start, i - value_start);
+    }
+    ++pairs;
+  }
+  return std::make_pair(std::move(out), pairs);
+}
+
+// --- Reading variables --------------------------------------------------------------------------------------
+
+/// Reads variables through the injected lookup and applies the shared rules (empty = unset, error format).
+class Reader {
+ public:
+  explicit Reader(const EnvLookup& env) : env_(env) {}
+
+  std::optional<std::string> get(std::string_view name) const {
+    auto value = env_(name);
+    if (value && value->empty()) return std::nullopt;
+    return value;
+  }
+
+  std::string string(std::string_view name, std::string fallback) const {
+    auto value = get(name);
+    return value ? std::move(*value) : std::move(fallback);
+  }
+
+  bool boolean(std::string_view name, bool fallback) const {
+    const auto value = get(name);
+    if (!value) return fallback;
+    const auto parsed = parse_bool(*value);
+    if (!parsed) fail(name, *value, "true, false, 1, 0, yes or no");
+    return *parsed;
+  }
+
+  /// `allow_zero`: whether 0 is accepted (see the decisions at the top of this file).
+  Duration duration(std::string_view name, Duration fallback, bool allow_zero) const {
+    const auto value = get(name);
+    if (!value) return fallback;
+    const auto parsed = parse_duration(*value);
+    if (!parsed || *parsed > kMaxDuration || (!allow_zero && parsed->count() == 0)) {
+      fail(name, *value,
+           std::string{allow_zero ? "a duration from 0 to 8760h" : "a duration greater than 0 and at most 8760h"} +
+               ", such as 500ms, 30s, 5m, 1h30m, or a whole number of seconds");
+    }
+    return *parsed;
+  }
+
+  template <typename T>
+  T integer(std::string_view name, T fallback, T min, T max) const {
+    static_assert(std::is_integral_v<T>);
+    const auto value = get(name);
+    if (!value) return fallback;
+    const auto parsed = parse_unsigned(*value);
+    const bool in_range = parsed && *parsed <= static_cast<std::uint64_t>(std::numeric_limits<T>::max()) &&
+                          static_cast<T>(*parsed) >= min && static_cast<T>(*parsed) <= max;
+    if (!in_range) {
+      if (max == std::numeric_limits<T>::max()) {
+        fail(name, *value, "an integer of at least " + std::to_string(min));
+      }
+      fail(name, *value, "an integer from " + std::to_string(min) + " to " + std::to_string(max));
+    }
+    return static_cast<T>(*parsed);
+  }
+
+  /// One of `choices` (case-insensitive); returns it in lower case.
+  std::string choice(std::string_view name, std::string fallback, const std::vector<std::string_view>& choices,
+                     std::string_view expected) const {
+    const auto value = get(name);
+    if (!value) return fallback;
+    std::string low = lower(*value);
+    if (std::find(choices.begin(), choices.end(), low) == choices.end()) fail(name, *value, expected);
+    return low;
+  }
+
+ private:
+  const EnvLookup& env_;
+};
+
+int default_io_threads() {
+  const unsigned cpus = std::thread::hardware_concurrency();  // 0 when unknown
+  return static_cast<int>(std::clamp<unsigned>(cpus, 1, kMaxIoThreads));
+}
+
+bool valid_metrics_path(std::string_view path) {
+  if (!path.starts_with('/')) return false;
+  // A request target path: visible ASCII only, and no query or fragment (the router matches the path).
+  return std::all_of(path.begin(), path.end(), [](char c) { return c > 0x20 && c < 0x7f && c != '?' && c != '#'; });
+}
+
+}  // namespace
+
+// --- Public parsers -----------------------------------------------------------------------------------------
+
+std::optional<Duration> parse_duration(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  if (all_digits(text)) {
+    const auto seconds = parse_unsigned(text);
+    if (!seconds || *seconds > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max() / kMsPerSecond)) {
+      return std::nullopt;
+    }
+    return Duration{static_cast<std::int64_t>(*seconds) * kMsPerSecond};
+  }
+  // Components <number><unit> with units strictly decreasing (h, m, s, ms), each at most once: "1h30m" and
+  // "1s500ms" are accepted, "30m1h" and "5s5s" are rejected as likely typos.
+  struct Unit {
+    std::string_view suffix;
+    std::int64_t ms;
+  };
+  constexpr Unit kUnits[] = {{"h", kMsPerHour}, {"m", kMsPerMinute}, {"s", kMsPerSecond}, {"ms", 1}};
+  std::int64_t total = 0;
+  std::size_t next_unit = 0;  // index of the largest unit still allowed
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const std::size_t start = i;
+    while (i < text.size() && is_digit(text[i])) ++i;
+    const auto number = parse_unsigned(text.substr(start, i - start));
+    if (!number) return std::nullopt;
+    // "ms" must be matched before "m".
+    std::size_t unit = std::size(kUnits);
+    if (text.substr(i).starts_with("ms")) {
+      unit = 3;
+    } else if (i < text.size()) {
+      for (std::size_t u = 0; u < 3; ++u) {
+        if (text[i] == kUnits[u].suffix[0]) unit = u;
+      }
+    }
+    if (unit == std::size(kUnits) || unit < next_unit) return std::nullopt;
+    i += kUnits[unit].suffix.size();
+    next_unit = unit + 1;
+    const std::int64_t limit = std::numeric_limits<std::int64_t>::max();
+    if (*number > static_cast<std::uint64_t>(limit / kUnits[unit].ms)) return std::nullopt;
+    const std::int64_t part = static_cast<std::int64_t>(*number) * kUnits[unit].ms;
+    if (total > limit - part) return std::nullopt;
+    total += part;
+  }
+  return Duration{total};
+}
+
+std::optional<bool> parse_bool(std::string_view text) {
+  const std::string low = lower(text);
+  if (low == "true" || low == "1" || low == "yes") return true;
+  if (low == "false" || low == "0" || low == "no") return false;
+  return std::nullopt;
+}
+
+std::optional<ListenAddress> parse_listen_addr(std::string_view text) {
+  ListenAddress out;
+  std::string_view port_text;
+  if (text.starts_with('[')) {
+    const std::size_t close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') return std::nullopt;
+    const std::string_view host = text.substr(1, close - 1);
+    // An IPv6 literal, optionally with a zone (`fe80::1%eth0`).
+    const bool ok = host.find(':') != std::string_view::npos &&
+                    std::all_of(host.begin(), host.end(), [](char c) {
+                      return is_alnum(c) || c == ':' || c == '.' || c == '%' || c == '-' || c == '_';
+                    });
+    if (!ok) return std::nullopt;
+    out.host = std::string{host};
+    port_text = text.substr(close + 2);
+  } else {
+    const std::size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    const std::string_view host = text.substr(0, colon);
+    // A host name or IPv4 address; a bare IPv6 address must be bracketed or its last group reads as the port.
+    const bool ok = std::all_of(host.begin(), host.end(),
+                                [](char c) { return is_alnum(c) || c == '.' || c == '-' || c == '_'; });
+    if (!ok) return std::nullopt;
+    out.host = std::string{host};
+    port_text = text.substr(colon + 1);
+  }
+  if (port_text.size() > 5) return std::nullopt;
+  const auto port = parse_unsigned(port_text);
+  if (!port || *port > 65535) return std::nullopt;
+  out.port = static_cast<std::uint16_t>(*port);
+  return out;
+}
+
+// --- Loading ------------------------------------------------------------------------------------------------
+
+EnvLookup process_env() {
+  return [](std::string_view name) -> std::optional<std::string> {
+    const std::string key{name};
+    // getenv is safe here: the environment is read once at boot, before any thread could call setenv.
+    const char* value = std::getenv(key.c_str());
+    if (value == nullptr) return std::nullopt;
+    return std::string{value};
+  };
+}
+
+const std::vector<std::string>& known_variables() {
+  static const std::vector<std::string> kNames = {
+      "MANAGEMENT_TOKEN",
+      "LISTEN_ADDR",
+      "IO_THREADS",
+      "API_CONFIG_PATH",
+      "DEFAULT_API_PROVIDER",
+      "REQUEST_TIMEOUT",
+      "STREAM_IDLE_TIMEOUT",
+      "HEADER_READ_TIMEOUT",
+      "MAX_REQUEST_SIZE",
+      "DB_DRIVER",
+      "DATABASE_PATH",
+      "DATABASE_URL",
+      "DATABASE_POOL_SIZE",
+      "DATABASE_MAX_IDLE_CONNS",
+      "DATABASE_CONN_MAX_LIFETIME",
+      "DATABASE_CONNECT_TIMEOUT",
+      "DATABASE_STATEMENT_TIMEOUT",
+      "DATABASE_STARTUP_TIMEOUT",
+      "DB_AUTO_MIGRATE",
+      "MIGRATION_LOCK_TIMEOUT",
+      "ENCRYPTION_KEY",
+      "REQUIRE_ENCRYPTION_KEY",
+      "TOKEN_CACHE_TTL",
+      "TOKEN_CACHE_MAX",
+      "NEGATIVE_CACHE_TTL",
+      "PROJECT_CACHE_TTL",
+      "ENFORCE_PROJECT_ACTIVE",
+      "USAGE_FLUSH_INTERVAL",
+      "CIRCUIT_BREAKER_THRESHOLD",
+      "CIRCUIT_BREAKER_COOLDOWN",
+      "LOG_LEVEL",
+      "LOG_FORMAT",
+      "LOG_FILE",
+      "AUDIT_ENABLED",
+      "AUDIT_STORE_IN_DB",
+      "AUDIT_LOG_FILE",
+      "ENABLE_METRICS",
+      "METRICS_PATH",
+      "SHUTDOWN_TIMEOUT",
+  };
+  return kNames;
+}
+
+Config load(const EnvLookup& env) {
+  const Reader r{env};
+  Config c;
+
+  c.management_token = r.string("MANAGEMENT_TOKEN", "");
+
+  if (const auto addr = r.get("LISTEN_ADDR")) {
+    const auto parsed = parse_listen_addr(*addr);
+    if (!parsed) {
+      fail("LISTEN_ADDR", *addr, "host:port, :port or [ipv6]:port with a port from 0 to 65535 (0 = any free port)");
+    }
+    c.listen_host = parsed->host;
+    c.listen_port = parsed->port;
+  }
+
+  c.io_threads = r.integer<int>("IO_THREADS", default_io_threads(), 1, kMaxIoThreads);
+  c.api_config_path = r.string("API_CONFIG_PATH", c.api_config_path);
+  c.default_api_provider = r.string("DEFAULT_API_PROVIDER", c.default_api_provider);
+  c.request_timeout = r.duration("REQUEST_TIMEOUT", c.request_timeout, false);
+  c.stream_idle_timeout = r.duration("STREAM_IDLE_TIMEOUT", c.stream_idle_timeout, false);
+  c.header_read_timeout = r.duration("HEADER_READ_TIMEOUT", c.header_read_timeout, false);
+  c.max_request_size = r.integer<std::uint64_t>("MAX_REQUEST_SIZE", c.max_request_size, 1,
+                                                std::numeric_limits<std::uint64_t>::max());
+
+  DatabaseConfig& db = c.db;
+  const std::string driver = r.choice("DB_DRIVER", "sqlite", {"sqlite", "postgres"}, "sqlite or postgres");
+  db.driver = driver == "postgres" ? DbDriver::postgres : DbDriver::sqlite;
+  db.path = r.string("DATABASE_PATH", db.path);
+  db.url = r.string("DATABASE_URL", "");
+  if (!db.url.empty()) {
+    // Validated whenever set, whatever the driver, so a broken value is found before the day it is needed.
+    // The value is never echoed: a malformed one may still hold a password.
+    // URI prefixes are matched case-sensitively, as libpq does.
+    const auto conninfo = scan_conninfo(db.url);
+    const bool valid = db.url.starts_with("postgres://") || db.url.starts_with("postgresql://") ||
+                       (conninfo && conninfo->second > 0);
+    if (!valid) {
+      fail_secret("DATABASE_URL",
+                  "postgres://user:password@host:5432/dbname?sslmode=require or libpq key=value form such as "
+                  "host=db user=app password=... dbname=llmproxy");
+    }
+  }
+  if (db.driver == DbDriver::postgres && db.url.empty()) {
+    throw ConfigError(
+        "DATABASE_URL is required when DB_DRIVER=postgres; set it to e.g. "
+        "postgres://user:password@host:5432/llmproxy?sslmode=require");
+  }
+  db.pool_size = r.integer<int>("DATABASE_POOL_SIZE", db.pool_size, 1, kMaxPoolSize);
+  db.max_idle_conns = std::min(r.integer<int>("DATABASE_MAX_IDLE_CONNS", db.max_idle_conns, 0, kMaxPoolSize),
+                               db.pool_size);
+  db.conn_max_lifetime = r.duration("DATABASE_CONN_MAX_LIFETIME", db.conn_max_lifetime, false);
+  db.connect_timeout = r.duration("DATABASE_CONNECT_TIMEOUT", db.connect_timeout, false);
+  db.statement_timeout = r.duration("DATABASE_STATEMENT_TIMEOUT", db.statement_timeout, false);
+  db.startup_timeout = r.duration("DATABASE_STARTUP_TIMEOUT", db.startup_timeout, true);
+  db.auto_migrate = r.boolean("DB_AUTO_MIGRATE", db.auto_migrate);
+  db.migration_lock_timeout = r.duration("MIGRATION_LOCK_TIMEOUT", db.migration_lock_timeout, false);
+
+  if (const auto key = r.get("ENCRYPTION_KEY")) {
+    auto raw = util::base64_decode(*key);
+    if (!raw || raw->size() != 32) {
+      fail_secret("ENCRYPTION_KEY", "standard base64 of exactly 32 bytes, e.g. the output of openssl rand -base64 32");
+    }
+    c.encryption_key = std::move(*raw);
+  }
+  c.require_encryption_key = r.boolean("REQUIRE_ENCRYPTION_KEY", c.require_encryption_key);
+
+  c.token_cache_ttl = r.duration("TOKEN_CACHE_TTL", c.token_cache_ttl, true);
+  c.token_cache_max = r.integer<std::uint64_t>("TOKEN_CACHE_MAX", c.token_cache_max, 1,
+                                               std::numeric_limits<std::uint64_t>::max());
+  c.negative_cache_ttl = r.duration("NEGATIVE_CACHE_TTL", c.negative_cache_ttl, true);
+  c.project_cache_ttl = r.duration("PROJECT_CACHE_TTL", c.project_cache_ttl, true);
+  c.enforce_project_active = r.boolean("ENFORCE_PROJECT_ACTIVE", c.enforce_project_active);
+  c.usage_flush_interval = r.duration("USAGE_FLUSH_INTERVAL", c.usage_flush_interval, false);
+  c.circuit_breaker_threshold =
+      r.integer<int>("CIRCUIT_BREAKER_THRESHOLD", c.circuit_breaker_threshold, 1, kMaxBreakerThreshold);
+  c.circuit_breaker_cooldown = r.duration("CIRCUIT_BREAKER_COOLDOWN", c.circuit_breaker_cooldown, false);
+
+  c.log_level = r.choice("LOG_LEVEL", c.log_level, {"trace", "debug", "info", "warn", "error"},
+                         "trace, debug, info, warn or error");
+  const std::string format = r.choice("LOG_FORMAT", "json", {"json", "console"}, "json or console");
+  c.log_format = format == "console" ? LogFormat::console : LogFormat::json;
+  c.log_file = r.string("LOG_FILE", "");
+
+  c.audit_enabled = r.boolean("AUDIT_ENABLED", c.audit_enabled);
+  c.audit_store_in_db = r.boolean("AUDIT_STORE_IN_DB", c.audit_store_in_db);
+  c.audit_log_file = r.string("AUDIT_LOG_FILE", c.audit_log_file);
+
+  c.enable_metrics = r.boolean("ENABLE_METRICS", c.enable_metrics);
+  if (const auto path = r.get("METRICS_PATH")) {
+    if (!valid_metrics_path(*path)) {
+      fail("METRICS_PATH", *path, "a URL path starting with '/' without spaces, '?' or '#', such as /metrics");
+    }
+    c.metrics_path = *path;
+  }
+  c.shutdown_timeout = r.duration("SHUTDOWN_TIMEOUT", c.shutdown_timeout, true);
+  return c;
+}
+
+void require_server_settings(const Config& config) {
+  if (config.management_token.empty()) throw ConfigError(std::string{kManagementTokenHelp});
+  if (config.require_encryption_key && config.encryption_key.empty()) {
+    throw ConfigError(
+        "REQUIRE_ENCRYPTION_KEY=true but ENCRYPTION_KEY is not set; set it to base64 of 32 random bytes, e.g. "
+        "export ENCRYPTION_KEY=$(openssl rand -base64 32)");
+  }
+}
+
+std::string redacted_summary(const Config& c) {
+  std::ostringstream out;
+  auto line = [&out](std::string_view name, const std::string& value) { out << name << '=' << value << '\n'; };
+  auto secret = [](const std::string& v) { return std::string{v.empty() ? kUnset : kRedacted}; };
+  auto optional = [](const std::string& v) { return v.empty() ? std::string{kUnset} : v; };
+  auto boolean = [](bool v) { return std::string{v ? "true" : "false"}; };
+  const auto& db = c.db;
+
+  line("MANAGEMENT_TOKEN", secret(c.management_token));
+  line("LISTEN_ADDR", format_listen(c.listen_host, c.listen_port));
+  line("IO_THREADS", std::to_string(c.io_threads));
+  line("API_CONFIG_PATH", c.api_config_path);
+  line("DEFAULT_API_PROVIDER", c.default_api_provider);
+  line("REQUEST_TIMEOUT", format_duration(c.request_timeout));
+  line("STREAM_IDLE_TIMEOUT", format_duration(c.stream_idle_timeout));
+  line("HEADER_READ_TIMEOUT", format_duration(c.header_read_timeout));
+  line("MAX_REQUEST_SIZE", std::to_string(c.max_request_size));
+  line("DB_DRIVER", db.driver == DbDriver::postgres ? "postgres" : "sqlite");
+  line("DATABASE_PATH", db.path);
+  line("DATABASE_URL", db.url.empty() ? std::string{kUnset} : redact_database_url(db.url));
+  line("DATABASE_POOL_SIZE", std::to_string(db.pool_size));
+  line("DATABASE_MAX_IDLE_CONNS", std::to_string(db.max_idle_conns));
+  line("DATABASE_CONN_MAX_LIFETIME", format_duration(db.conn_max_lifetime));
+  line("DATABASE_CONNECT_TIMEOUT", format_duration(db.connect_timeout));
+  line("DATABASE_STATEMENT_TIMEOUT", format_duration(db.statement_timeout));
+  line("DATABASE_STARTUP_TIMEOUT", format_duration(db.startup_timeout));
+  line("DB_AUTO_MIGRATE", boolean(db.auto_migrate));
+  line("MIGRATION_LOCK_TIMEOUT", format_duration(db.migration_lock_timeout));
+  line("ENCRYPTION_KEY", secret(c.encryption_key));
+  line("REQUIRE_ENCRYPTION_KEY", boolean(c.require_encryption_key));
+  line("TOKEN_CACHE_TTL", format_duration(c.token_cache_ttl));
+  line("TOKEN_CACHE_MAX", std::to_string(c.token_cache_max));
+  line("NEGATIVE_CACHE_TTL", format_duration(c.negative_cache_ttl));
+  line("PROJECT_CACHE_TTL", format_duration(c.project_cache_ttl));
+  line("ENFORCE_PROJECT_ACTIVE", boolean(c.enforce_project_active));
+  line("USAGE_FLUSH_INTERVAL", format_duration(c.usage_flush_interval));
+  line("CIRCUIT_BREAKER_THRESHOLD", std::to_string(c.circuit_breaker_threshold));
+  line("CIRCUIT_BREAKER_COOLDOWN", format_duration(c.circuit_breaker_cooldown));
+  line("LOG_LEVEL", c.log_level);
+  line("LOG_FORMAT", c.log_format == LogFormat::console ? "console" : "json");
+  line("LOG_FILE", optional(c.log_file));
+  line("AUDIT_ENABLED", boolean(c.audit_enabled));
+  line("AUDIT_STORE_IN_DB", boolean(c.audit_store_in_db));
+  line("AUDIT_LOG_FILE", optional(c.audit_log_file));
+  line("ENABLE_METRICS", boolean(c.enable_metrics));
+  line("METRICS_PATH", c.metrics_path);
+  line("SHUTDOWN_TIMEOUT", format_duration(c.shutdown_timeout));
+  return out.str();
+}
+
+std::string redact_database_url(std::string_view url) {
+  if (is_uri(url)) return redact_uri(url);
+  if (auto scanned = scan_conninfo(url)) return std::move(scanned->first);
+  // Neither form: it cannot be told apart from a password, so none of it is shown.
+  return std::string{kRedacted};
+}
+
+}  // namespace llmproxy::config

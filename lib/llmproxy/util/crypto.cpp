@@ -1,0 +1,237 @@
+#include "llmproxy/util/crypto.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <array>
+#include <climits>
+#include <cstdint>
+#include <memory>
+
+namespace llmproxy::util {
+
+namespace {
+
+constexpr std::string_view kEncryptedPrefix = "enc:v1:";
+constexpr std::size_t kKeySize = 32;
+constexpr std::size_t kNonceSize = 12;
+constexpr std::size_t kTagSize = 16;
+
+constexpr std::string_view kStdAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+constexpr std::string_view kUrlAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+constexpr std::uint8_t kInvalid = 0xff;
+
+/// Reverse lookup table for one alphabet: character -> 6-bit value, kInvalid for characters outside it.
+constexpr std::array<std::uint8_t, 256> make_reverse(std::string_view alphabet) {
+  std::array<std::uint8_t, 256> table{};
+  for (auto& v : table) v = kInvalid;
+  for (std::size_t i = 0; i < alphabet.size(); ++i) {
+    table[static_cast<unsigned char>(alphabet[i])] = static_cast<std::uint8_t>(i);
+  }
+  return table;
+}
+
+constexpr auto kStdReverse = make_reverse(kStdAlphabet);
+constexpr auto kUrlReverse = make_reverse(kUrlAlphabet);
+
+std::string encode(std::string_view data, std::string_view alphabet, bool pad) {
+  std::string out;
+  out.reserve((data.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  auto byte = [&](std::size_t k) { return static_cast<std::uint32_t>(static_cast<unsigned char>(data[k])); };
+  for (; i + 3 <= data.size(); i += 3) {
+    const std::uint32_t n = byte(i) << 16 | byte(i + 1) << 8 | byte(i + 2);
+    out += alphabet[n >> 18 & 63];
+    out += alphabet[n >> 12 & 63];
+    out += alphabet[n >> 6 & 63];
+    out += alphabet[n & 63];
+  }
+  const std::size_t rest = data.size() - i;
+  if (rest == 1) {
+    const std::uint32_t n = byte(i) << 16;
+    out += alphabet[n >> 18 & 63];
+    out += alphabet[n >> 12 & 63];
+    if (pad) out += "==";
+  } else if (rest == 2) {
+    const std::uint32_t n = byte(i) << 16 | byte(i + 1) << 8;
+    out += alphabet[n >> 18 & 63];
+    out += alphabet[n >> 12 & 63];
+    out += alphabet[n >> 6 & 63];
+    if (pad) out += '=';
+  }
+  return out;
+}
+
+/// Strict decoding: only alphabet characters, no whitespace, padding exactly where the encoder puts it (when
+/// `padded`) or not at all, and the unused low bits of the last character must be zero. Strictness gives every
+/// byte string exactly one accepted text form, which matters for tokens compared by hash.
+std::optional<std::string> decode(std::string_view text, const std::array<std::uint8_t, 256>& reverse,
+                                  bool padded) {
+  std::size_t body = text.size();
+  if (padded) {
+    if (text.size() % 4 != 0) return std::nullopt;
+    if (body > 0 && text[body - 1] == '=') --body;
+    if (body > 0 && text[body - 1] == '=') --body;
+  }
+  // A lone trailing character carries only 6 bits: never a whole byte.
+  if (body % 4 == 1) return std::nullopt;
+
+  std::string out;
+  out.reserve(body / 4 * 3 + 2);
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (std::size_t i = 0; i < body; ++i) {
+    const std::uint8_t v = reverse[static_cast<unsigned char>(text[i])];
+    if (v == kInvalid) return std::nullopt;
+    acc = (acc << 6) | v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xff);
+    }
+  }
+  if ((acc & ((1u << bits) - 1)) != 0) return std::nullopt;
+  return out;
+}
+
+struct CtxDeleter {
+  void operator()(EVP_CIPHER_CTX* ctx) const { EVP_CIPHER_CTX_free(ctx); }
+};
+using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CtxDeleter>;
+
+CipherCtx new_ctx() {
+  CipherCtx ctx{EVP_CIPHER_CTX_new()};
+  if (!ctx) throw std::runtime_error("EVP_CIPHER_CTX_new failed");
+  return ctx;
+}
+
+const unsigned char* bytes(std::string_view s) { return reinterpret_cast<const unsigned char*>(s.data()); }
+unsigned char* bytes(std::string& s) { return reinterpret_cast<unsigned char*>(s.data()); }
+
+}  // namespace
+
+std::string random_bytes(std::size_t n) {
+  std::string out(n, '\0');
+  std::size_t done = 0;
+  // RAND_bytes takes an int length; chunk so absurd sizes cannot overflow it.
+  while (done < n) {
+    const std::size_t chunk = std::min<std::size_t>(n - done, INT_MAX);
+    if (RAND_bytes(bytes(out) + done, static_cast<int>(chunk)) != 1) {
+      throw std::runtime_error("RAND_bytes failed: the CSPRNG is not available");
+    }
+    done += chunk;
+  }
+  return out;
+}
+
+std::string sha256_hex(std::string_view data) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), md.data(), &len, EVP_sha256(), nullptr) != 1) {
+    throw std::runtime_error("SHA-256 failed");
+  }
+  constexpr std::string_view kHex = "0123456789abcdef";
+  std::string out;
+  out.reserve(len * 2);
+  for (unsigned int i = 0; i < len; ++i) {
+    out += kHex[md[i] >> 4];
+    out += kHex[md[i] & 0x0f];
+  }
+  return out;
+}
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  if (a.empty()) return true;
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string uuid_v4() {
+  std::string raw = random_bytes(16);
+  // RFC 4122 section 4.4: version 4 in the high nibble of byte 6, variant 10xx in byte 8.
+  raw[6] = static_cast<char>((static_cast<unsigned char>(raw[6]) & 0x0f) | 0x40);
+  raw[8] = static_cast<char>((static_cast<unsigned char>(raw[8]) & 0x3f) | 0x80);
+  constexpr std::string_view kHex = "0123456789abcdef";
+  std::string out;
+  out.reserve(36);
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
+    const auto c = static_cast<unsigned char>(raw[i]);
+    out += kHex[c >> 4];
+    out += kHex[c & 0x0f];
+  }
+  return out;
+}
+
+std::string base64_encode(std::string_view data) { return encode(data, kStdAlphabet, true); }
+std::optional<std::string> base64_decode(std::string_view text) { return decode(text, kStdReverse, true); }
+std::string base64url_encode(std::string_view data) { return encode(data, kUrlAlphabet, false); }
+std::optional<std::string> base64url_decode(std::string_view text) { return decode(text, kUrlReverse, false); }
+
+Cipher::Cipher(std::string key) : key_(std::move(key)) {
+  if (!key_.empty() && key_.size() != kKeySize) {
+    // The size is not secret; the key is, so it is not echoed.
+    throw std::invalid_argument("encryption key must be exactly 32 bytes, got " + std::to_string(key_.size()));
+  }
+}
+
+std::string Cipher::encrypt(std::string_view plaintext) const {
+  if (!enabled()) return std::string{plaintext};
+  if (plaintext.size() > static_cast<std::size_t>(INT_MAX)) throw std::invalid_argument("plaintext too large");
+
+  // A fresh random 96-bit nonce per value: the number of API keys ever encrypted under one key is tiny compared
+  // with the 2^32 messages at which random GCM nonces become a concern.
+  const std::string nonce = random_bytes(kNonceSize);
+  std::string ciphertext(plaintext.size(), '\0');
+  std::string tag(kTagSize, '\0');
+
+  auto ctx = new_ctx();
+  int len = 0;
+  int final_len = 0;
+  if (EVP_EncryptInit_ex2(ctx.get(), EVP_aes_256_gcm(), bytes(key_), bytes(nonce), nullptr) != 1 ||
+      EVP_EncryptUpdate(ctx.get(), bytes(ciphertext), &len, bytes(plaintext), static_cast<int>(plaintext.size())) !=
+          1 ||
+      EVP_EncryptFinal_ex(ctx.get(), bytes(ciphertext) + len, &final_len) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, static_cast<int>(kTagSize), bytes(tag)) != 1) {
+    throw std::runtime_error("AES-256-GCM encryption failed");
+  }
+  ciphertext.resize(static_cast<std::size_t>(len + final_len));
+  return std::string{kEncryptedPrefix} + base64_encode(nonce + ciphertext + tag);
+}
+
+std::string Cipher::decrypt(std::string_view stored) const {
+  if (!stored.starts_with(kEncryptedPrefix)) return std::string{stored};
+  if (!enabled()) throw CryptoError("value is encrypted but no ENCRYPTION_KEY is configured");
+
+  const auto blob = base64_decode(stored.substr(kEncryptedPrefix.size()));
+  if (!blob) throw CryptoError("encrypted value is corrupted (not valid base64)");
+  if (blob->size() < kNonceSize + kTagSize) throw CryptoError("encrypted value is corrupted (too short)");
+
+  const std::string_view all{*blob};
+  const std::string_view nonce = all.substr(0, kNonceSize);
+  const std::string_view ciphertext = all.substr(kNonceSize, all.size() - kNonceSize - kTagSize);
+  std::string tag{all.substr(all.size() - kTagSize)};
+  std::string plaintext(ciphertext.size(), '\0');
+
+  auto ctx = new_ctx();
+  int len = 0;
+  int final_len = 0;
+  if (EVP_DecryptInit_ex2(ctx.get(), EVP_aes_256_gcm(), bytes(key_), bytes(nonce), nullptr) != 1 ||
+      EVP_DecryptUpdate(ctx.get(), bytes(plaintext), &len, bytes(ciphertext), static_cast<int>(ciphertext.size())) !=
+          1 ||
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, static_cast<int>(kTagSize), bytes(tag)) != 1) {
+    throw CryptoError("AES-256-GCM decryption failed");
+  }
+  // Final verifies the tag: this is where a wrong key or any flipped bit is detected.
+  if (EVP_DecryptFinal_ex(ctx.get(), bytes(plaintext) + len, &final_len) != 1) {
+    OPENSSL_cleanse(plaintext.data(), plaintext.size());
+    throw CryptoError("decryption failed: wrong ENCRYPTION_KEY or corrupted value");
+  }
+  plaintext.resize(static_cast<std::size_t>(len + final_len));
+  return plaintext;
+}
+
+}  // namespace llmproxy::util

@@ -1,0 +1,146 @@
+#include "llmproxy/util/time.hpp"
+
+#include <cstdint>
+#include <cstdio>
+
+namespace llmproxy::util {
+
+namespace {
+
+using std::chrono::days;
+using std::chrono::floor;
+using std::chrono::hours;
+using std::chrono::microseconds;
+using std::chrono::minutes;
+using std::chrono::seconds;
+using std::chrono::sys_days;
+
+/// A forward-only reader over the text being parsed. Every accessor fails (returns false) instead of reading
+/// past the end, so the grammar below never needs its own bounds checks.
+class Cursor {
+ public:
+  explicit Cursor(std::string_view text) : text_(text) {}
+
+  bool done() const { return pos_ == text_.size(); }
+  char peek() const { return done() ? '\0' : text_[pos_]; }
+
+  /// Consumes `c` if it is next.
+  bool eat(char c) {
+    if (peek() != c || done()) return false;
+    ++pos_;
+    return true;
+  }
+
+  /// Reads exactly `width` decimal digits.
+  bool digits(int width, int& out) {
+    int value = 0;
+    for (int i = 0; i < width; ++i) {
+      if (done() || !is_digit(text_[pos_])) return false;
+      value = value * 10 + (text_[pos_] - '0');
+      ++pos_;
+    }
+    out = value;
+    return true;
+  }
+
+  static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+ private:
+  std::string_view text_;
+  std::size_t pos_ = 0;
+};
+
+/// Reads `.f{1,9}` if present and returns it as microseconds; digits past the sixth are dropped (truncation,
+/// the same rounding direction as now()).
+bool parse_fraction(Cursor& in, microseconds& out) {
+  out = microseconds{0};
+  if (!in.eat('.')) return true;
+  int count = 0;
+  std::int64_t micros = 0;
+  while (Cursor::is_digit(in.peek())) {
+    int d = 0;
+    in.digits(1, d);
+    if (count < 6) micros = micros * 10 + d;
+    ++count;
+    if (count > 9) return false;
+  }
+  if (count == 0) return false;
+  for (int i = count; i < 6; ++i) micros *= 10;
+  out = microseconds{micros};
+  return true;
+}
+
+/// Reads the zone designator: `Z`/`z`, `+hh:mm`, `+hhmm` or `+hh` (the last two are PostgreSQL's output forms).
+/// Returns the offset east of UTC.
+bool parse_offset(Cursor& in, minutes& out) {
+  if (in.eat('Z') || in.eat('z')) {
+    out = minutes{0};
+    return true;
+  }
+  int sign = 0;
+  if (in.eat('+')) {
+    sign = 1;
+  } else if (in.eat('-')) {
+    sign = -1;
+  } else {
+    return false;
+  }
+  int hh = 0;
+  int mm = 0;
+  if (!in.digits(2, hh)) return false;
+  if (in.eat(':')) {
+    if (!in.digits(2, mm)) return false;
+  } else if (Cursor::is_digit(in.peek())) {
+    if (!in.digits(2, mm)) return false;
+  }
+  if (hh > 23 || mm > 59) return false;
+  out = minutes{sign * (hh * 60 + mm)};
+  return true;
+}
+
+}  // namespace
+
+TimePoint now() { return floor<microseconds>(std::chrono::system_clock::now()); }
+
+std::string format_time(TimePoint t) {
+  // floor (not duration_cast) so instants before 1970 land on the right calendar day.
+  const auto day = floor<days>(t);
+  const std::chrono::year_month_day ymd{day};
+  const std::chrono::hh_mm_ss<microseconds> hms{t - day};
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%06lldZ", static_cast<int>(ymd.year()),
+                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+                static_cast<int>(hms.seconds().count()), static_cast<long long>(hms.subseconds().count()));
+  return buf;
+}
+
+std::optional<TimePoint> parse_time(std::string_view text) {
+  Cursor in{text};
+  int year = 0;
+  int month = 0;
+  int day = 0;
+  int hour = 0;
+  int minute = 0;
+  int second = 0;
+  if (!in.digits(4, year) || !in.eat('-') || !in.digits(2, month) || !in.eat('-') || !in.digits(2, day)) {
+    return std::nullopt;
+  }
+  if (!(in.eat('T') || in.eat('t') || in.eat(' '))) return std::nullopt;
+  if (!in.digits(2, hour) || !in.eat(':') || !in.digits(2, minute) || !in.eat(':') || !in.digits(2, second)) {
+    return std::nullopt;
+  }
+  microseconds fraction{0};
+  minutes offset{0};
+  if (!parse_fraction(in, fraction) || !parse_offset(in, offset) || !in.done()) return std::nullopt;
+
+  const std::chrono::year_month_day ymd{std::chrono::year{year}, std::chrono::month{static_cast<unsigned>(month)},
+                                        std::chrono::day{static_cast<unsigned>(day)}};
+  // Leap seconds (:60) are rejected: system_clock cannot represent them and no database we talk to emits them.
+  if (!ymd.ok() || hour > 23 || minute > 59 || second > 59) return std::nullopt;
+
+  const TimePoint local = sys_days{ymd} + hours{hour} + minutes{minute} + seconds{second} + fraction;
+  return local - offset;
+}
+
+}  // namespace llmproxy::util

@@ -1,0 +1,375 @@
+#include <catch2/catch.hpp>
+
+#include "llmproxy/util/crypto.hpp"
+#include "llmproxy/util/time.hpp"
+#include "llmproxy/util/token.hpp"
+
+#include <chrono>
+#include <set>
+#include <string>
+
+namespace util = llmproxy::util;
+using namespace std::chrono;
+
+namespace {
+
+/// The time point of a UTC calendar date and time, built without the code under test.
+util::TimePoint utc(int y, unsigned mo, unsigned d, int h, int mi, int s, long long us = 0) {
+  return sys_days{year{y} / month{mo} / day{d}} + hours{h} + minutes{mi} + seconds{s} + microseconds{us};
+}
+
+bool is_hex(const std::string& s) {
+  return s.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+}  // namespace
+
+// --- time -----------------------------------------------------------------------------------------------------
+
+TEST_CASE("format_time is fixed width with six fraction digits", "[util][time]") {
+  CHECK(util::format_time(utc(2026, 1, 2, 3, 4, 5, 123456)) == "2026-01-02T03:04:05.123456Z");
+  CHECK(util::format_time(utc(2026, 1, 2, 3, 4, 5)) == "2026-01-02T03:04:05.000000Z");
+  CHECK(util::format_time(utc(1999, 12, 31, 23, 59, 59, 999999)) == "1999-12-31T23:59:59.999999Z");
+  CHECK(util::format_time(util::TimePoint{}) == "1970-01-01T00:00:00.000000Z");
+  CHECK(util::format_time(utc(2024, 2, 29, 0, 0, 0, 1)) == "2024-02-29T00:00:00.000001Z");
+  // Before the epoch the fraction must still count forward from the second, not backwards.
+  CHECK(util::format_time(util::TimePoint{microseconds{-1}}) == "1969-12-31T23:59:59.999999Z");
+  CHECK(util::format_time(utc(2026, 11, 30, 12, 0, 0)).size() == 27);
+}
+
+TEST_CASE("format_time output sorts like the time points", "[util][time]") {
+  const auto a = utc(2026, 1, 2, 3, 4, 5, 9);
+  const auto b = utc(2026, 1, 2, 3, 4, 5, 10);
+  const auto c = utc(2026, 10, 1, 0, 0, 0);
+  CHECK(util::format_time(a) < util::format_time(b));
+  CHECK(util::format_time(b) < util::format_time(c));
+}
+
+TEST_CASE("now is truncated to microseconds and round-trips exactly", "[util][time]") {
+  const auto before = time_point_cast<microseconds>(system_clock::now()) - seconds{1};
+  const auto t = util::now();
+  CHECK(t >= before);
+  CHECK(t <= time_point_cast<microseconds>(system_clock::now()) + seconds{1});
+  const auto parsed = util::parse_time(util::format_time(t));
+  REQUIRE(parsed.has_value());
+  CHECK(*parsed == t);
+}
+
+TEST_CASE("format then parse round-trips to the microsecond", "[util][time]") {
+  for (const auto t : {utc(2026, 1, 2, 3, 4, 5, 123456), utc(2000, 2, 29, 23, 59, 59, 999999),
+                       utc(1970, 1, 1, 0, 0, 0, 1), utc(9999, 12, 31, 23, 59, 59, 999999)}) {
+    const auto parsed = util::parse_time(util::format_time(t));
+    REQUIRE(parsed.has_value());
+    CHECK(*parsed == t);
+  }
+}
+
+TEST_CASE("parse_time accepts RFC 3339 forms", "[util][time]") {
+  const auto base = utc(2026, 1, 2, 3, 4, 5);
+  struct Case {
+    const char* text;
+    util::TimePoint expected;
+  };
+  const Case cases[] = {
+      {"2026-01-02T03:04:05Z", base},
+      {"2026-01-02t03:04:05z", base},
+      {"2026-01-02 03:04:05Z", base},
+      {"2026-01-02T03:04:05.1Z", base + microseconds{100000}},
+      {"2026-01-02T03:04:05.123Z", base + microseconds{123000}},
+      {"2026-01-02T03:04:05.123456Z", base + microseconds{123456}},
+      // Digits beyond microseconds are truncated, never rounded up.
+      {"2026-01-02T03:04:05.123456999Z", base + microseconds{123456}},
+      {"2026-01-02T05:04:05+02:00", base},
+      {"2026-01-01T22:34:05-04:30", base},
+      {"2026-01-02T03:04:05.5+00:00", base + microseconds{500000}},
+      // An offset can move the instant across a day and a year boundary.
+      {"2025-12-31T23:59:59-03:04", utc(2026, 1, 1, 3, 3, 59)},
+  };
+  for (const auto& c : cases) {
+    INFO(c.text);
+    const auto parsed = util::parse_time(c.text);
+    REQUIRE(parsed.has_value());
+    CHECK(util::format_time(*parsed) == util::format_time(c.expected));
+  }
+}
+
+TEST_CASE("parse_time accepts PostgreSQL text output", "[util][time]") {
+  const auto base = utc(2026, 1, 2, 3, 4, 5, 123456);
+  CHECK(util::parse_time("2026-01-02 03:04:05.123456+00") == base);
+  CHECK(util::parse_time("2026-01-02 08:34:05.123456+05:30") == base);
+  CHECK(util::parse_time("2026-01-02 08:34:05.123456+0530") == base);
+  CHECK(util::parse_time("2026-01-01 22:04:05.123456-05") == base);
+  CHECK(util::parse_time("2026-01-02 03:04:05+00") == utc(2026, 1, 2, 3, 4, 5));
+}
+
+TEST_CASE("parse_time rejects everything else", "[util][time]") {
+  const char* bad[] = {
+      "",
+      "2026-01-02",
+      "2026-01-02T03:04Z",             // no seconds
+      "2026-01-02T03:04:05",           // no zone
+      "2026-13-02T03:04:05Z",          // month 13
+      "2026-00-02T03:04:05Z",          // month 0
+      "2026-02-30T03:04:05Z",          // no such day
+      "2025-02-29T03:04:05Z",          // not a leap year
+      "2026-01-00T03:04:05Z",          // day 0
+      "2026-01-02T24:00:00Z",          // hour 24
+      "2026-01-02T03:60:05Z",          // minute 60
+      "2026-01-02T03:04:60Z",          // leap second
+      "2026-01-02T03:04:05.Z",         // empty fraction
+      "2026-01-02T03:04:05.1234567890Z",  // ten fraction digits
+      "2026-01-02T03:04:05Zjunk",      // trailing garbage
+      "2026-01-02T03:04:05Z ",         // trailing space
+      " 2026-01-02T03:04:05Z",         // leading space
+      "2026-01-02X03:04:05Z",          // bad separator
+      "2026-1-02T03:04:05Z",           // short month
+      "26-01-02T03:04:05Z",            // short year
+      "2026-01-02T03:04:05+5:30",      // short offset hour
+      "2026-01-02T03:04:05+24:00",     // offset hour out of range
+      "2026-01-02T03:04:05+05:60",     // offset minute out of range
+      "2026-01-02T03:04:05+05:3",      // truncated offset
+      "2026-01-02T03:04:05UTC",
+      "2026/01/02T03:04:05Z",
+      "abcd-ef-ghTij:kl:mnZ",
+  };
+  for (const char* text : bad) {
+    INFO(text);
+    CHECK_FALSE(util::parse_time(text).has_value());
+  }
+}
+
+// --- crypto ---------------------------------------------------------------------------------------------------
+
+TEST_CASE("sha256_hex matches known vectors", "[util][crypto]") {
+  CHECK(util::sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  CHECK(util::sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  CHECK(util::sha256_hex(std::string("a\0b", 3)) != util::sha256_hex("ab"));
+}
+
+TEST_CASE("random_bytes returns the requested amount of distinct data", "[util][crypto]") {
+  CHECK(util::random_bytes(0).empty());
+  const auto a = util::random_bytes(32);
+  const auto b = util::random_bytes(32);
+  CHECK(a.size() == 32);
+  CHECK(b.size() == 32);
+  CHECK(a != b);
+}
+
+TEST_CASE("constant_time_equal compares contents", "[util][crypto]") {
+  CHECK(util::constant_time_equal("", ""));
+  CHECK(util::constant_time_equal("secret-token", "secret-token"));
+  CHECK_FALSE(util::constant_time_equal("secret-token", "secret-tokeN"));
+  CHECK_FALSE(util::constant_time_equal("Secret-token", "secret-token"));
+  CHECK_FALSE(util::constant_time_equal("secret", "secret-token"));
+  CHECK_FALSE(util::constant_time_equal("", "x"));
+  CHECK(util::constant_time_equal(std::string("a\0b", 3), std::string("a\0b", 3)));
+  CHECK_FALSE(util::constant_time_equal(std::string("a\0b", 3), std::string("a\0c", 3)));
+}
+
+TEST_CASE("uuid_v4 is canonical version 4 variant 1 and unique", "[util][crypto]") {
+  std::set<std::string> seen;
+  for (int i = 0; i < 200; ++i) {
+    const auto id = util::uuid_v4();
+    REQUIRE(id.size() == 36);
+    CHECK(id[8] == '-');
+    CHECK(id[13] == '-');
+    CHECK(id[18] == '-');
+    CHECK(id[23] == '-');
+    CHECK(id[14] == '4');
+    CHECK(std::string("89ab").find(id[19]) != std::string::npos);
+    std::string hex = id;
+    std::erase(hex, '-');
+    CHECK(hex.size() == 32);
+    CHECK(is_hex(hex));
+    seen.insert(id);
+  }
+  CHECK(seen.size() == 200);
+}
+
+TEST_CASE("base64 matches RFC 4648 test vectors", "[util][base64]") {
+  const std::pair<const char*, const char*> vectors[] = {
+      {"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},         {"foo", "Zm9v"},
+      {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
+  };
+  for (const auto& [plain, encoded] : vectors) {
+    INFO(plain);
+    CHECK(util::base64_encode(plain) == encoded);
+    CHECK(util::base64_decode(encoded) == std::optional<std::string>(plain));
+  }
+  CHECK(util::base64url_encode("f") == "Zg");
+  CHECK(util::base64url_encode("fo") == "Zm8");
+  CHECK(util::base64url_decode("Zm9vYmE") == std::optional<std::string>("fooba"));
+}
+
+TEST_CASE("base64 and base64url differ only in the two alphabet characters", "[util][base64]") {
+  const std::string bytes("\xfb\xff\xbf", 3);
+  CHECK(util::base64_encode(bytes) == "+/+/");
+  CHECK(util::base64url_encode(bytes) == "-_-_");
+  CHECK(util::base64_decode("+/+/") == std::optional<std::string>(bytes));
+  CHECK(util::base64url_decode("-_-_") == std::optional<std::string>(bytes));
+  CHECK_FALSE(util::base64_decode("-_-_").has_value());
+  CHECK_FALSE(util::base64url_decode("+/+/").has_value());
+}
+
+TEST_CASE("base64 round-trips every byte value", "[util][base64]") {
+  std::string all;
+  for (int i = 0; i < 256; ++i) all += static_cast<char>(i);
+  for (std::size_t len = 0; len <= all.size(); len += 37) {
+    const auto part = all.substr(0, len);
+    CHECK(util::base64_decode(util::base64_encode(part)) == std::optional<std::string>(part));
+    CHECK(util::base64url_decode(util::base64url_encode(part)) == std::optional<std::string>(part));
+  }
+}
+
+TEST_CASE("base64 decoding is strict", "[util][base64]") {
+  const char* bad_std[] = {
+      "Zg",       // missing padding
+      "Zg=",      // short padding
+      "Zg===",    // extra padding
+      "Z===",     // a lone character cannot encode a byte
+      "Zm9v\n",   // whitespace
+      " Zm9v",
+      "Zm=v",     // padding in the middle
+      "=Zm9",
+      "Zh==",     // non-zero spare bits (canonical form is Zg==)
+      "Zm9=",     // non-zero spare bits (canonical form is Zm8=)
+      "Zm9v!A==",
+  };
+  for (const char* text : bad_std) {
+    INFO(text);
+    CHECK_FALSE(util::base64_decode(text).has_value());
+  }
+  const char* bad_url[] = {"Zg==", "Zm8=", "Z", "Zh", "Zm9", "Zm9v Zg", "Zm+v"};
+  for (const char* text : bad_url) {
+    INFO(text);
+    CHECK_FALSE(util::base64url_decode(text).has_value());
+  }
+}
+
+TEST_CASE("Cipher round-trips and uses the enc:v1 format", "[util][crypto]") {
+  const util::Cipher cipher{util::random_bytes(32)};
+  REQUIRE(cipher.enabled());
+  for (const std::string plain : {"sk-proj-abcdefghijklmnopqrstuvwxyz0123456789", "", "x", "ünïcødé \x01\xff"}) {
+    const auto stored = cipher.encrypt(plain);
+    REQUIRE(stored.rfind("enc:v1:", 0) == 0);
+    const auto blob = util::base64_decode(std::string_view(stored).substr(7));
+    REQUIRE(blob.has_value());
+    CHECK(blob->size() == 12 + plain.size() + 16);
+    CHECK(cipher.decrypt(stored) == plain);
+  }
+  CHECK(cipher.encrypt("sk-proj-abcdefghijklmnopqrstuvwxyz").find("abcdefghijklmnop") == std::string::npos);
+  // A fresh nonce every time: equal plaintexts do not give equal stored values.
+  CHECK(cipher.encrypt("same") != cipher.encrypt("same"));
+}
+
+TEST_CASE("Cipher decrypts the reference layout (GCM known answer)", "[util][crypto]") {
+  // McGrew & Viega GCM test case 14: zero key, zero 96-bit nonce, 16 zero bytes of plaintext. Laid out as
+  // nonce || ciphertext || tag in standard base64, as the reference stores it.
+  auto unhex = [](std::string_view hex) {
+    std::string out;
+    for (std::size_t i = 0; i < hex.size(); i += 2) out += static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16));
+    return out;
+  };
+  const std::string blob = std::string(12, '\0') + unhex("cea7403d4d606b6e074ec5d3baf39d18") +
+                           unhex("d0d1c8a799996bf0265b98b5d48ab919");
+  const util::Cipher cipher{std::string(32, '\0')};
+  CHECK(cipher.decrypt("enc:v1:" + util::base64_encode(blob)) == std::string(16, '\0'));
+}
+
+TEST_CASE("Cipher detects tampering and wrong keys", "[util][crypto]") {
+  const util::Cipher cipher{util::random_bytes(32)};
+  const auto stored = cipher.encrypt("sk-real-upstream-key");
+  auto blob = *util::base64_decode(std::string_view(stored).substr(7));
+
+  SECTION("flipped ciphertext bit") {
+    blob[12] = static_cast<char>(blob[12] ^ 0x01);
+    CHECK_THROWS_AS(cipher.decrypt("enc:v1:" + util::base64_encode(blob)), util::CryptoError);
+  }
+  SECTION("flipped tag bit") {
+    blob.back() = static_cast<char>(blob.back() ^ 0x80);
+    CHECK_THROWS_AS(cipher.decrypt("enc:v1:" + util::base64_encode(blob)), util::CryptoError);
+  }
+  SECTION("flipped nonce bit") {
+    blob[0] = static_cast<char>(blob[0] ^ 0x01);
+    CHECK_THROWS_AS(cipher.decrypt("enc:v1:" + util::base64_encode(blob)), util::CryptoError);
+  }
+  SECTION("truncated") {
+    CHECK_THROWS_AS(cipher.decrypt("enc:v1:" + util::base64_encode(blob.substr(0, 27))), util::CryptoError);
+    CHECK_THROWS_AS(cipher.decrypt("enc:v1:"), util::CryptoError);
+  }
+  SECTION("not base64") {
+    CHECK_THROWS_AS(cipher.decrypt("enc:v1:%%%%"), util::CryptoError);
+  }
+  SECTION("wrong key") {
+    const util::Cipher other{util::random_bytes(32)};
+    CHECK_THROWS_AS(other.decrypt(stored), util::CryptoError);
+  }
+  SECTION("no key configured") {
+    const util::Cipher none{""};
+    CHECK_THROWS_AS(none.decrypt(stored), util::CryptoError);
+  }
+}
+
+TEST_CASE("Cipher passes plaintext through", "[util][crypto]") {
+  const util::Cipher none{""};
+  CHECK_FALSE(none.enabled());
+  CHECK(none.encrypt("sk-plain") == "sk-plain");
+  CHECK(none.decrypt("sk-plain") == "sk-plain");
+
+  // A value stored before a key was configured is still readable afterwards.
+  const util::Cipher keyed{util::random_bytes(32)};
+  CHECK(keyed.decrypt("sk-plain") == "sk-plain");
+  CHECK(keyed.decrypt("") == "");
+}
+
+TEST_CASE("Cipher rejects keys that are not 32 bytes", "[util][crypto]") {
+  CHECK_THROWS_AS(util::Cipher{std::string(16, 'k')}, std::invalid_argument);
+  CHECK_THROWS_AS(util::Cipher{std::string(31, 'k')}, std::invalid_argument);
+  CHECK_THROWS_AS(util::Cipher{std::string(33, 'k')}, std::invalid_argument);
+  CHECK_NOTHROW(util::Cipher{std::string(32, 'k')});
+}
+
+// --- tokens ---------------------------------------------------------------------------------------------------
+
+TEST_CASE("generate_token has the reference format", "[util][token]") {
+  std::set<std::string> seen;
+  for (int i = 0; i < 200; ++i) {
+    const auto token = util::generate_token();
+    REQUIRE(token.size() == 25);
+    CHECK(token.rfind("sk-", 0) == 0);
+    const auto raw = util::base64url_decode(std::string_view(token).substr(3));
+    REQUIRE(raw.has_value());
+    CHECK(raw->size() == 16);
+    CHECK(util::is_well_formed_token(token));
+    seen.insert(token);
+  }
+  CHECK(seen.size() == 200);
+}
+
+TEST_CASE("is_well_formed_token rejects near misses", "[util][token]") {
+  const std::string good = "sk-" + util::base64url_encode(std::string(16, '\x07'));
+  REQUIRE(util::is_well_formed_token(good));
+  CHECK_FALSE(util::is_well_formed_token(""));
+  CHECK_FALSE(util::is_well_formed_token("sk-"));
+  CHECK_FALSE(util::is_well_formed_token(good.substr(0, 24)));       // one char short
+  CHECK_FALSE(util::is_well_formed_token(good + "A"));               // one char long
+  CHECK_FALSE(util::is_well_formed_token("SK-" + good.substr(3)));   // prefix is case-sensitive
+  CHECK_FALSE(util::is_well_formed_token("pk-" + good.substr(3)));
+  CHECK_FALSE(util::is_well_formed_token("sk-" + std::string(21, 'A') + "+"));  // base64, not base64url
+  CHECK_FALSE(util::is_well_formed_token("sk-" + std::string(21, 'A') + "="));
+  CHECK_FALSE(util::is_well_formed_token("sk-" + std::string(21, 'A') + "B"));  // non-zero spare bits
+  CHECK(util::is_well_formed_token("sk-" + std::string(21, 'A') + "Q"));
+  CHECK(util::is_well_formed_token("sk-" + std::string(21, '_') + "w"));
+}
+
+TEST_CASE("token_hint shows the prefix and four characters at each end", "[util][token]") {
+  CHECK(util::token_hint("sk-AbCdefghijklmnopqrwXyZ") == "sk-AbCd...wXyZ");
+  const auto token = util::generate_token();
+  const auto hint = util::token_hint(token);
+  CHECK(hint.size() == 14);
+  CHECK(hint == "sk-" + token.substr(3, 4) + "..." + token.substr(21, 4));
+  CHECK(hint.find(token.substr(7, 14)) == std::string::npos);
+  // Too short to hint without revealing most of it.
+  CHECK(util::token_hint("sk-short") == "sk-...");
+  CHECK(util::token_hint("") == "sk-...");
+}
