@@ -1,0 +1,371 @@
+// Migrations (SPEC §4.4) on both drivers: the runner with the embedded files and with test-only file sets,
+// plus the pure parts (statement splitting, validation of a file set).
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <exception>
+#include <mutex>
+#include <thread>
+
+#include "contract/databases.hpp"
+#include "llmproxy/migrate/runner.hpp"
+#include "llmproxy/storage/storage.hpp"
+#include "llmproxy/util/crypto.hpp"
+
+namespace llmproxy::contract {
+namespace {
+
+using namespace std::chrono_literals;
+using Catch::Matchers::Contains;
+using migrate::MigrationFile;
+using migrate::Runner;
+using Strings = std::vector<std::string>;
+
+bool has(const Strings& v, const std::string& s) { return std::find(v.begin(), v.end(), s) != v.end(); }
+
+std::vector<MigrationFile> plus(std::vector<MigrationFile> files, const std::string& name, const std::string& up,
+                                const std::string& down) {
+  const auto version = static_cast<std::int64_t>(files.size()) + 1;
+  files.push_back(MigrationFile{version, name, up, down});
+  return files;
+}
+
+/// The message of the MigrationError `fn` throws ("" and a failed check if it throws nothing or something else).
+template <class Fn>
+std::string migration_error(Fn fn) {
+  try {
+    fn();
+  } catch (const migrate::MigrationError& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    FAIL_CHECK("expected MigrationError, got: " << e.what());
+    return "";
+  }
+  FAIL_CHECK("expected MigrationError, nothing was thrown");
+  return "";
+}
+
+db::Project project(const std::string& name) {
+  const auto now = util::now();
+  return db::Project{util::uuid_v4(), name, "key", true, std::nullopt, now, now};
+}
+
+/// Runs every migration behaviour as SECTIONs; each run gets a new empty database from `make_empty`.
+void check_migrations(const std::function<EmptyDatabase()>& make_empty) {
+  auto db = make_empty();
+  REQUIRE(db.driver != nullptr);
+  auto& driver = *db.driver;
+  const auto files = driver.files();
+  REQUIRE_FALSE(files.empty());
+  const auto n = static_cast<std::int64_t>(files.size());
+  const auto lock_timeout = std::chrono::milliseconds(20s);
+  const auto extra = plus(files, "extra", "CREATE TABLE extra_t (a INT);\n", "DROP TABLE extra_t;\n");
+
+  SECTION("status, version, pending and read_applied on a fresh database create nothing") {
+    Runner runner(driver, files, lock_timeout);
+    const auto status = runner.status();
+    REQUIRE(status.size() == files.size());
+    for (std::size_t i = 0; i < status.size(); ++i) {
+      CHECK(status[i].version == files[i].version);
+      CHECK(status[i].name == files[i].name);
+      CHECK_FALSE(status[i].applied);
+      CHECK_FALSE(status[i].applied_at.has_value());
+    }
+    CHECK(runner.current_version() == 0);
+    CHECK(runner.pending().size() == files.size());
+    CHECK(driver.read_applied().empty());
+    CHECK(db.tables().empty());
+  }
+
+  SECTION("up applies every file once and records name, checksum and time") {
+    Runner runner(driver, files, lock_timeout);
+    const auto before = util::now();
+    CHECK(runner.up() == n);
+    const auto after = util::now();
+    CHECK(runner.current_version() == n);
+    CHECK(runner.pending().empty());
+    const auto applied = driver.read_applied();
+    REQUIRE(applied.size() == files.size());
+    for (std::size_t i = 0; i < applied.size(); ++i) {
+      CHECK(applied[i].version == files[i].version);
+      CHECK(applied[i].name == files[i].name);
+      CHECK(applied[i].checksum == util::sha256_hex(files[i].up_sql));
+      CHECK(applied[i].applied_at >= before - 1s);
+      CHECK(applied[i].applied_at <= after + 1s);
+      CHECK(applied[i].execution_ms >= 0);
+    }
+    for (const auto& s : runner.status()) {
+      CHECK(s.applied);
+      CHECK(s.applied_at.has_value());
+      CHECK(s.known);
+      CHECK_FALSE(s.checksum_mismatch);
+    }
+    const auto tables = db.tables();
+    for (const auto* t : {"projects", "tokens", "audit_events", "schema_migrations"}) {
+      INFO("table " << t);
+      CHECK(has(tables, t));
+    }
+    CHECK(runner.up() == 0);
+    CHECK(driver.read_applied().size() == files.size());
+  }
+
+  SECTION("up --to, down --steps, down to 0 and up again; the driver keeps working across it") {
+    Runner runner(driver, extra, lock_timeout);
+    CHECK(runner.up(n) == n);
+    CHECK(runner.current_version() == n);
+    REQUIRE(runner.pending().size() == 1);
+    CHECK(runner.pending()[0].name == "extra");
+    driver.create_project(project("before the cycle"));
+
+    CHECK(runner.up() == 1);
+    CHECK(runner.current_version() == n + 1);
+    CHECK(has(db.tables(), "extra_t"));
+    CHECK(runner.down_steps(1) == 1);
+    CHECK(runner.current_version() == n);
+    CHECK_FALSE(has(db.tables(), "extra_t"));
+    CHECK(runner.down_to(n) == 0);
+
+    CHECK(runner.up() == 1);
+    CHECK(runner.down_to(0) == n + 1);
+    CHECK(runner.current_version() == 0);
+    CHECK(driver.read_applied().empty());
+    CHECK(db.tables() == Strings{"schema_migrations"});
+
+    CHECK(runner.up() == n + 1);
+    CHECK(runner.current_version() == n + 1);
+    // Same driver, same pooled connections: statements prepared before the tables were recreated still work.
+    const auto p = project("after the cycle");
+    driver.create_project(p);
+    CHECK(driver.get_project(p.id).name == "after the cycle");
+    CHECK(driver.list_projects({1, 10}).total_count == 1);
+
+    CHECK(runner.down_steps(100) == n + 1);
+    CHECK(runner.current_version() == 0);
+  }
+
+  SECTION("invalid targets are refused before touching anything") {
+    Runner runner(driver, files, lock_timeout);
+    CHECK_THAT(migration_error([&] { runner.up(n + 5); }), Contains("cannot migrate up to version"));
+    CHECK_THAT(migration_error([&] { runner.up(-1); }), Contains("cannot migrate up to version"));
+    CHECK_THAT(migration_error([&] { runner.down_to(-1); }), Contains("cannot migrate down"));
+    CHECK_THAT(migration_error([&] { runner.down_steps(0); }), Contains("cannot migrate down"));
+    CHECK(runner.current_version() == 0);
+  }
+
+  SECTION("a failing migration leaves the previous version and no partial table; the error names file and statement") {
+    const auto broken = plus(files, "broken", "CREATE TABLE x (a INT);\nTHIS IS NOT SQL;\n", "DROP TABLE x;\n");
+    Runner runner(driver, broken, lock_timeout);
+    const auto message = migration_error([&] { runner.up(); });
+    CHECK_THAT(message, Contains(migrate::label(n + 1, "broken")));
+    CHECK_THAT(message, Contains("THIS IS NOT SQL"));
+    CHECK(runner.current_version() == n);
+    CHECK(driver.read_applied().size() == files.size());
+    CHECK_FALSE(has(db.tables(), "x"));
+    // Proof by the engine itself: creating x again works, so the failed run left nothing behind.
+    Runner retry(driver, plus(files, "x_again", "CREATE TABLE x (a INT);\n", "DROP TABLE x;\n"), lock_timeout);
+    CHECK(retry.up() == 1);
+    CHECK(has(db.tables(), "x"));
+  }
+
+  SECTION("a failing down migration is rolled back and keeps the version") {
+    const auto bad_down =
+        plus(files, "bad_down", "CREATE TABLE y (a INT);\n", "DROP TABLE y;\nNOT SQL EITHER;\n");
+    Runner runner(driver, bad_down, lock_timeout);
+    CHECK(runner.up() == n + 1);
+    const auto message = migration_error([&] { runner.down_steps(1); });
+    CHECK_THAT(message, Contains(migrate::label(n + 1, "bad_down")));
+    CHECK_THAT(message, Contains("NOT SQL EITHER"));
+    CHECK(runner.current_version() == n + 1);
+    CHECK(has(db.tables(), "y"));
+  }
+
+  SECTION("an applied file that changed is refused, and status shows it") {
+    CHECK(Runner(driver, files, lock_timeout).up() == n);
+    auto changed = files;
+    changed[0].up_sql += "\n-- edited after release\n";
+    Runner runner(driver, changed, lock_timeout);
+    const auto message = migration_error([&] { runner.up(); });
+    CHECK_THAT(message, Contains(migrate::label(1, files[0].name) + " was changed after it was applied"));
+    CHECK_THAT(message, Contains("checksum mismatch"));
+    CHECK_THAT(migration_error([&] { runner.down_steps(1); }), Contains("checksum mismatch"));
+    CHECK_THAT(migration_error([&] { runner.verify(driver.read_applied()); }), Contains("checksum mismatch"));
+    const auto status = runner.status();
+    REQUIRE(status.size() == files.size());
+    CHECK(status[0].checksum_mismatch);
+    CHECK(runner.current_version() == n);
+
+    // Only the up file counts: a changed down file is not a mismatch.
+    auto changed_down = files;
+    changed_down[0].down_sql += "\n-- reworded\n";
+    CHECK_NOTHROW(Runner(driver, changed_down, lock_timeout).verify(driver.read_applied()));
+  }
+
+  SECTION("a database newer than the binary is refused, and status lists the unknown version") {
+    CHECK(Runner(driver, extra, lock_timeout).up() == n + 1);
+    Runner older(driver, files, lock_timeout);
+    const auto expected = "database is at version " + std::to_string(n + 1) + " but this binary knows only up to " +
+                          std::to_string(n) + ": upgrade llm-proxy";
+    CHECK_THAT(migration_error([&] { older.up(); }), Contains(expected));
+    CHECK_THAT(migration_error([&] { older.down_steps(1); }), Contains(expected));
+    CHECK(older.current_version() == n + 1);
+    const auto status = older.status();
+    REQUIRE(status.size() == files.size() + 1);
+    CHECK(status.back().version == n + 1);
+    CHECK(status.back().name == "extra");
+    CHECK(status.back().applied);
+    CHECK_FALSE(status.back().known);
+    CHECK(has(db.tables(), "extra_t"));
+  }
+
+  SECTION("prepare_schema migrates with DB_AUTO_MIGRATE=true and refuses pending migrations with false") {
+    auto config = db.config;
+    config.auto_migrate = false;
+    std::string message = migration_error([&] { storage::prepare_schema(driver, config); });
+    CHECK_THAT(message, Contains(std::to_string(n) + " migration"));
+    CHECK_THAT(message, Contains("pending and DB_AUTO_MIGRATE=false: run `llm-proxy migrate up` first"));
+    CHECK(db.tables().empty());
+
+    config.auto_migrate = true;
+    storage::prepare_schema(driver, config);
+    CHECK(Runner(driver, files, lock_timeout).current_version() == n);
+    config.auto_migrate = false;
+    CHECK_NOTHROW(storage::prepare_schema(driver, config));
+  }
+
+  SECTION("two drivers migrating the same database at once apply each version exactly once") {
+    auto second = storage::open(db.config);
+    std::vector<std::unique_ptr<db::Driver>> extra_drivers;
+    extra_drivers.push_back(storage::open(db.config));
+    std::vector<db::Driver*> drivers = {&driver, second.get(), extra_drivers[0].get()};
+    std::vector<int> applied(drivers.size(), -1);
+    std::mutex m;
+    std::string first_error;
+    std::vector<std::thread> threads;
+    for (std::size_t i = 0; i < drivers.size(); ++i) {
+      threads.emplace_back([&, i] {
+        try {
+          applied[i] = Runner(*drivers[i], extra, lock_timeout).up();
+        } catch (const std::exception& e) {
+          const std::scoped_lock lock(m);
+          if (first_error.empty()) first_error = e.what();
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    INFO("first error: " << first_error);
+    CHECK(first_error.empty());
+    int total = 0;
+    for (const int a : applied) total += a;
+    CHECK(total == n + 1);
+    CHECK(driver.read_applied().size() == static_cast<std::size_t>(n + 1));
+  }
+}
+
+TEST_CASE("migrations: SQLite file", "[sqlite][migrations]") {
+  TempDir dir;
+  check_migrations([&] { return empty_sqlite(dir); });
+}
+
+#ifdef LLMPROXY_WITH_POSTGRES
+TEST_CASE("migrations: PostgreSQL", "[postgres][migrations]") { check_migrations([] { return empty_postgres(); }); }
+
+TEST_CASE("embedded migrations: both drivers have the same versions and names", "[migrations]") {
+  const auto& sqlite = migrate::embedded_sqlite();
+  const auto& postgres = migrate::embedded_postgres();
+  REQUIRE_FALSE(sqlite.empty());
+  REQUIRE(sqlite.size() == postgres.size());
+  for (std::size_t i = 0; i < sqlite.size(); ++i) {
+    CHECK(sqlite[i].version == postgres[i].version);
+    CHECK(sqlite[i].name == postgres[i].name);
+  }
+}
+#endif
+
+TEST_CASE("embedded migrations: contiguous, every up and down file has statements", "[migrations]") {
+  std::vector<const std::vector<MigrationFile>*> sets = {&migrate::embedded_sqlite()};
+#ifdef LLMPROXY_WITH_POSTGRES
+  sets.push_back(&migrate::embedded_postgres());
+#endif
+  for (const auto* set : sets) {
+    for (std::size_t i = 0; i < set->size(); ++i) {
+      const auto& f = (*set)[i];
+      INFO(migrate::label(f.version, f.name));
+      CHECK(f.version == static_cast<std::int64_t>(i + 1));
+      CHECK_FALSE(migrate::split_statements(f.up_sql).empty());
+      CHECK_FALSE(migrate::split_statements(f.down_sql).empty());
+    }
+  }
+}
+
+TEST_CASE("split_statements: a statement ends at a `;` that ends a line", "[migrations]") {
+  using migrate::split_statements;
+  CHECK(split_statements("") == Strings{});
+  CHECK(split_statements("CREATE TABLE a (x INT);\nCREATE INDEX i ON a (x);\n") ==
+        Strings{"CREATE TABLE a (x INT)", "CREATE INDEX i ON a (x)"});
+  CHECK(split_statements("CREATE TABLE t (\n  a INT,\n  b TEXT\n);\n") ==
+        Strings{"CREATE TABLE t (\n  a INT,\n  b TEXT\n)"});
+  CHECK(split_statements("SELECT 1;  \t\nSELECT 2;") == Strings{"SELECT 1", "SELECT 2"});
+  CHECK(split_statements("SELECT 1;\r\nSELECT 2;\r\n") == Strings{"SELECT 1", "SELECT 2"});
+  CHECK(split_statements("SELECT 1;\nSELECT 2") == Strings{"SELECT 1", "SELECT 2"});
+  // A `;` inside a line does not end the statement (string literals, several clauses).
+  CHECK(split_statements("INSERT INTO t VALUES ('a;b');\n") == Strings{"INSERT INTO t VALUES ('a;b')"});
+  CHECK(split_statements("SELECT 1; SELECT 2;\n") == Strings{"SELECT 1; SELECT 2"});
+  // Comment-only chunks vanish, leading comments are stripped, a comment line ending in `;` does not split.
+  CHECK(split_statements("-- header\n\n-- still a comment;\nSELECT 1;\n-- trailing comment\n\n") ==
+        Strings{"SELECT 1"});
+  CHECK(split_statements("-- create t\nCREATE TABLE t (\n  a INT -- the a;\n);\n") ==
+        Strings{"CREATE TABLE t (\n  a INT -- the a;\n)"});
+  // A trailing comment after the `;` still ends the statement; `--` inside a literal is not a comment.
+  CHECK(split_statements("CREATE TABLE a (x INT); -- note\nINSERT INTO a VALUES ('--');\n") ==
+        Strings{"CREATE TABLE a (x INT)", "INSERT INTO a VALUES ('--')"});
+  CHECK(split_statements("CREATE TABLE x(a INT);\nTHIS IS NOT SQL;\n") ==
+        Strings{"CREATE TABLE x(a INT)", "THIS IS NOT SQL"});
+  CHECK(split_statements(";\n  ;\n") == Strings{});
+}
+
+TEST_CASE("checksum and label", "[migrations]") {
+  MigrationFile f{1, "initial", "CREATE TABLE a (x INT);\n", "DROP TABLE a;\n"};
+  CHECK(migrate::checksum(f) == util::sha256_hex(f.up_sql));
+  CHECK(migrate::checksum(f).size() == 64);
+  auto down_changed = f;
+  down_changed.down_sql = "DROP TABLE IF EXISTS a;\n";
+  CHECK(migrate::checksum(down_changed) == migrate::checksum(f));
+  auto up_changed = f;
+  up_changed.up_sql += " ";
+  CHECK(migrate::checksum(up_changed) != migrate::checksum(f));
+  CHECK(migrate::label(1, "initial") == "0001_initial");
+  CHECK(migrate::label(12345, "big") == "12345_big");
+}
+
+/// Fails the test if the runner touches the database: validation happens before any call.
+class UnusedBackend : public migrate::Backend {
+ public:
+  std::vector<migrate::AppliedMigration> read_applied() override {
+    FAIL("read_applied called");
+    return {};
+  }
+  std::unique_ptr<migrate::Session> begin_session(std::chrono::milliseconds) override {
+    FAIL("begin_session called");
+    return nullptr;
+  }
+  const std::vector<MigrationFile>& files() const override { return files_; }
+
+ private:
+  std::vector<MigrationFile> files_;
+};
+
+TEST_CASE("Runner refuses a file set that is not contiguous from 1", "[migrations]") {
+  UnusedBackend backend;
+  auto file = [](std::int64_t v) { return MigrationFile{v, "m" + std::to_string(v), "SELECT 1;\n", "SELECT 1;\n"}; };
+  CHECK_NOTHROW(Runner(backend, {}, 1s));
+  CHECK_NOTHROW(Runner(backend, {file(1), file(2), file(3)}, 1s));
+  CHECK(Runner(backend, {file(1), file(2)}, 1s).latest_version() == 2);
+  for (const auto& bad : std::vector<std::vector<MigrationFile>>{
+           {file(2)}, {file(1), file(3)}, {file(2), file(1)}, {file(1), file(1)}, {file(0), file(1)}}) {
+    CHECK_THROWS_WITH(Runner(backend, bad, 1s), Contains("contiguously from 1"));
+  }
+  CHECK_THROWS_AS(Runner(backend, {MigrationFile{1, "", "SELECT 1;\n", "SELECT 1;\n"}}, 1s),
+                  migrate::MigrationError);
+}
+
+}  // namespace
+}  // namespace llmproxy::contract
