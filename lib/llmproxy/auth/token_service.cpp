@@ -1,0 +1,586 @@
+#include "llmproxy/auth/token_service.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "llmproxy/audit/auditor.hpp"
+#include "llmproxy/auth/detail/bearer.hpp"
+#include "llmproxy/auth/detail/lru_cache.hpp"
+#include "llmproxy/auth/detail/usage_accumulator.hpp"
+#include "llmproxy/db/database.hpp"
+#include "llmproxy/db/errors.hpp"
+#include "llmproxy/db/executor.hpp"
+#include "llmproxy/log/log.hpp"
+#include "llmproxy/util/crypto.hpp"
+#include "llmproxy/util/token.hpp"
+
+namespace llmproxy::auth {
+
+namespace net = boost::asio;
+
+namespace {
+
+/// Projects are few; this only bounds memory if something goes wrong.
+constexpr std::size_t kProjectCacheMax = 10000;
+constexpr std::size_t kMaxShards = 16;
+/// stop_and_flush(): how long to wait for a periodic flush still running on the executor, and how often to try
+/// the final write (with a growing pause in between) before giving up.
+constexpr std::chrono::seconds kSettleTimeout{10};
+constexpr int kFinalFlushAttempts = 3;
+constexpr std::chrono::milliseconds kFinalFlushBackoff{200};
+/// A condition that repeats on every request (database down) is logged at most this often.
+constexpr std::chrono::seconds kLogThrottle{5};
+
+/// What the request path needs of a token row. Smaller than db::Token: the cache holds up to TOKEN_CACHE_MAX.
+struct CachedToken {
+  std::string id;
+  std::string hint;
+  std::string project_id;
+  std::optional<util::TimePoint> expires_at;
+  std::optional<std::int64_t> max_requests;
+  bool is_active = true;
+};
+
+CachedToken cached_from(const db::Token& t) {
+  return CachedToken{t.id, t.token_hint, t.project_id, t.expires_at, t.max_requests, t.is_active};
+}
+
+/// The validity facts of a token, copied out of the cache or a row.
+struct TokenFacts {
+  std::optional<util::TimePoint> expires_at;
+  std::optional<std::int64_t> max_requests;
+  bool is_active = true;
+};
+
+/// A project as the proxy needs it.
+struct CachedProject {
+  bool exists = false;
+  bool is_active = false;
+  bool key_ok = false;  // false: the stored key could not be decrypted (ENCRYPTION_KEY wrong or missing)
+  std::string api_key;  // decrypted
+};
+
+/// Negative cache entries carry nothing: presence is the information.
+struct Unknown {};
+
+std::int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+/// Lets one line through per kLogThrottle; a database outage would otherwise log once per request.
+class LogThrottle {
+ public:
+  bool allow() {
+    const std::int64_t now = steady_ns();
+    std::int64_t next = next_.load(std::memory_order_relaxed);
+    return now >= next && next_.compare_exchange_strong(next, now + std::chrono::nanoseconds(kLogThrottle).count(),
+                                                        std::memory_order_relaxed);
+  }
+
+ private:
+  std::atomic<std::int64_t> next_{0};  // atomic: steady-clock ns before which nothing is logged
+};
+
+/// Usage of unlimited tokens not yet in the database. Shared (shared_ptr) by the service and by flushes in flight
+/// on the executor, which may settle after the flush coroutine or the service itself are gone.
+struct UsageBook {
+  detail::UsageAccumulator pending;                      // sharded mutexes inside
+  std::atomic<std::uint64_t> flush_failures{0};          // atomic counter
+  std::atomic<std::int64_t> last_flush_ns{steady_ns()};  // atomic: last time everything pending was written
+  std::mutex inflight_mutex;                             // guards `inflight`
+  std::condition_variable inflight_settled;              // signalled when `inflight` drops
+  int inflight = 0;                                      // batches taken out and neither written nor given back
+
+  /// Waits until no batch is in flight. Returns false on timeout.
+  bool wait_settled(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(inflight_mutex);
+    return inflight_settled.wait_for(lock, timeout, [this] { return inflight == 0; });
+  }
+};
+
+/// Deltas taken out of the book for one write. If the write fails, or never happens because the executor
+/// dropped the task, the deltas go back into the book: counts are never lost silently.
+class UsageBatch {
+ public:
+  UsageBatch(std::shared_ptr<UsageBook> book, std::vector<db::UsageDelta> deltas)
+      : book_(std::move(book)), deltas_(std::move(deltas)) {
+    std::lock_guard lock(book_->inflight_mutex);
+    ++book_->inflight;
+  }
+  ~UsageBatch() {
+    if (settled_) return;
+    try {
+      settle(false);
+    } catch (const std::exception& e) {
+      log::write(log::Level::error, "usage_lost", {{"tokens", deltas_.size()}, {"error", e.what()}});
+    }
+  }
+  UsageBatch(const UsageBatch&) = delete;
+  UsageBatch& operator=(const UsageBatch&) = delete;
+
+  /// Blocking: one add_usage transaction. On failure the deltas are back in the book before the exception
+  /// (whatever add_usage threw) propagates.
+  void write(db::TokenRepository& repo) {
+    try {
+      repo.add_usage(deltas_);
+    } catch (...) {
+      settle(false);
+      throw;
+    }
+    settle(true);
+  }
+
+  std::size_t tokens() const { return deltas_.size(); }
+
+ private:
+  void settle(bool written) {
+    settled_ = true;
+    if (written) {
+      book_->last_flush_ns.store(steady_ns(), std::memory_order_relaxed);
+    } else {
+      book_->flush_failures.fetch_add(1, std::memory_order_relaxed);
+      book_->pending.merge_back(deltas_);
+    }
+    {
+      std::lock_guard lock(book_->inflight_mutex);
+      --book_->inflight;
+    }
+    book_->inflight_settled.notify_all();
+  }
+
+  std::shared_ptr<UsageBook> book_;
+  std::vector<db::UsageDelta> deltas_;
+  bool settled_ = false;  // touched by the one thread running write(), then by the destructor after it
+};
+
+/// The periodic flush: its strand, its timer while it runs, and the stop request.
+struct FlushControl {
+  explicit FlushControl(net::io_context& io) : strand(net::make_strand(io)) {}
+  net::strand<net::io_context::executor_type> strand;
+  std::atomic<bool> stopping{false};   // atomic: set by stop_and_flush() from any thread
+  net::steady_timer* timer = nullptr;  // confined to `strand`: the loop's timer while the loop runs
+};
+
+/// Every usage_flush_interval, writes what the book holds in one add_usage call on the executor. Runs on
+/// `control->strand`; owns only shared state, so the io_context may destroy it at any suspension point.
+net::awaitable<void> flush_loop(std::shared_ptr<FlushControl> control, std::shared_ptr<UsageBook> book,
+                                db::TokenRepository& repo, db::Executor& executor, std::chrono::milliseconds interval) {
+  net::steady_timer timer(co_await net::this_coro::executor);
+  control->timer = &timer;
+  struct Unregister {
+    FlushControl& control;
+    ~Unregister() { control.timer = nullptr; }
+  } unregister{*control};
+
+  bool failing = false;  // log the start and the end of an outage, not every tick
+  while (!control->stopping.load()) {
+    timer.expires_after(interval);
+    auto [ec] = co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+    if (ec || control->stopping.load()) break;
+    std::vector<db::UsageDelta> deltas = book->pending.take();
+    if (deltas.empty()) {
+      book->last_flush_ns.store(steady_ns(), std::memory_order_relaxed);
+      continue;
+    }
+    auto batch = std::make_shared<UsageBatch>(book, std::move(deltas));
+    std::string error;
+    auto write = [batch, &repo] { batch->write(repo); };
+    try {
+      co_await executor.run(std::move(write));
+    } catch (const std::exception& e) {
+      error = e.what();  // the deltas are back in the book; the next tick retries them
+    }
+    if (!error.empty() && !failing) {
+      log::write(log::Level::warn, "usage_flush_failed",
+                 {{"tokens", batch->tokens()}, {"error", error}, {"message", "usage kept in memory and retried"}});
+    } else if (error.empty() && failing) {
+      log::write(log::Level::info, "usage_flush_recovered", {{"tokens", batch->tokens()}});
+    }
+    failing = !error.empty();
+  }
+}
+
+/// Reads a project and decrypts its key. Blocking (executor thread). A missing project is a value, not an error.
+CachedProject load_project(db::ProjectRepository& repo, const util::Cipher& cipher, const std::string& id) {
+  CachedProject out;
+  db::Project p;
+  try {
+    p = repo.get_project(id);
+  } catch (const db::NotFound&) {
+    return out;
+  }
+  out.exists = true;
+  out.is_active = p.is_active;
+  try {
+    out.api_key = cipher.decrypt(p.api_key);
+    out.key_ok = true;
+  } catch (const util::CryptoError&) {
+    // The key was encrypted with another ENCRYPTION_KEY (or none is configured now): an operator problem, not
+    // the client's. Cached like a good key so a misconfigured instance does not query the database per request.
+    log::write(log::Level::error, "project_key_decrypt_failed",
+               {{"project_id", id}, {"message", "stored API key cannot be decrypted; check ENCRYPTION_KEY"}});
+  }
+  return out;
+}
+
+}  // namespace
+
+struct TokenService::Impl {
+  Impl(db::Database& db_, db::Executor& executor_, const util::Cipher& cipher_, audit::Auditor* auditor_,
+       Options options_, std::function<util::TimePoint()> now_)
+      : db(db_),
+        executor(executor_),
+        cipher(cipher_),
+        auditor(auditor_),
+        options(options_),
+        now(std::move(now_)),
+        tokens(options.token_cache_max, options.token_cache_ttl, shards_for(options.token_cache_max)),
+        unknown(options.token_cache_max, options.negative_cache_ttl, shards_for(options.token_cache_max)),
+        projects(kProjectCacheMax, options.project_cache_ttl, kMaxShards) {}
+
+  static std::size_t shards_for(std::size_t capacity) { return std::clamp<std::size_t>(capacity, 1, kMaxShards); }
+
+  db::Database& db;
+  db::Executor& executor;
+  const util::Cipher& cipher;
+  audit::Auditor* const auditor;
+  const Options options;
+  const std::function<util::TimePoint()> now;
+
+  detail::ShardedLruCache<CachedToken> tokens;      // sharded mutexes inside; key: SHA-256 hex of the token
+  detail::ShardedLruCache<Unknown> unknown;         // sharded mutexes inside; key: SHA-256 hex of the token
+  detail::ShardedLruCache<CachedProject> projects;  // sharded mutexes inside; key: project id
+  // Bumped (before erasing) by every invalidation. A lookup that started before a bump does not store what it
+  // read: it may predate the change that caused the invalidation.
+  std::atomic<std::uint64_t> token_epoch{0};    // atomic
+  std::atomic<std::uint64_t> project_epoch{0};  // atomic
+  std::atomic<std::uint64_t> db_lookups{0};     // atomic counter: token lookups that reached the database
+  std::shared_ptr<UsageBook> usage = std::make_shared<UsageBook>();  // internally synchronized
+  std::shared_ptr<FlushControl> flush;  // written by start() before any traffic; read by stop_and_flush()
+  std::atomic<bool> stopped{false};     // atomic: stop_and_flush() ran
+  LogThrottle db_error_log;             // internally atomic
+
+  void log_db_error(std::string_view operation, const std::exception& e) {
+    if (!db_error_log.allow()) return;
+    log::write(log::Level::warn, "auth_database_unavailable", {{"operation", operation}, {"error", e.what()}});
+  }
+
+  /// Records `proxy.denied` for a denial caused by the token's or project's state (SPEC §7.3).
+  void audit_denied(const Authorization& a, std::string_view reason) {
+    if (auditor == nullptr) return;
+    db::AuditEvent ev;
+    ev.action = "proxy.denied";
+    ev.actor = "token:" + a.token_id;
+    ev.outcome = "denied";
+    ev.token_id = a.token_id;
+    ev.project_id = a.project_id;
+    ev.reason = std::string(reason);
+    ev.metadata = nlohmann::json{{"token_hint", a.token_hint}}.dump();
+    auditor->record(std::move(ev));
+  }
+
+  // The project step, split so that a cache hit needs no nested coroutine (no frame allocation):
+  void read_project(const CachedProject& p, Authorization& out, CachedProject& facts) const;
+  /// Cache miss: reads and caches the project. False if the database is unavailable.
+  net::awaitable<bool> load_project_facts(Authorization& out, util::TimePoint at, CachedProject& facts);
+  /// Applies the checks; nullopt if the request may go on, else the denial (already set in `out`).
+  std::optional<Outcome> judge_project(Authorization& out, const CachedProject& facts);
+};
+
+namespace {
+
+void set_denial(Authorization& a, Outcome outcome, std::string_view message) {
+  a.outcome = outcome;
+  a.message = message;
+  a.api_key.clear();
+}
+
+Authorization denial(Authorization&& a, Outcome outcome, std::string_view message) {
+  set_denial(a, outcome, message);
+  return std::move(a);
+}
+
+}  // namespace
+
+/// Copies what the request needs from a project entry; the key only when it will be forwarded.
+void TokenService::Impl::read_project(const CachedProject& p, Authorization& out, CachedProject& facts) const {
+  facts.exists = p.exists;
+  facts.is_active = p.is_active;
+  facts.key_ok = p.key_ok;
+  if (p.exists && p.key_ok && (p.is_active || !options.enforce_project_active)) out.api_key = p.api_key;
+}
+
+net::awaitable<bool> TokenService::Impl::load_project_facts(Authorization& out, util::TimePoint at,
+                                                            CachedProject& facts) {
+  const std::uint64_t epoch = project_epoch.load();
+  std::optional<CachedProject> loaded;
+  auto load = [&repo = db, &cipher = cipher, id = out.project_id] { return load_project(repo, cipher, id); };
+  try {
+    loaded = co_await executor.run(std::move(load));
+  } catch (const db::Error& e) {
+    log_db_error("project lookup", e);
+  }
+  if (!loaded) co_return false;
+  read_project(*loaded, out, facts);
+  projects.put_if(out.project_id, std::move(*loaded), at, [&] { return project_epoch.load() == epoch; });
+  co_return true;
+}
+
+std::optional<Outcome> TokenService::Impl::judge_project(Authorization& out, const CachedProject& facts) {
+  if (!facts.exists) {
+    audit_denied(out, "project not found");
+    set_denial(out, Outcome::project_inactive, "Project not found");
+    return Outcome::project_inactive;
+  }
+  if (!facts.is_active && options.enforce_project_active) {
+    audit_denied(out, "project inactive");
+    set_denial(out, Outcome::project_inactive, "Project is inactive");
+    return Outcome::project_inactive;
+  }
+  if (!facts.key_ok) {
+    // Decision: 503, not a client error. The operator must fix ENCRYPTION_KEY; the message names no secret and
+    // load_project() logged the project id.
+    set_denial(out, Outcome::service_unavailable, "Project API key is unavailable");
+    return Outcome::service_unavailable;
+  }
+  return std::nullopt;
+}
+
+TokenService::TokenService(db::Database& db, db::Executor& executor, const util::Cipher& cipher,
+                           audit::Auditor* auditor, Options options, std::function<util::TimePoint()> now)
+    : impl_(std::make_unique<Impl>(db, executor, cipher, auditor, options, std::move(now))) {}
+
+TokenService::~TokenService() {
+  if (impl_->flush) impl_->flush->stopping.store(true);
+  if (impl_->stopped.load()) return;
+  // Not stopped through stop_and_flush(): one last attempt so counted usage is not dropped silently.
+  try {
+    if (!flush_blocking()) {
+      log::write(
+          log::Level::error, "usage_lost",
+          {{"tokens", impl_->usage->pending.pending_tokens()}, {"requests", impl_->usage->pending.pending_requests()}});
+    }
+  } catch (const std::exception& e) {
+    log::write(log::Level::error, "usage_lost", {{"error", e.what()}});
+  }
+}
+
+net::awaitable<Authorization> TokenService::authorize(std::string_view authorization_header) {
+  Impl& s = *impl_;
+  Authorization out;
+  // `authorization_header` is read only before the first suspension: the caller's buffer need not outlive it.
+  const std::optional<std::string_view> credentials = detail::bearer_credentials(authorization_header);
+  if (!credentials)
+    co_return denial(std::move(out), Outcome::invalid_token, "Missing or malformed Authorization header");
+  if (!util::is_well_formed_token(*credentials))
+    co_return denial(std::move(out), Outcome::invalid_token, "Invalid token format");
+  const std::string hash = util::sha256_hex(*credentials);
+  const util::TimePoint at = s.now();
+
+  TokenFacts facts;
+  const bool cached = s.tokens.visit(hash, at, [&](const CachedToken& t) {
+    out.token_id = t.id;
+    out.token_hint = t.hint;
+    out.project_id = t.project_id;
+    facts = TokenFacts{t.expires_at, t.max_requests, t.is_active};
+  });
+  if (!cached) {
+    if (s.unknown.visit(hash, at, [](const Unknown&) {}))
+      co_return denial(std::move(out), Outcome::token_not_found, "Token not found");
+    s.db_lookups.fetch_add(1, std::memory_order_relaxed);
+    const std::uint64_t epoch = s.token_epoch.load();
+    std::optional<db::Token> row;
+    bool failed = false;
+    // Named, not a temporary inside the co_await expression: GCC 12 destroys such temporaries twice.
+    auto lookup = [&repo = s.db, hash] { return repo.find_token_by_hash(hash); };
+    try {
+      row = co_await s.executor.run(std::move(lookup));
+    } catch (const db::Error& e) {
+      s.log_db_error("token lookup", e);
+      failed = true;
+    }
+    if (failed) co_return denial(std::move(out), Outcome::service_unavailable, "Service temporarily unavailable");
+    if (!row) {
+      s.unknown.put(hash, Unknown{}, at);
+      co_return denial(std::move(out), Outcome::token_not_found, "Token not found");
+    }
+    out.token_id = row->id;
+    out.token_hint = row->token_hint;
+    out.project_id = row->project_id;
+    facts = TokenFacts{row->expires_at, row->max_requests, row->is_active};
+    // Inactive and expired rows are cached too: a client retrying a dead token is answered from memory.
+    s.tokens.put_if(hash, cached_from(*row), at, [&] { return s.token_epoch.load() == epoch; });
+  }
+
+  if (!facts.is_active) {
+    s.audit_denied(out, "token revoked");
+    co_return denial(std::move(out), Outcome::token_inactive, "Token is inactive");
+  }
+  if (facts.expires_at && at >= *facts.expires_at)
+    co_return denial(std::move(out), Outcome::token_expired, "Token has expired");
+
+  CachedProject project;  // facts only; the key goes straight into `out`
+  const bool project_cached =
+      s.projects.visit(out.project_id, at, [&](const CachedProject& p) { s.read_project(p, out, project); });
+  if (!project_cached) {
+    const bool loaded = co_await s.load_project_facts(out, at, project);
+    if (!loaded) co_return denial(std::move(out), Outcome::service_unavailable, "Service temporarily unavailable");
+  }
+  if (s.judge_project(out, project)) co_return std::move(out);
+
+  if (!facts.max_requests) {
+    // Unlimited: no database round trip; the usage is written by the periodic flush.
+    s.usage->pending.add(out.token_id, 1, 0, at);
+    out.outcome = Outcome::authorized;
+    co_return std::move(out);
+  }
+
+  // A quota: one atomic conditional increment decides, whatever the cache says (exact across instances).
+  const std::uint64_t epoch = s.token_epoch.load();
+  db::QuotaResult quota;
+  bool failed = false;
+  auto consume = [&repo = s.db, id = out.token_id, at] { return repo.consume_quota(id, at); };
+  try {
+    quota = co_await s.executor.run(std::move(consume));
+  } catch (const db::Error& e) {
+    s.log_db_error("consume quota", e);
+    failed = true;
+  }
+  if (failed) co_return denial(std::move(out), Outcome::service_unavailable, "Service temporarily unavailable");
+
+  // The row changed elsewhere (limit, expiry): refresh what the cache believes.
+  const auto refresh = [&] {
+    if (quota.token &&
+        (quota.token->max_requests != facts.max_requests || quota.token->expires_at != facts.expires_at)) {
+      s.tokens.put_if(hash, cached_from(*quota.token), at, [&] { return s.token_epoch.load() == epoch; });
+    }
+  };
+  switch (quota.outcome) {
+    case db::QuotaOutcome::accepted:
+      refresh();
+      out.outcome = Outcome::authorized;
+      co_return std::move(out);
+    case db::QuotaOutcome::exhausted:
+      refresh();
+      co_return denial(std::move(out), Outcome::rate_limit_exceeded, "Token request limit exceeded");
+    case db::QuotaOutcome::inactive:
+      // Revoked after it was cached (possibly by another instance).
+      s.tokens.erase(hash);
+      s.audit_denied(out, "token revoked");
+      co_return denial(std::move(out), Outcome::token_inactive, "Token is inactive");
+    case db::QuotaOutcome::expired:
+      refresh();
+      co_return denial(std::move(out), Outcome::token_expired, "Token has expired");
+    case db::QuotaOutcome::not_found:
+      break;
+  }
+  s.tokens.erase(hash);
+  s.unknown.put(hash, Unknown{}, at);
+  co_return denial(std::move(out), Outcome::token_not_found, "Token not found");
+}
+
+void TokenService::invalidate_token(const std::string& token_id) {
+  impl_->token_epoch.fetch_add(1);
+  impl_->tokens.erase_if([&](std::string_view, const CachedToken& t) { return t.id == token_id; });
+}
+
+void TokenService::invalidate_project(const std::string& project_id) {
+  impl_->project_epoch.fetch_add(1);
+  impl_->token_epoch.fetch_add(1);
+  impl_->projects.erase(project_id);
+  impl_->tokens.erase_if([&](std::string_view, const CachedToken& t) { return t.project_id == project_id; });
+}
+
+void TokenService::start(net::io_context& io) {
+  if (impl_->flush) return;
+  impl_->flush = std::make_shared<FlushControl>(io);
+  net::co_spawn(impl_->flush->strand,
+                flush_loop(impl_->flush, impl_->usage, impl_->db, impl_->executor, impl_->options.usage_flush_interval),
+                net::detached);
+}
+
+bool TokenService::stop_and_flush() {
+  Impl& s = *impl_;
+  s.stopped.store(true);
+  if (s.flush) {
+    s.flush->stopping.store(true);
+    // The timer belongs to the strand. If the I/O threads are gone this never runs, and need not: the loop
+    // will never resume.
+    net::post(s.flush->strand, [control = s.flush] {
+      if (control->timer != nullptr) control->timer->cancel();
+    });
+  }
+  // A periodic flush may still be writing on the executor: let it finish so its deltas are either written or
+  // back in the book before the final write.
+  if (!s.usage->wait_settled(kSettleTimeout)) {
+    log::write(log::Level::warn, "usage_flush_still_running", {{"waited_seconds", kSettleTimeout.count()}});
+  }
+  for (int attempt = 1;; ++attempt) {
+    try {
+      if (flush_blocking()) return true;
+    } catch (const std::exception& e) {
+      log::write(log::Level::warn, "usage_flush_failed", {{"error", e.what()}});
+    }
+    if (attempt == kFinalFlushAttempts) break;
+    std::this_thread::sleep_for(kFinalFlushBackoff * attempt);
+  }
+  log::write(log::Level::error, "usage_lost",
+             {{"tokens", s.usage->pending.pending_tokens()},
+              {"requests", s.usage->pending.pending_requests()},
+              {"message", "the database refused the final usage flush"}});
+  return false;
+}
+
+bool TokenService::flush_blocking() {
+  Impl& s = *impl_;
+  std::vector<db::UsageDelta> deltas = s.usage->pending.take();
+  if (deltas.empty()) {
+    s.usage->last_flush_ns.store(steady_ns(), std::memory_order_relaxed);
+    return true;
+  }
+  UsageBatch batch(s.usage, std::move(deltas));
+  try {
+    batch.write(s.db);
+    return true;
+  } catch (const db::Error& e) {
+    log::write(log::Level::warn, "usage_flush_failed", {{"tokens", batch.tokens()}, {"error", e.what()}});
+    return false;
+  }
+}
+
+Stats TokenService::stats() const {
+  const Impl& s = *impl_;
+  Stats st;
+  st.cache_hits = s.tokens.hits();
+  st.cache_misses = s.db_lookups.load(std::memory_order_relaxed);
+  st.negative_hits = s.unknown.hits();
+  st.cached_tokens = s.tokens.size();
+  st.pending_usage_tokens = s.usage->pending.pending_tokens();
+  st.pending_usage_requests = s.usage->pending.pending_requests();
+  if (st.pending_usage_tokens > 0) {
+    const std::int64_t since = steady_ns() - s.usage->last_flush_ns.load(std::memory_order_relaxed);
+    st.seconds_since_last_flush = static_cast<double>(std::max<std::int64_t>(since, 0)) / 1e9;
+  }
+  st.flush_failures = s.usage->flush_failures.load(std::memory_order_relaxed);
+  return st;
+}
+
+}  // namespace llmproxy::auth

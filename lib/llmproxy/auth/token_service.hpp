@@ -1,0 +1,106 @@
+#pragma once
+/// Validates withering tokens on the hot path (SPEC §6.1, §6.3): token cache (LRU + TTL), negative cache,
+/// project cache (active flag + decrypted key), exact quotas through the atomic increment, and batched usage
+/// accounting for unlimited tokens.
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "llmproxy/util/time.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+namespace llmproxy::db {
+class Database;
+class Executor;
+}  // namespace llmproxy::db
+namespace llmproxy::util {
+class Cipher;
+}
+namespace llmproxy::audit {
+class Auditor;
+}
+
+namespace llmproxy::auth {
+
+struct Options {
+  std::chrono::milliseconds token_cache_ttl{30000};
+  std::size_t token_cache_max = 100000;
+  std::chrono::milliseconds negative_cache_ttl{5000};
+  std::chrono::milliseconds project_cache_ttl{5000};
+  bool enforce_project_active = true;
+  std::chrono::milliseconds usage_flush_interval{1000};
+};
+
+/// Outcome of authorize(), in pipeline order. Each maps to one row of SPEC §5.2.
+enum class Outcome {
+  authorized,
+  invalid_token,        // 401 invalid_token: missing/malformed Authorization or token format
+  token_not_found,      // 401
+  token_inactive,       // 401
+  token_expired,        // 401
+  project_inactive,     // 403
+  rate_limit_exceeded,  // 429
+  service_unavailable,  // 503: the database was needed and is unavailable
+};
+
+struct Authorization {
+  Outcome outcome = Outcome::invalid_token;
+  std::string message;     // human-readable reason for denials
+  std::string token_id;    // set once the token is known
+  std::string token_hint;  // set once the token is known
+  std::string project_id;  // set once the token is known
+  std::string api_key;     // decrypted project key; set only when authorized
+};
+
+struct Stats {
+  std::uint64_t cache_hits = 0, cache_misses = 0, negative_hits = 0;
+  std::size_t cached_tokens = 0;
+  std::size_t pending_usage_tokens = 0;  // distinct tokens with unflushed usage
+  std::int64_t pending_usage_requests = 0;
+  double seconds_since_last_flush = 0;   // flush lag
+  std::uint64_t flush_failures = 0;
+};
+
+class TokenService {
+ public:
+  /// `db`, `executor`, `cipher` and `auditor` (may be null) must outlive the service.
+  /// `now` is injectable for tests.
+  TokenService(db::Database& db, db::Executor& executor, const util::Cipher& cipher, audit::Auditor* auditor,
+               Options options, std::function<util::TimePoint()> now = &util::now);
+  ~TokenService();
+  TokenService(const TokenService&) = delete;
+  TokenService& operator=(const TokenService&) = delete;
+
+  /// Validates `authorization_header` (the raw `Authorization` value, `Bearer sk-...`): well-formed -> known ->
+  /// active -> not expired -> project active -> quota (one atomic DB statement for quota tokens; zero DB round
+  /// trips for a cached unlimited token). Counts usage of unlimited tokens in memory. Any I/O thread.
+  /// Denials caused by state (inactive project, revoked token seen in the database) are audited.
+  boost::asio::awaitable<Authorization> authorize(std::string_view authorization_header);
+
+  /// Drops cached state of a token / a project at once (after a management change on this instance).
+  void invalidate_token(const std::string& token_id);
+  void invalidate_project(const std::string& project_id);
+
+  /// Starts the periodic usage flush (every usage_flush_interval) on `io`.
+  void start(boost::asio::io_context& io);
+  /// Stops the timer and flushes the remaining usage synchronously (blocking; call after the I/O threads
+  /// stopped). Returns false if the database refused the final flush (deltas are then logged as lost, with counts).
+  bool stop_and_flush();
+  /// One flush now, blocking (tests and shutdown). Deltas are kept and retried if it fails.
+  bool flush_blocking();
+
+  Stats stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace llmproxy::auth
