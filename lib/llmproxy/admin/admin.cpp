@@ -1,0 +1,239 @@
+#include "llmproxy/admin/admin.hpp"
+
+#include <algorithm>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "llmproxy/admin/detail/call.hpp"
+#include "llmproxy/admin/detail/input.hpp"
+#include "llmproxy/admin/detail/views.hpp"
+#include "llmproxy/audit/auditor.hpp"
+#include "llmproxy/log/log.hpp"
+#include "llmproxy/util/crypto.hpp"
+
+namespace llmproxy::admin {
+
+namespace detail {
+
+void rethrow_db_error(std::exception_ptr error, const DbMessages& messages) {
+  const auto mapped = db::map_to_http(error);
+  if (mapped.status == 404 && !messages.not_found.empty()) {
+    throw RequestError(mapped.status, mapped.code, messages.not_found);
+  }
+  if (mapped.status == 409 && !messages.conflict.empty()) {
+    throw RequestError(mapped.status, mapped.code, messages.conflict);
+  }
+  std::rethrow_exception(error);
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::Call;
+using detail::HandlerResult;
+using DepsSource = std::function<const Deps*()>;
+namespace net = boost::asio;
+
+constexpr std::string_view kPrefix = "/manage/";
+
+/// A handler and, for mutations, the audit action it records.
+struct Route {
+  HandlerResult (*handler)(Call&) = nullptr;
+  const char* action = nullptr;
+};
+
+/// What a path and method resolve to: unknown path (404), known path with another method (405 + Allow), or a
+/// route with the `{id}` segment.
+struct Resolved {
+  bool known = false;
+  const char* allow = "";
+  Route route;
+  std::string id;
+};
+
+std::vector<std::string_view> split_path(std::string_view path) {
+  std::vector<std::string_view> parts;
+  if (path.starts_with(kPrefix)) {
+    path.remove_prefix(kPrefix.size());
+  } else {
+    path = {};  // "/manage" itself
+  }
+  if (path.ends_with('/')) path.remove_suffix(1);  // "/manage/projects/" is "/manage/projects"
+  while (!path.empty()) {
+    auto slash = path.find('/');
+    parts.push_back(path.substr(0, slash));
+    path = slash == std::string_view::npos ? std::string_view{} : path.substr(slash + 1);
+  }
+  return parts;
+}
+
+Resolved resolve(std::string_view method, std::string_view path) {
+  const auto parts = split_path(path);
+  Resolved r;
+  const auto pick = [&](const char* allow, std::initializer_list<std::pair<std::string_view, Route>> methods) {
+    r.known = true;
+    r.allow = allow;
+    for (const auto& [m, route] : methods) {
+      if (m == method) r.route = route;
+    }
+  };
+  const std::size_t n = parts.size();
+  if (n == 0 || std::any_of(parts.begin(), parts.end(), [](std::string_view p) { return p.empty(); })) return r;
+  if (n >= 2) r.id = std::string(parts[1]);
+
+  if (parts[0] == "projects") {
+    if (n == 1) {
+      pick("GET, POST", {{"GET", {detail::list_projects}}, {"POST", {detail::create_project, "project.create"}}});
+    } else if (n == 2) {
+      // DELETE answers 405 itself (audited as project.delete), so it is listed here and not in Allow.
+      pick("GET, PATCH", {{"GET", {detail::get_project}},
+                          {"PATCH", {detail::update_project, "project.update"}},
+                          {"DELETE", {detail::delete_project, "project.delete"}}});
+    } else if (n == 4 && parts[2] == "tokens" && parts[3] == "revoke") {
+      // The reference's action name for a bulk revoke.
+      pick("POST", {{"POST", {detail::revoke_project_tokens, "token.revoke_batch"}}});
+    }
+  } else if (parts[0] == "tokens") {
+    if (n == 1) {
+      pick("GET, POST", {{"GET", {detail::list_tokens}}, {"POST", {detail::create_token, "token.create"}}});
+    } else if (n == 2) {
+      pick("GET, PATCH, DELETE", {{"GET", {detail::get_token}},
+                                  {"PATCH", {detail::update_token, "token.update"}},
+                                  {"DELETE", {detail::revoke_token, "token.revoke"}}});
+    }
+  } else if (parts[0] == "audit") {
+    if (n == 1) {
+      pick("GET", {{"GET", {detail::list_audit_events}}});
+    } else if (n == 2) {
+      pick("GET", {{"GET", {detail::get_audit_event}}});
+    }
+  }
+  return r;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+/// Checks `Authorization: Bearer <MANAGEMENT_TOKEN>` in constant time. Returns the 401 message, or empty when
+/// the caller is authorized.
+std::string check_auth(const server::Request& request, const std::string& expected) {
+  constexpr std::string_view kScheme = "Bearer ";
+  const auto header = trim(request.headers.get("Authorization"));
+  if (header.size() <= kScheme.size() || !server::iequals(header.substr(0, kScheme.size()), kScheme) ||
+      trim(header.substr(kScheme.size())).empty()) {
+    return "missing or invalid Authorization header: expected \"Bearer <MANAGEMENT_TOKEN>\"";
+  }
+  // An empty configured token never matches (config refuses to boot without one; this is a second guard).
+  if (expected.empty() || !util::constant_time_equal(trim(header.substr(kScheme.size())), expected)) {
+    return "invalid management token";
+  }
+  return {};
+}
+
+db::AuditEvent base_event(const server::Exchange& ex, const char* action) {
+  const auto& request = ex.request;
+  db::AuditEvent e;
+  e.action = action;
+  e.actor = "management";
+  e.outcome = "success";
+  const auto optional_text = [](std::string_view s, std::size_t max) {
+    return s.empty() ? std::nullopt : std::optional<std::string>(detail::clean_text(s, max));
+  };
+  e.request_id = optional_text(request.request_id, 128);
+  e.client_ip = optional_text(request.client_ip, 64);
+  e.method = optional_text(request.method, 16);
+  e.path = optional_text(request.path(), 1024);
+  e.user_agent = optional_text(request.headers.get("User-Agent"), 512);
+  return e;
+}
+
+server::Response unavailable() {
+  return server::Response::error(503, "service_unavailable",
+                                 "the server is starting: the database is not ready yet");
+}
+
+net::awaitable<void> dispatch(server::Exchange& ex, std::shared_ptr<const DepsSource> source) {
+  ex.access.route = "manage";
+  const Deps* deps = (*source)();
+  // Before boot completes there is no configuration to check the token against; nothing is revealed but the
+  // fact that the server is starting, which /ready says publicly anyway.
+  if (!deps) {
+    co_await ex.respond(unavailable());
+    co_return;
+  }
+  if (auto denied = check_auth(ex.request, deps->management_token); !denied.empty()) {
+    auto response = server::Response::error(401, "unauthorized", denied);
+    response.headers.set("WWW-Authenticate", "Bearer");
+    co_await ex.respond(std::move(response));
+    co_return;
+  }
+  if (!deps->db || !deps->executor || !deps->cipher) {
+    co_await ex.respond(unavailable());
+    co_return;
+  }
+
+  auto resolved = resolve(ex.request.method, ex.request.path());
+  if (!resolved.known) {
+    co_await ex.respond(server::Response::error(404, "not_found", "not found"));
+    co_return;
+  }
+  if (!resolved.route.handler) {
+    auto response = server::Response::error(
+        405, "method_not_allowed",
+        "method " + detail::clean_text(ex.request.method, 16) + " is not allowed here; allowed: " + resolved.allow);
+    response.headers.set("Allow", resolved.allow);
+    co_await ex.respond(std::move(response));
+    co_return;
+  }
+
+  Call call{ex, *deps, std::move(resolved.id), {}, detail::Json::object(), {}};
+  if (resolved.route.action) call.event = base_event(ex, resolved.route.action);
+
+  server::Response response;
+  std::string failure;
+  try {
+    response = co_await resolved.route.handler(call);
+  } catch (const detail::RequestError& e) {
+    failure = e.what();
+    response = server::Response::error(e.status, e.code, failure);
+  } catch (const std::exception& e) {
+    const auto mapped = db::map_to_http(std::current_exception());
+    failure = mapped.message;
+    response = server::Response::error(mapped.status, mapped.code, mapped.message);
+    log::write(mapped.status >= 500 ? log::Level::error : log::Level::warn, "manage_error",
+               {{"request_id", ex.request.request_id}, {"path", std::string(ex.request.path())},
+                {"status", mapped.status}, {"error", e.what()}});
+  }
+  for (const auto& field : call.headers) response.headers.set(field.name, field.value);
+
+  if (call.event && deps->auditor) {
+    auto& event = *call.event;
+    event.outcome = response.status < 400 ? "success" : response.status < 500 ? "failure" : "error";
+    if (!failure.empty()) event.reason = detail::clean_text(failure, 1024);
+    if (!call.metadata.empty()) {
+      event.metadata = call.metadata.dump(-1, ' ', false, detail::Json::error_handler_t::replace);
+    }
+    deps->auditor->record(std::move(event));
+  }
+  co_await ex.respond(std::move(response));
+}
+
+}  // namespace
+
+void register_routes(server::Router& router, std::function<const Deps*()> deps) {
+  auto source = std::make_shared<const DepsSource>(std::move(deps));
+  server::Handler handler = [source](server::Exchange& ex) { return dispatch(ex, source); };
+  router.add_exact("/manage", handler);
+  router.add_prefix(std::string(kPrefix), handler);
+}
+
+}  // namespace llmproxy::admin
