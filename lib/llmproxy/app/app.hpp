@@ -17,4 +17,8 @@ int main(int argc, char** argv, const config::EnvLookup& env);
 /// drains, flushes, returns the exit code.
 int run_server(const config::Config& config);
 
+/// `llm-proxy healthcheck`: GET /health on the local listener (LISTEN_ADDR); exit 0 if it answers 200, else 1.
+/// For container HEALTHCHECKs without curl in the image.
+int healthcheck(const config::Config& config);
+
 }  // namespace llmproxy::app

@@ -21,6 +21,8 @@ class Executor {
 
   /// Runs `fn()` on the pool; the caller's coroutine resumes on its own executor with the result, or with the
   /// exception `fn` threw. `fn` must own everything it touches (capture by value or by shared ownership).
+  /// Callers: bind the lambda to a named local and pass it with std::move — GCC 12 destroys a lambda temporary
+  /// written inside a co_await expression twice (double free when it captures strings).
   template <class Fn>
   auto run(Fn fn) -> boost::asio::awaitable<std::invoke_result_t<Fn&>> {
     using Result = std::invoke_result_t<Fn&>;

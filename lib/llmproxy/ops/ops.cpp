@@ -4,6 +4,7 @@
 
 #include "llmproxy/db/database.hpp"
 #include "llmproxy/db/executor.hpp"
+#include "llmproxy/metrics/metrics.hpp"
 
 #ifndef LLMPROXY_VERSION
 #define LLMPROXY_VERSION "0.0.0"
@@ -23,7 +24,9 @@ namespace {
 net::awaitable<db::HealthReport> check(BootState& state) {
   if (!state.ready.load(std::memory_order_acquire)) co_return db::HealthReport{};
   db::Database* database = state.database;
-  co_return co_await state.executor->run([database] { return database->health(); });
+  // A named lambda: GCC 12 double-destroys lambda temporaries inside co_await expressions (see executor.hpp).
+  auto work = [database] { return database->health(); };
+  co_return co_await state.executor->run(std::move(work));
 }
 
 nlohmann::json pool_json(const db::PoolStats& p) {
@@ -35,18 +38,22 @@ nlohmann::json pool_json(const db::PoolStats& p) {
 void register_routes(server::Router& router, BootState& state) {
   router.add_exact("/live", [](server::Exchange& ex) -> net::awaitable<void> {
     ex.access.route = "ops";
-    co_await ex.respond(server::Response::json(200, R"({"status":"alive"})"));
+    server::Response response = server::Response::json(200, R"({"status":"alive"})");
+    co_await ex.respond(std::move(response));
   });
 
   router.add_exact("/ready", [&state](server::Exchange& ex) -> net::awaitable<void> {
     ex.access.route = "ops";
     if (!state.ready.load(std::memory_order_acquire)) {
-      co_await ex.respond(server::Response::json(503, R"({"status":"starting"})"));
+      server::Response response = server::Response::json(503, R"({"status":"starting"})");
+      co_await ex.respond(std::move(response));
       co_return;
     }
     auto report = co_await check(state);
-    co_await ex.respond(report.up ? server::Response::json(200, R"({"status":"ready"})")
-                                  : server::Response::json(503, R"({"status":"database_unavailable"})"));
+    // Built before the co_await: GCC 12 mishandles conditional temporaries inside co_await expressions.
+    server::Response response = server::Response::json(200, R"({"status":"ready"})");
+    if (!report.up) response = server::Response::json(503, R"({"status":"database_unavailable"})");
+    co_await ex.respond(std::move(response));
   });
 
   router.add_exact("/health", [&state](server::Exchange& ex) -> net::awaitable<void> {
@@ -65,7 +72,19 @@ void register_routes(server::Router& router, BootState& state) {
                            {"version", LLMPROXY_VERSION},
                            {"uptime_seconds", static_cast<std::int64_t>(uptime)},
                            {"database", db}};
-    co_await ex.respond(server::Response::json(report.up ? 200 : 503, body.dump()));
+    server::Response response = server::Response::json(report.up ? 200 : 503, body.dump());
+    co_await ex.respond(std::move(response));
+  });
+}
+
+void register_metrics(server::Router& router, const std::string& path, const metrics::Registry& registry) {
+  router.add_exact(path, [&registry](server::Exchange& ex) -> net::awaitable<void> {
+    ex.access.route = "ops";
+    server::Response r;
+    r.status = 200;
+    r.headers.set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    r.body = registry.render();
+    co_await ex.respond(std::move(r));
   });
 }
 

@@ -11,6 +11,10 @@ class Database;
 class Executor;
 }  // namespace llmproxy::db
 
+namespace llmproxy::metrics {
+class Registry;
+}
+
 namespace llmproxy::ops {
 
 /// Boot state shared by the boot thread (writer) and the I/O threads (readers). `database` and `executor` are
@@ -28,5 +32,8 @@ server::Response not_ready_response();
 
 /// Registers /live, /ready and /health on `router`. `state` must outlive the router.
 void register_routes(server::Router& router, BootState& state);
+
+/// Registers the Prometheus endpoint at `path` (METRICS_PATH). `registry` must outlive the router.
+void register_metrics(server::Router& router, const std::string& path, const metrics::Registry& registry);
 
 }  // namespace llmproxy::ops

@@ -29,7 +29,8 @@ Handler Router::as_handler() const {
 
 boost::asio::awaitable<void> not_found(Exchange& ex) {
   ex.access.route = "not_found";
-  co_await ex.respond(Response::error(404, "not_found", "not found"));
+  Response response = Response::error(404, "not_found", "not found");
+  co_await ex.respond(std::move(response));
 }
 
 }  // namespace llmproxy::server

@@ -190,7 +190,7 @@ class SessionExchange final : public Exchange {
 
 /// Writes a complete error response outside any handler (parse errors, 413, 431) and reports whether it went out.
 net::awaitable<bool> write_plain_error(Conn& conn, const ServerOptions& opts, int status, std::string_view code,
-                                       std::string_view message, const std::string& request_id) {
+                                       std::string_view message, std::string request_id) {
   Response r = Response::error(status, code, message);
   http::response<http::string_body> res;
   res.version(11);
@@ -244,12 +244,17 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
     auto [ec, n] = co_await http::async_read_header(conn->stream, buffer, parser, kUseTuple);
     if (ec) {
       // End of stream, timeout (slow client), reset or cancellation at shutdown: just close.
+      // Request ids are built before each co_await: GCC 12 mishandles some temporaries in co_await expressions.
+      std::string error_id = util::uuid_v4();
       if (ec == http::error::header_limit) {
         co_await write_plain_error(*conn, opts, 431, "request_header_too_large", "request header fields too large",
-                                   util::uuid_v4());
+                                   error_id);
+      } else if (ec == http::error::body_limit) {
+        // Beast checks a declared Content-Length against the body limit while parsing the header.
+        co_await write_plain_error(*conn, opts, 413, "request_too_large", "request body too large", error_id);
       } else if (ec != http::error::end_of_stream && ec != beast::error::timeout && ec != net::error::operation_aborted &&
                  ec != net::error::connection_reset && ec != net::error::eof && buffer.size() > 0) {
-        co_await write_plain_error(*conn, opts, 400, "bad_request", "malformed HTTP request", util::uuid_v4());
+        co_await write_plain_error(*conn, opts, 400, "bad_request", "malformed HTTP request", error_id);
       }
       break;
     }
@@ -304,7 +309,8 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
                  {{"request_id", ex.request.request_id}, {"error", e.what()}});
     }
     if (!ex.responded()) {
-      co_await ex.respond(Response::error(500, "internal_error", "internal server error"));
+      Response internal = Response::error(500, "internal_error", "internal server error");
+      co_await ex.respond(std::move(internal));
     }
     if (shared->hooks.request_in_flight) shared->hooks.request_in_flight(-1);
 

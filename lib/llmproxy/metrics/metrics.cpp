@@ -1,0 +1,105 @@
+#include "llmproxy/metrics/metrics.hpp"
+
+#include <unistd.h>
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+
+namespace llmproxy::metrics {
+namespace {
+
+std::string number(double v) {
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  // Shortest text that reads back as the same double: 0.0025, not 0.0025000000000000001.
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return ec == std::errc() ? std::string(buf, end) : std::string("NaN");
+}
+
+void header(std::string& out, const std::string& name, const char* type, const std::string& help) {
+  out += "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+}
+
+double resident_bytes() {
+  // /proc/self/statm: size resident shared ... in pages.
+  std::ifstream statm("/proc/self/statm");
+  long size = 0, resident = 0;
+  if (!(statm >> size >> resident)) return 0;
+  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE));
+}
+
+}  // namespace
+
+void Histogram::observe(double seconds) {
+  std::size_t i = 0;
+  while (i < kBuckets.size() && seconds > kBuckets[i]) ++i;
+  counts_[i].fetch_add(1, std::memory_order_relaxed);
+  sum_micros_.fetch_add(static_cast<std::uint64_t>(std::max(0.0, seconds) * 1e6), std::memory_order_relaxed);
+}
+
+void Histogram::render(std::string& out, const std::string& name) const {
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < kBuckets.size(); ++i) {
+    cumulative += counts_[i].load(std::memory_order_relaxed);
+    out += name + "_bucket{le=\"" + number(kBuckets[i]) + "\"} " + std::to_string(cumulative) + "\n";
+  }
+  cumulative += counts_[kBuckets.size()].load(std::memory_order_relaxed);
+  out += name + "_bucket{le=\"+Inf\"} " + std::to_string(cumulative) + "\n";
+  out += name + "_sum " + number(static_cast<double>(sum_micros_.load(std::memory_order_relaxed)) / 1e6) + "\n";
+  out += name + "_count " + std::to_string(cumulative) + "\n";
+}
+
+void Registry::count_request(const std::string& route, int status) {
+  std::lock_guard lock(mu_);
+  ++requests_[{route, status}];
+}
+
+void Registry::add_gauge(std::string name, std::string help, std::function<double()> sample) {
+  std::lock_guard lock(mu_);
+  gauges_.push_back(Gauge{std::move(name), std::move(help), std::move(sample)});
+}
+
+std::string Registry::render() const {
+  std::string out;
+  out.reserve(8192);
+  header(out, "llm_proxy_requests_total", "counter", "HTTP requests handled, by route and status.");
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [key, count] : requests_) {
+      out += "llm_proxy_requests_total{route=\"" + key.first + "\",status=\"" + std::to_string(key.second) + "\"} " +
+             std::to_string(count) + "\n";
+    }
+  }
+  header(out, "llm_proxy_request_duration_seconds", "histogram", "Time from request headers to the end of the response.");
+  request_seconds.render(out, "llm_proxy_request_duration_seconds");
+  header(out, "llm_proxy_upstream_duration_seconds", "histogram", "Time from sending upstream to its response headers.");
+  upstream_seconds.render(out, "llm_proxy_upstream_duration_seconds");
+
+  auto gauge = [&](const std::string& name, const char* type, const std::string& help, double v) {
+    header(out, name, type, help);
+    out += name + " " + number(v) + "\n";
+  };
+  gauge("llm_proxy_in_flight_requests", "gauge", "Requests being handled now.", static_cast<double>(in_flight.load()));
+  gauge("llm_proxy_open_connections", "gauge", "Open client connections.", static_cast<double>(open_connections.load()));
+  gauge("llm_proxy_token_cache_hits_total", "counter", "Token validations answered from the cache.",
+        static_cast<double>(token_cache_hits.load()));
+  gauge("llm_proxy_token_cache_misses_total", "counter", "Token validations that needed the database.",
+        static_cast<double>(token_cache_misses.load()));
+  gauge("llm_proxy_db_errors_total", "counter", "Database calls that failed.", static_cast<double>(db_errors.load()));
+  gauge("llm_proxy_upstream_errors_total", "counter", "Upstream exchanges that failed (connect, TLS, timeout).",
+        static_cast<double>(upstream_errors.load()));
+  std::vector<Gauge> gauges;
+  {
+    std::lock_guard lock(mu_);
+    gauges = gauges_;
+  }
+  for (const auto& g : gauges) gauge(g.name, "gauge", g.help, g.sample());
+  gauge("llm_proxy_uptime_seconds", "gauge", "Seconds since the process started.",
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
+  gauge("process_resident_memory_bytes", "gauge", "Resident set size of the process.", resident_bytes());
+  return out;
+}
+
+}  // namespace llmproxy::metrics

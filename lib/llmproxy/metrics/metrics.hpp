@@ -1,0 +1,64 @@
+#pragma once
+/// Process-wide counters, gauges and histograms rendered in the Prometheus text format 0.0.4 (SPEC §8).
+/// Every update is lock-free (atomics) or takes a short mutex on a rarely-written label map; any thread.
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace llmproxy::metrics {
+
+/// A latency histogram in seconds with fixed buckets. Lock-free.
+class Histogram {
+ public:
+  static constexpr std::array<double, 14> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                      0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+  void observe(double seconds);
+  /// Appends `name_bucket{le=..}`, `name_sum`, `name_count` lines.
+  void render(std::string& out, const std::string& name) const;
+
+ private:
+  std::array<std::atomic<std::uint64_t>, kBuckets.size() + 1> counts_{};
+  std::atomic<std::uint64_t> sum_micros_{0};
+};
+
+class Registry {
+ public:
+  // Requests by route and status: a small map guarded by a mutex (routes x statuses stays tiny).
+  void count_request(const std::string& route, int status);
+
+  Histogram request_seconds;
+  Histogram upstream_seconds;
+  std::atomic<std::int64_t> in_flight{0};
+  std::atomic<std::int64_t> open_connections{0};
+  std::atomic<std::uint64_t> token_cache_hits{0};
+  std::atomic<std::uint64_t> token_cache_misses{0};
+  std::atomic<std::uint64_t> db_errors{0};
+  std::atomic<std::uint64_t> upstream_errors{0};
+  std::atomic<std::uint64_t> audit_events_dropped{0};
+
+  /// Extra gauges sampled at render time (pool stats, pending usage deltas, breaker state, ...).
+  /// Register before the server starts.
+  void add_gauge(std::string name, std::string help, std::function<double()> sample);
+
+  /// The whole exposition text, including uptime and process RSS.
+  std::string render() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::pair<std::string, int>, std::uint64_t> requests_;
+  struct Gauge {
+    std::string name, help;
+    std::function<double()> sample;
+  };
+  std::vector<Gauge> gauges_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace llmproxy::metrics

@@ -1,0 +1,297 @@
+#include "llmproxy/proxy/proxy.hpp"
+
+#include <boost/asio/awaitable.hpp>
+
+#include <algorithm>
+#include <array>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string_view>
+
+#include "llmproxy/auth/token_service.hpp"
+#include "llmproxy/log/log.hpp"
+#include "llmproxy/metrics/metrics.hpp"
+#include "llmproxy/upstream/circuit_breaker.hpp"
+#include "llmproxy/upstream/client.hpp"
+
+namespace llmproxy::proxy {
+
+namespace net = boost::asio;
+using server::Exchange;
+using server::Headers;
+using server::iequals;
+using server::Response;
+
+namespace {
+
+// Never forwarded in either direction (RFC 9110 §7.6.1 plus the legacy ones proxies strip).
+constexpr std::array<std::string_view, 9> kHopByHop = {"Connection", "Keep-Alive", "Proxy-Connection",
+                                                       "Proxy-Authenticate", "Proxy-Authorization", "TE",
+                                                       "Trailer", "Transfer-Encoding", "Upgrade"};
+// The client's network identity stays with the proxy.
+constexpr std::array<std::string_view, 6> kClientIp = {"X-Forwarded-For", "X-Real-IP", "CF-Connecting-IP",
+                                                       "X-Client-IP", "X-Original-Forwarded-For", "CF-IPCountry"};
+
+bool one_of(std::string_view name, auto const& list) {
+  return std::any_of(list.begin(), list.end(), [&](std::string_view n) { return iequals(n, name); });
+}
+
+/// Runs the pipeline for one request. Holds references only to state that outlives the server.
+class Pipeline {
+ public:
+  Pipeline(const Options& options, const std::function<const Deps*()>& deps) : options_(options), deps_(deps) {}
+
+  net::awaitable<void> handle(Exchange& ex) {
+    ex.access.route = "proxy";
+    const std::string_view origin = ex.request.headers.get("Origin");
+    // Every response is built into a named variable before co_await: GCC 12 mishandles some temporaries
+    // (conditional ones in particular) inside co_await expressions.
+    std::optional<Response> answer = check_request(ex, origin);
+    const Deps* deps = answer ? nullptr : deps_();
+    if (!answer && deps == nullptr) {
+      answer = Response::error(503, "service_unavailable", "the server is starting, try again shortly");
+    }
+    if (answer) {
+      co_await ex.respond(std::move(*answer));
+      co_return;
+    }
+    auto auth = co_await deps->tokens->authorize(ex.request.headers.get("Authorization"));
+    ex.access.token_hint = auth.token_hint;
+    ex.access.project_id = auth.project_id;
+    if (auth.outcome != auth::Outcome::authorized) {
+      const auto [status, code] = denial(auth.outcome);
+      answer = Response::error(status, code, auth.message);
+    } else if (!deps->breaker->allow()) {
+      answer = Response::error(503, "upstream_unavailable", "the upstream provider is failing; circuit is open");
+    }
+    if (answer) {
+      co_await ex.respond(std::move(*answer));
+      co_return;
+    }
+    co_await forward(ex, *deps, auth.api_key, origin_allowed(origin) ? origin : std::string_view{});
+  }
+
+ private:
+  static std::pair<int, const char*> denial(auth::Outcome o) {
+    switch (o) {
+      case auth::Outcome::invalid_token: return {401, "invalid_token"};
+      case auth::Outcome::token_not_found: return {401, "token_not_found"};
+      case auth::Outcome::token_inactive: return {401, "token_inactive"};
+      case auth::Outcome::token_expired: return {401, "token_expired"};
+      case auth::Outcome::project_inactive: return {403, "project_inactive"};
+      case auth::Outcome::rate_limit_exceeded: return {429, "rate_limit_exceeded"};
+      case auth::Outcome::service_unavailable: return {503, "service_unavailable"};
+      case auth::Outcome::authorized: break;
+    }
+    return {500, "internal_error"};
+  }
+
+  /// The checks that need no state, in pipeline order: preflight, method, endpoint, params, origin.
+  /// Returns the response to send instead of forwarding, if any.
+  std::optional<Response> check_request(const Exchange& ex, std::string_view origin) const {
+    const auto& p = options_.provider;
+    const bool origin_ok = origin_allowed(origin);
+    if (iequals(ex.request.method, "OPTIONS")) {
+      Response r;
+      r.status = 204;
+      if (!origin.empty() && origin_ok) add_preflight_headers(r.headers, ex, origin);
+      return r;
+    }
+    if (!p.allowed_methods.empty() &&
+        std::none_of(p.allowed_methods.begin(), p.allowed_methods.end(),
+                     [&](const std::string& m) { return iequals(m, ex.request.method); })) {
+      return Response::error(405, "method_not_allowed", "method " + ex.request.method + " is not allowed");
+    }
+    const std::string_view path = ex.request.path();
+    if (!p.allowed_endpoints.empty() &&
+        std::none_of(p.allowed_endpoints.begin(), p.allowed_endpoints.end(),
+                     [&](const std::string& prefix) { return path.starts_with(prefix); })) {
+      return Response::error(404, "endpoint_not_found", "endpoint " + std::string(path) + " is not allowed");
+    }
+    if (auto problem = check_params(ex.request.body); !problem.empty()) {
+      return Response::error(400, "param_not_allowed", problem);
+    }
+    if (origin.empty() &&
+        std::find(p.required_headers.begin(), p.required_headers.end(), "origin") != p.required_headers.end()) {
+      return Response::error(400, "origin_required", "an Origin header is required");
+    }
+    if (!origin_ok) return Response::error(403, "origin_not_allowed", "origin " + std::string(origin) + " is not allowed");
+    return std::nullopt;
+  }
+
+  bool origin_allowed(std::string_view origin) const {
+    const auto& allowed = options_.provider.allowed_origins;
+    if (origin.empty() || allowed.empty()) return true;
+    return std::find(allowed.begin(), allowed.end(), origin) != allowed.end();
+  }
+
+  void add_cors_headers(Headers& h, std::string_view origin) const {
+    h.set("Access-Control-Allow-Origin", origin);
+    h.add("Vary", "Origin");
+  }
+
+  void add_preflight_headers(Headers& h, const Exchange& ex, std::string_view origin) const {
+    add_cors_headers(h, origin);
+    std::string methods;
+    for (const auto& m : options_.provider.allowed_methods) methods += (methods.empty() ? "" : ", ") + m;
+    h.set("Access-Control-Allow-Methods", methods.empty() ? "GET, POST, OPTIONS" : methods);
+    auto requested = ex.request.headers.get("Access-Control-Request-Headers");
+    h.set("Access-Control-Allow-Headers",
+          requested.empty() ? std::string_view("Authorization, Content-Type, OpenAI-Organization, OpenAI-Beta")
+                            : requested);
+    h.set("Access-Control-Max-Age", "600");
+  }
+
+  /// An empty string when the body passes the whitelist, else the reason.
+  std::string check_params(const std::string& body) const {
+    const auto& whitelist = options_.provider.param_whitelist;
+    if (whitelist.empty() || body.empty()) return {};
+    auto json = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+    // Not a JSON object (multipart uploads, garbage): nothing to check here; the upstream judges the body.
+    if (!json.is_object()) return {};
+    for (const auto& [field, patterns] : whitelist) {
+      auto it = json.find(field);
+      if (it == json.end()) continue;
+      if (!it->is_string()) return "parameter \"" + field + "\" must be a string";
+      const auto& value = it->get_ref<const std::string&>();
+      if (std::none_of(patterns.begin(), patterns.end(),
+                       [&](const std::string& pat) { return config::glob_match(pat, value); })) {
+        return "value \"" + value + "\" is not allowed for parameter \"" + field + "\"";
+      }
+    }
+    return {};
+  }
+
+
+  upstream::Request build_request(const Exchange& ex, const std::string& api_key) const {
+    const auto& p = options_.provider;
+    upstream::Request up;
+    up.method = ex.request.method;
+    up.target = p.base_path + ex.request.target;
+    for (const auto& f : ex.request.headers) {
+      if (one_of(f.name, kHopByHop) || one_of(f.name, kClientIp) || iequals(f.name, "Host") ||
+          iequals(f.name, "Authorization") || iequals(f.name, "Content-Length") || iequals(f.name, "X-Request-ID") ||
+          iequals(f.name, "Expect")) {
+        continue;
+      }
+      up.headers.add(f.name, f.value);
+    }
+    const bool default_port = (p.scheme == "https" && p.port == 443) || (p.scheme == "http" && p.port == 80);
+    up.headers.set("Host", default_port ? p.host : p.host + ":" + std::to_string(p.port));
+    up.headers.set("Authorization", "Bearer " + api_key);
+    up.headers.set("X-Request-ID", ex.request.request_id);
+    up.body = ex.request.body;
+    return up;
+  }
+
+  Headers response_headers(const upstream::Response& res, std::string_view origin) const {
+    Headers h;
+    for (const auto& f : res.headers) {
+      if (one_of(f.name, kHopByHop) || iequals(f.name, "Content-Length") || iequals(f.name, "X-Request-ID")) continue;
+      h.add(f.name, f.value);
+    }
+    if (!origin.empty() && !options_.provider.allowed_origins.empty()) add_cors_headers(h, origin);
+    return h;
+  }
+
+  net::awaitable<void> forward(Exchange& ex, const Deps& deps, const std::string& api_key, std::string_view origin) {
+    const auto& p = options_.provider;
+    const auto header_timeout = std::min(options_.request_timeout, p.timeouts.response_header);
+    const auto sent = std::chrono::steady_clock::now();
+    std::unique_ptr<upstream::Response> res;
+    std::optional<upstream::Error> error;
+    const upstream::Request request = build_request(ex, api_key);
+    try {
+      res = co_await deps.client->send(request, header_timeout);
+    } catch (const upstream::Error& e) {
+      error = e;
+    }
+    ex.access.upstream_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - sent).count();
+    if (error) {
+      deps.breaker->record(true);
+      deps.metrics->upstream_errors.fetch_add(1, std::memory_order_relaxed);
+      log::write(log::Level::warn, "upstream_failed",
+                 {{"request_id", ex.request.request_id}, {"provider", p.name}, {"error", error->what()}});
+      Response err = error->kind == upstream::ErrorKind::timeout
+                         ? Response::error(504, "upstream_timeout", "the upstream provider did not answer in time")
+                         : Response::error(502, "upstream_error", "the upstream provider could not be reached");
+      co_await ex.respond(std::move(err));
+      co_return;
+    }
+    deps.metrics->upstream_seconds.observe(ex.access.upstream_ms / 1000.0);
+    deps.breaker->record(res->status == 502 || res->status == 503 || res->status == 504);
+
+    Headers headers = response_headers(*res, origin);
+    if (!res->streaming) {
+      std::string body;
+      std::optional<upstream::ErrorKind> read_error;
+      try {
+        body = co_await res->read_all(options_.request_timeout);
+      } catch (const upstream::Error& e) {
+        read_error = e.kind;
+      }
+      if (read_error) {
+        deps.metrics->upstream_errors.fetch_add(1, std::memory_order_relaxed);
+        const bool timeout = *read_error == upstream::ErrorKind::timeout;
+        Response err = timeout ? Response::error(504, "upstream_timeout", "the upstream provider did not finish in time")
+                               : Response::error(502, "upstream_error",
+                                                 "the upstream connection failed while reading the response");
+        co_await ex.respond(std::move(err));
+        co_return;
+      }
+      Response r;
+      r.status = res->status;
+      r.headers = std::move(headers);
+      r.body = std::move(body);
+      co_return co_await ex.respond(std::move(r));
+    }
+
+    if (headers.get("Content-Type").starts_with("text/event-stream")) {
+      // Tell intermediaries (nginx, CDNs) not to buffer the stream.
+      headers.set("X-Accel-Buffering", "no");
+      headers.set("Cache-Control", "no-cache");
+    }
+    if (!co_await ex.begin_stream(res->status, std::move(headers))) {
+      res->abort();
+      co_return;
+    }
+    for (;;) {
+      std::optional<std::string> piece;
+      try {
+        piece = co_await res->read_some(options_.stream_idle_timeout);
+      } catch (const upstream::Error& e) {
+        // Headers are out: the only honest signal left is ending the connection without the last chunk.
+        log::write(log::Level::warn, "upstream_stream_failed",
+                   {{"request_id", ex.request.request_id}, {"error", e.what()}});
+        res->abort();
+        co_return;
+      }
+      if (!piece) break;
+      if (!co_await ex.write_chunk(*piece)) {
+        // The client went away: close the upstream connection so the provider stops generating.
+        res->abort();
+        co_return;
+      }
+    }
+    co_await ex.end_stream();
+  }
+
+  const Options& options_;
+  const std::function<const Deps*()>& deps_;
+};
+
+}  // namespace
+
+void register_routes(server::Router& router, Options options, std::function<const Deps*()> deps) {
+  struct State {
+    Options options;
+    std::function<const Deps*()> deps;
+  };
+  auto state = std::make_shared<State>(State{std::move(options), std::move(deps)});
+  router.add_prefix("/v1/", [state](Exchange& ex) -> net::awaitable<void> {
+    Pipeline pipeline(state->options, state->deps);
+    co_await pipeline.handle(ex);
+  });
+}
+
+}  // namespace llmproxy::proxy

@@ -1,0 +1,41 @@
+#pragma once
+/// The `/v1/*` request pipeline (SPEC §5.2): CORS preflight -> method -> endpoint -> param whitelist -> origin ->
+/// token -> project active -> quota -> circuit breaker -> forward, relaying responses (streams chunk by chunk).
+#include <chrono>
+#include <functional>
+
+#include "llmproxy/config/providers.hpp"
+#include "llmproxy/server/router.hpp"
+
+namespace llmproxy::auth {
+class TokenService;
+}
+namespace llmproxy::upstream {
+class Client;
+class CircuitBreaker;
+}  // namespace llmproxy::upstream
+namespace llmproxy::metrics {
+class Registry;
+}
+
+namespace llmproxy::proxy {
+
+/// Collaborators available once boot completed; all non-null and outliving the server.
+struct Deps {
+  auth::TokenService* tokens = nullptr;
+  upstream::Client* client = nullptr;
+  upstream::CircuitBreaker* breaker = nullptr;
+  metrics::Registry* metrics = nullptr;
+};
+
+struct Options {
+  config::Provider provider;
+  std::chrono::milliseconds request_timeout{300000};      // headers + non-streaming body
+  std::chrono::milliseconds stream_idle_timeout{300000};  // silence between two chunks of a stream
+};
+
+/// Registers the `/v1/` prefix. Checks that need no state (method, endpoint, params, origin) run before boot
+/// completes; anything needing the database answers 503 until `deps()` returns non-null.
+void register_routes(server::Router& router, Options options, std::function<const Deps*()> deps);
+
+}  // namespace llmproxy::proxy

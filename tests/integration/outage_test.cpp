@@ -1,0 +1,78 @@
+// Database outage and recovery (SPEC §12): the server stays up, cached unlimited tokens keep working, requests
+// that need the database get 503, usage deltas are kept and written after recovery, no restart needed.
+#include <thread>
+
+#include "integration/proxy_fixture.hpp"
+
+using namespace llmproxy;
+using namespace llmproxy::itest;
+
+TEST_CASE("PostgreSQL outage: 503 where the database is needed, cached tokens work, recovery is automatic",
+          "[outage][postgres]") {
+  const int port = test::free_port();
+  Cluster cluster(port);
+  cluster.start();
+  test::MockUpstream mock;
+  TempDir dir;
+  auto env = base_env(dir);
+  {
+    std::ofstream out(dir.file("api_providers.yaml"));
+    out << providers_yaml(mock.base_url());
+  }
+  env["API_CONFIG_PATH"] = dir.file("api_providers.yaml");
+  env["DB_DRIVER"] = "postgres";
+  env["DATABASE_URL"] = cluster.url();
+  env["DATABASE_CONNECT_TIMEOUT"] = "1s";
+  env["DATABASE_STATEMENT_TIMEOUT"] = "2s";
+  env["TOKEN_CACHE_TTL"] = "1h";
+  env["USAGE_FLUSH_INTERVAL"] = "200ms";
+  Proxy proxy(env);
+  auto manage_json = [&](const std::string& method, const std::string& path, const std::string& body) {
+    auto r = proxy.manage(method, path, body);
+    INFO(r.body);
+    REQUIRE(r.status / 100 == 2);
+    return nlohmann::json::parse(r.body);
+  };
+  auto project = manage_json("POST", "/manage/projects", R"({"name":"outage","api_key":"sk-key"})")["id"];
+  auto cached = manage_json("POST", "/manage/tokens",
+                            nlohmann::json{{"project_id", project}, {"duration_minutes", 60}}.dump());
+  auto uncached = manage_json("POST", "/manage/tokens",
+                              nlohmann::json{{"project_id", project}, {"duration_minutes", 60}}.dump());
+  auto chat = [&](const std::string& token) {
+    return proxy.request("POST", "/v1/chat/completions", R"({"model":"gpt-4o"})",
+                         {{"Authorization", "Bearer " + token}, {"Content-Type", "application/json"}});
+  };
+  REQUIRE(chat(cached["token"]).status == 200);
+
+  cluster.stop();
+  for (int i = 0; i < 3; ++i) CHECK(chat(cached["token"]).status == 200);
+  auto r = chat(uncached["token"]);
+  CHECK(r.status == 503);
+  CHECK(error_code(r) == "service_unavailable");
+  CHECK(proxy.get("/ready").status == 503);
+  auto health = proxy.get("/health");
+  CHECK(health.status == 503);
+  CHECK(nlohmann::json::parse(health.body)["database"]["status"] == "down");
+  CHECK(proxy.manage("GET", "/manage/projects").status == 503);
+  std::this_thread::sleep_for(600ms);  // a few failed flushes: the deltas must survive them
+
+  cluster.start();
+  bool ready = false;
+  for (int i = 0; i < 100 && !ready; ++i) {
+    std::this_thread::sleep_for(100ms);
+    ready = proxy.get("/ready").status == 200;
+  }
+  REQUIRE(ready);
+  CHECK(chat(uncached["token"]).status == 200);
+  // 1 before + 3 during the outage for the cached token, all persisted after recovery.
+  std::string count;
+  for (int i = 0; i < 50 && count != "4"; ++i) {
+    std::this_thread::sleep_for(100ms);
+    auto [code, out] = test::run_command({"psql", cluster.url(), "-qAtc",
+                                          "SELECT request_count FROM tokens WHERE id = '" +
+                                              cached["id"].get<std::string>() + "'"});
+    if (code == 0) count = out.substr(0, out.find('\n'));
+  }
+  CHECK(count == "4");
+  CHECK(proxy.terminate() == 0);
+}
