@@ -1,0 +1,36 @@
+#pragma once
+/// Per-provider circuit breaker (SPEC §5.4): opens after `threshold` consecutive failures (502/503/504 or
+/// transport errors), answers "reject" while open, lets exactly one probe through after `cooldown` (half-open),
+/// closes on the probe's success and re-opens on its failure. Thread-safe (one mutex, tiny critical sections).
+#include <chrono>
+#include <functional>
+#include <mutex>
+
+namespace llmproxy::upstream {
+
+class CircuitBreaker {
+ public:
+  using Clock = std::chrono::steady_clock;
+  enum class State { closed = 0, open = 1, half_open = 2 };
+
+  CircuitBreaker(int threshold, std::chrono::milliseconds cooldown,
+                 std::function<Clock::time_point()> now = [] { return Clock::now(); });
+
+  /// True if a request may go upstream now. In half-open state only one caller gets true until it reports.
+  bool allow();
+  /// Reports the outcome of an allowed request: `failure` = 502/503/504 or transport error.
+  void record(bool failure);
+  State state() const;
+
+ private:
+  mutable std::mutex mu_;
+  int threshold_;
+  std::chrono::milliseconds cooldown_;
+  std::function<Clock::time_point()> now_;
+  State state_ = State::closed;
+  int consecutive_failures_ = 0;
+  Clock::time_point opened_at_{};
+  bool probe_in_flight_ = false;
+};
+
+}  // namespace llmproxy::upstream

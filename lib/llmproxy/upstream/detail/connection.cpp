@@ -1,0 +1,52 @@
+#include "llmproxy/upstream/detail/connection.hpp"
+
+#include <boost/beast/core/read_size.hpp>
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+namespace llmproxy::upstream::detail {
+
+namespace {
+
+/// Initial read buffer capacity: large enough that a typical JSON answer or a burst of SSE events arrives in
+/// one read, small enough to keep per pooled connection.
+constexpr std::size_t kReadBufferBytes = 16 * 1024;
+/// Upper bound for one read; beast::read_size grows reads up to this as the buffer grows.
+constexpr std::size_t kMaxReadBytes = 64 * 1024;
+
+}  // namespace
+
+Connection::Connection(const net::any_io_executor& ex) : stream_(std::in_place_type<beast::tcp_stream>, ex) {
+  buffer_.reserve(kReadBufferBytes);
+}
+
+Connection::Connection(const net::any_io_executor& ex, ssl::context& ctx)
+    : stream_(std::in_place_type<TlsStream>, ex, ctx) {
+  buffer_.reserve(kReadBufferBytes);
+}
+
+beast::tcp_stream& Connection::tcp() noexcept {
+  return std::visit([](auto& s) -> beast::tcp_stream& { return beast::get_lowest_layer(s); }, stream_);
+}
+
+net::awaitable<std::tuple<beast::error_code, std::size_t>> Connection::read_some() {
+  auto space = buffer_.prepare(beast::read_size(buffer_, kMaxReadBytes));
+  auto [ec, n] = co_await std::visit([&](auto& s) { return s.async_read_some(space, kUseTuple); }, stream_);
+  buffer_.commit(n);
+  co_return std::tuple{ec, n};
+}
+
+void Connection::close() noexcept { tcp().close(); }
+
+bool Connection::usable() noexcept {
+  auto& socket = tcp().socket();
+  if (!socket.is_open()) return false;
+  char byte = 0;
+  const auto n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  // 0 = orderly close, > 0 = bytes nobody asked for (a late error page, a TLS alert): either way unusable.
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+}  // namespace llmproxy::upstream::detail

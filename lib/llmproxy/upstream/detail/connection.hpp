@@ -1,0 +1,75 @@
+#pragma once
+/// One upstream connection, plain TCP or TLS over TCP, with its read buffer and request scratch space.
+/// Used by one coroutine at a time; while pooled, by nobody.
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <tuple>
+#include <variant>
+
+namespace llmproxy::upstream::detail {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace ssl = net::ssl;
+
+inline constexpr auto kUseTuple = net::as_tuple(net::use_awaitable);
+
+class Connection {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+  /// A plain connection (not yet connected). `ex` should be the io_context's executor: completions are
+  /// dispatched through the awaiting coroutine's own executor anyway.
+  explicit Connection(const net::any_io_executor& ex);
+  /// A TLS connection using `ctx` (which must outlive the connection).
+  Connection(const net::any_io_executor& ex, ssl::context& ctx);
+
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  /// The TCP layer: connect, timeouts (expires_after bounds TLS operations too), close.
+  beast::tcp_stream& tcp() noexcept;
+  /// The TLS layer; only for a TLS connection.
+  TlsStream& tls() noexcept { return std::get<TlsStream>(stream_); }
+  bool is_tls() const noexcept { return std::holds_alternative<TlsStream>(stream_); }
+
+  /// Writes all of `buffers` (a ConstBufferSequence).
+  template <class Buffers>
+  net::awaitable<std::tuple<beast::error_code, std::size_t>> write(const Buffers& buffers) {
+    return std::visit([&](auto& s) { return net::async_write(s, buffers, kUseTuple); }, stream_);
+  }
+  /// Reads whatever is available into the read buffer (at least one byte, or an error).
+  net::awaitable<std::tuple<beast::error_code, std::size_t>> read_some();
+
+  /// Closes the socket at once (no TLS close_notify: the point is to stop the upstream promptly).
+  void close() noexcept;
+
+  /// True if the socket is open and the peer has neither closed it nor sent anything unasked. One
+  /// non-blocking peek; catches idle connections the upstream dropped, before a request is wasted on them.
+  bool usable() noexcept;
+
+  /// Bytes received but not parsed yet. Kept across exchanges so its capacity is reused.
+  beast::flat_buffer& buffer() noexcept { return buffer_; }
+  /// Scratch space for the serialized request head, reused across exchanges.
+  std::string& head() noexcept { return head_; }
+
+  Clock::time_point last_used{};
+
+ private:
+  std::variant<beast::tcp_stream, TlsStream> stream_;
+  beast::flat_buffer buffer_;
+  std::string head_;
+};
+
+}  // namespace llmproxy::upstream::detail

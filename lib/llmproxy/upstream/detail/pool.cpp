@@ -1,0 +1,57 @@
+#include "llmproxy/upstream/detail/pool.hpp"
+
+#include <utility>
+#include <vector>
+
+namespace llmproxy::upstream::detail {
+
+Pool::Pool(std::size_t max_idle, Clock::duration idle_timeout) : max_idle_(max_idle), idle_timeout_(idle_timeout) {}
+
+std::unique_ptr<Connection> Pool::take() {
+  for (;;) {
+    std::unique_ptr<Connection> conn;
+    std::vector<std::unique_ptr<Connection>> expired;  // closed after unlocking; allocates only when non-empty
+    {
+      std::lock_guard lock(mu_);
+      const auto cutoff = Clock::now() - idle_timeout_;
+      while (!idle_.empty() && idle_.front()->last_used < cutoff) {
+        expired.push_back(std::move(idle_.front()));
+        idle_.pop_front();
+      }
+      if (idle_.empty()) return nullptr;
+      conn = std::move(idle_.back());
+      idle_.pop_back();
+    }
+    if (conn->usable()) return conn;
+    // Dropped by the upstream while idle: close it (destructor) and look at the next one.
+  }
+}
+
+void Pool::put(std::unique_ptr<Connection> conn) {
+  std::unique_ptr<Connection> evicted;  // declared before the lock: closed after it is released
+  conn->last_used = Clock::now();
+  std::lock_guard lock(mu_);
+  if (shut_ || max_idle_ == 0) {
+    evicted = std::move(conn);
+    return;
+  }
+  idle_.push_back(std::move(conn));
+  if (idle_.size() > max_idle_) {
+    evicted = std::move(idle_.front());
+    idle_.pop_front();
+  }
+}
+
+std::size_t Pool::size() const {
+  std::lock_guard lock(mu_);
+  return idle_.size();
+}
+
+void Pool::shut() {
+  std::deque<std::unique_ptr<Connection>> closing;  // declared before the lock: closed after it is released
+  std::lock_guard lock(mu_);
+  shut_ = true;
+  closing.swap(idle_);
+}
+
+}  // namespace llmproxy::upstream::detail
