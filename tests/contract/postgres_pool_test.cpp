@@ -34,7 +34,10 @@
 // encoding_id(), which throws broken_connection, before the result has an owner. These tests break connections
 // on purpose, so LeakSanitizer is told about that one known third-party leak (a substring of the allocating
 // stack; allocations made by our own code never have these libpqxx frames on their stack).
-extern "C" const char* __lsan_default_suppressions() { return "leak:pqxx::connection_base::exec\n"; }
+extern "C" const char* __lsan_default_suppressions() {
+  return "leak:pqxx::connection_base::exec\n"
+         "leak:pqxx::connection_base::register_prepared\n";
+}
 #endif
 
 namespace llmproxy::contract {
@@ -533,7 +536,7 @@ TEST_CASE("postgres pool: idle connections above max_idle_conns are closed when 
   CHECK(eventually([&] { return own.driver_backends().size() == 1; }));
 }
 
-TEST_CASE("postgres: statement_timeout ends a blocked statement with db::Timeout; the connection stays usable",
+TEST_CASE("postgres: statement_timeout ends a blocked statement with db::Timeout and the connection stays usable",
           "[postgres][pool]") {
   OwnDatabase own;
   auto config = own.config();
@@ -604,6 +607,21 @@ TEST_CASE("postgres: connection failures are Unavailable, bad URLs Error, and ne
     }
   }
 
+  SECTION("a value libpq only checks when connecting (the port) is still an invalid URL") {
+    config.url = "postgresql://llmproxy:" + password + "@127.0.0.1:notaport/llmproxy";
+    try {
+      db::postgres::open(config);
+      FAIL("open() succeeded");
+    } catch (const db::Unavailable& e) {
+      FAIL(std::string("an invalid URL is not Unavailable: ") + e.what());
+    } catch (const db::Error& e) {
+      const std::string message = e.what();
+      INFO(message);
+      CHECK(message.find(password) == std::string::npos);
+      CHECK(message.find("notaport") != std::string::npos);
+    }
+  }
+
   SECTION("wrong database name on a live server") {
     config.url = with_database(test_database_url(), "llmproxy_no_such_db");
     CHECK_THROWS_AS(db::postgres::open(config), db::Unavailable);
@@ -637,7 +655,7 @@ TEST_CASE("postgres migrations: the advisory lock, its timeout, and rollback of 
     CHECK_NOTHROW(second->begin_session(5s));
   }
 
-  SECTION("a failing statement rolls the whole file back; the error names file, statement and cause") {
+  SECTION("a failing statement rolls the whole file back, the error names file, statement and cause") {
     auto session = first->begin_session(5s);
     migrate::MigrationFile file;
     file.version = 7;

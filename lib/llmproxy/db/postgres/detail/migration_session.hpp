@@ -1,0 +1,43 @@
+#pragma once
+/// The PostgreSQL migration session: a dedicated connection (never one of the pool's) holding the migration
+/// advisory lock for the session's lifetime.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <pqxx/connection>
+
+#include "llmproxy/migrate/backend.hpp"
+
+namespace llmproxy::db::postgres::detail {
+
+/// The advisory lock key every llm-proxy process uses for migrations ("llm-prxy" in ASCII).
+inline constexpr std::int64_t kMigrationLockKey = 0x6c6c6d2d70727879;
+
+class MigrationSession final : public migrate::Session {
+ public:
+  /// Connects (db::Unavailable on failure), waits at most `lock_timeout` for pg_advisory_lock (MigrationError
+  /// naming MIGRATION_LOCK_TIMEOUT on timeout), then creates schema_migrations if missing: under the lock, so
+  /// concurrent first boots do not race on CREATE TABLE.
+  MigrationSession(const std::string& conninfo, const std::string& target, std::chrono::milliseconds lock_timeout);
+  /// Releases the lock (closing the connection would release it as well).
+  ~MigrationSession() override;
+  MigrationSession(const MigrationSession&) = delete;
+  MigrationSession& operator=(const MigrationSession&) = delete;
+
+  std::vector<migrate::AppliedMigration> applied() override;
+  bool apply_up(const migrate::MigrationFile& file, const std::vector<std::string>& statements,
+                const std::string& checksum) override;
+  bool apply_down(const migrate::MigrationFile& file, const std::vector<std::string>& statements) override;
+
+ private:
+  std::unique_ptr<pqxx::connection> conn_;
+};
+
+/// `statement` on one line (whitespace runs collapsed), cut to at most `max_chars` bytes at a UTF-8 boundary,
+/// with `...` when cut. For error messages.
+std::string statement_preview(const std::string& statement, std::size_t max_chars = 200);
+
+}  // namespace llmproxy::db::postgres::detail

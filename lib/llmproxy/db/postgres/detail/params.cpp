@@ -1,0 +1,64 @@
+#include "llmproxy/db/postgres/detail/params.hpp"
+
+#include "llmproxy/db/errors.hpp"
+
+namespace llmproxy::db::postgres::detail {
+
+Params& Params::text(const std::string& value) {
+  if (value.find('\0') != std::string::npos) throw db::Invalid("text value contains a NUL byte");
+  values_.emplace_back(value);
+  return *this;
+}
+
+Params& Params::text(const std::optional<std::string>& value) { return value ? text(*value) : null(); }
+
+Params& Params::boolean(bool value) {
+  values_.emplace_back(value ? "true" : "false");
+  return *this;
+}
+
+Params& Params::boolean(std::optional<bool> value) { return value ? boolean(*value) : null(); }
+
+Params& Params::integer(std::int64_t value) {
+  values_.emplace_back(std::to_string(value));
+  return *this;
+}
+
+Params& Params::integer(std::optional<std::int64_t> value) { return value ? integer(*value) : null(); }
+
+Params& Params::time(util::TimePoint value) {
+  values_.emplace_back(util::format_time(value));
+  return *this;
+}
+
+Params& Params::time(const std::optional<util::TimePoint>& value) { return value ? time(*value) : null(); }
+
+Params& Params::null() {
+  values_.emplace_back(std::nullopt);
+  return *this;
+}
+
+std::vector<const char*> Params::pointers() const {
+  std::vector<const char*> out;
+  out.reserve(values_.size());
+  for (const auto& v : values_) out.push_back(v ? v->c_str() : nullptr);
+  return out;
+}
+
+std::string array_literal(const std::vector<std::string>& elements) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < elements.size(); ++i) {
+    if (elements[i].find('\0') != std::string::npos) throw db::Invalid("text value contains a NUL byte");
+    if (i > 0) out += ',';
+    out += '"';
+    for (char c : elements[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+
+}  // namespace llmproxy::db::postgres::detail

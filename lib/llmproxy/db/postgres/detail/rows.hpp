@@ -1,0 +1,28 @@
+#pragma once
+/// Result rows -> repository models. Columns are looked up by name, so the SELECT lists in queries.cpp may
+/// change order freely.
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include <pqxx/row>
+
+#include "llmproxy/db/models.hpp"
+#include "llmproxy/migrate/backend.hpp"
+
+namespace llmproxy::db::postgres::detail {
+
+/// Timestamps arrive in PostgreSQL's text form (`2026-01-02 03:04:05.123456+00`: the session runs with
+/// TimeZone UTC and DateStyle ISO). Throws db::Error on anything util::parse_time rejects.
+util::TimePoint time_of(const pqxx::field& f);
+std::optional<util::TimePoint> optional_time_of(const pqxx::field& f);
+std::optional<std::string> optional_text_of(const pqxx::field& f);
+bool bool_of(const pqxx::field& f);
+std::int64_t integer_of(const pqxx::field& f);
+
+Project project_of(const pqxx::row& r);
+Token token_of(const pqxx::row& r);
+AuditEvent audit_event_of(const pqxx::row& r);
+migrate::AppliedMigration applied_of(const pqxx::row& r);
+
+}  // namespace llmproxy::db::postgres::detail
