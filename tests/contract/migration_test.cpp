@@ -108,7 +108,7 @@ void check_migrations(const std::function<EmptyDatabase()>& make_empty) {
     CHECK(driver.read_applied().size() == files.size());
   }
 
-  SECTION("up --to, down --steps, down to 0 and up again; the driver keeps working across it") {
+  SECTION("up --to, down --steps, down to 0 and up again, the driver keeps working across it") {
     Runner runner(driver, extra, lock_timeout);
     CHECK(runner.up(n) == n);
     CHECK(runner.current_version() == n);
@@ -151,7 +151,7 @@ void check_migrations(const std::function<EmptyDatabase()>& make_empty) {
     CHECK(runner.current_version() == 0);
   }
 
-  SECTION("a failing migration leaves the previous version and no partial table; the error names file and statement") {
+  SECTION("a failing migration leaves the previous version and no partial table, the error names file and statement") {
     const auto broken = plus(files, "broken", "CREATE TABLE x (a INT);\nTHIS IS NOT SQL;\n", "DROP TABLE x;\n");
     Runner runner(driver, broken, lock_timeout);
     const auto message = migration_error([&] { runner.up(); });
@@ -296,7 +296,7 @@ TEST_CASE("embedded migrations: contiguous, every up and down file has statement
   }
 }
 
-TEST_CASE("split_statements: a statement ends at a `;` that ends a line", "[migrations]") {
+TEST_CASE("split_statements: a statement ends at a `,` that ends a line", "[migrations]") {
   using migrate::split_statements;
   CHECK(split_statements("") == Strings{});
   CHECK(split_statements("CREATE TABLE a (x INT);\nCREATE INDEX i ON a (x);\n") ==

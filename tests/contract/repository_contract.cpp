@@ -694,7 +694,7 @@ void check_repository_contract(const std::string& driver_name, const MakeFresh& 
     check_same(d.get_token(t1.id), t1);
   }
 
-  SECTION("audit: insert and get round-trip every field; all or nothing; NotFound") {
+  SECTION("audit: insert and get round-trip every field, all or nothing, NotFound") {
     auto full = make_event(at(), "token.revoke", "denied");
     full.actor = "token:" + util::uuid_v4();
     full.project_id = util::uuid_v4();

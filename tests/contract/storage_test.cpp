@@ -116,7 +116,7 @@ TEST_CASE("open_with_retry: connects once the database becomes reachable", "[sql
 }
 
 #ifdef LLMPROXY_WITH_POSTGRES
-TEST_CASE("open_with_retry: PostgreSQL unreachable; the password is in neither the error nor the logs",
+TEST_CASE("open_with_retry: PostgreSQL unreachable, the password is in neither the error nor the logs",
           "[storage]") {
   // Port 1 on loopback: nothing listens there, so every attempt is refused at once (no server needed).
   const std::string password = "Sup3rS3cretPw";

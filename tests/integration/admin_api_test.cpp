@@ -233,7 +233,7 @@ void project_crud(Kind kind) {
     CHECK(Json::parse(page1.body)[0]["name"] == "p3");
   }
 }
-ADMIN_CASE("management API: project create, read, list, update; delete refused", project_crud)
+ADMIN_CASE("management API: project create, read, list, update, delete refused", project_crud)
 
 void api_key_encrypted_at_rest(Kind kind) {
   Admin a(kind, [](Environment& env) { env["ENCRYPTION_KEY"] = kEncryptionKey; });
@@ -589,7 +589,7 @@ void audit_trail(Kind kind) {
   CHECK(page3["pagination"]["has_next"] == false);
   CHECK(page3["pagination"]["has_prev"] == true);
 }
-ADMIN_CASE("management API: mutations are audited; audit list filters and paginates newest first", audit_trail)
+ADMIN_CASE("management API: mutations are audited, audit list filters and paginates newest first", audit_trail)
 
 void names_stored_verbatim(Kind kind) {
   Admin a(kind);

@@ -131,11 +131,11 @@ void check_concurrent_up(TestDatabase::Kind kind, int processes) {
         std::to_string(n) + "|" + std::to_string(n) + "|" + std::to_string(n));
 }
 
-TEST_CASE("migrate CLI on SQLite: status creates nothing; up, version, down --to 0, up", "[migrate-cli]") {
+TEST_CASE("migrate CLI on SQLite: status creates nothing, up, version, down --to 0, up", "[migrate-cli]") {
   check_cli_cycle(TestDatabase::Kind::sqlite);
 }
 
-TEST_CASE("migrate CLI on PostgreSQL: status creates nothing; up, version, down --to 0, up",
+TEST_CASE("migrate CLI on PostgreSQL: status creates nothing, up, version, down --to 0, up",
           "[migrate-cli][postgres]") {
   check_cli_cycle(TestDatabase::Kind::postgres);
 }

@@ -58,7 +58,7 @@ void forwards_with_the_project_key(TestDatabase::Kind kind) {
     CHECK(models.status == 200);
   }
 }
-BOTH_DRIVERS("proxy: the upstream sees the project key and no client identity; the client sees the upstream answer",
+BOTH_DRIVERS("proxy: the upstream sees the project key and no client identity, the client sees the upstream answer",
              "[proxy]", forwards_with_the_project_key)
 
 void streams_chunk_by_chunk(TestDatabase::Kind kind) {

@@ -50,7 +50,7 @@ db::AuditEvent event(std::string action, std::string outcome = "success") {
 
 }  // namespace
 
-TEST_CASE("the auditor writes every event to the database and the file; stop() flushes", "[audit]") {
+TEST_CASE("the auditor writes every event to the database and the file, stop() flushes", "[audit]") {
   TempDir dir;
   auto driver = llmproxy::testing::open_migrated_sqlite(dir.path() / "audit.sqlite");
   const auto file = dir.path() / "logs" / "audit.log";  // parent directory created by the auditor
@@ -192,7 +192,7 @@ TEST_CASE("stop() gives up after a bounded wait while the database stays down", 
   CHECK(read_lines(dir.path() / "audit.log").size() == 2);  // the file still has them
 }
 
-TEST_CASE("a disabled auditor records nothing; an unusable file path throws", "[audit]") {
+TEST_CASE("a disabled auditor records nothing, an unusable file path throws", "[audit]") {
   TempDir dir;
   audit::Options off;
   off.enabled = false;

@@ -126,7 +126,7 @@ TEST_CASE("late reports while open do not change the breaker", "[upstream][break
   CHECK_FALSE(breaker.allow());
 }
 
-TEST_CASE("threshold 1 opens on the first failure; threshold 0 never opens", "[upstream][breaker]") {
+TEST_CASE("threshold 1 opens on the first failure, threshold 0 never opens", "[upstream][breaker]") {
   FakeClock clock;
   CircuitBreaker one(1, 1s, clock.source());
   one.record(true);

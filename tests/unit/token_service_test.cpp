@@ -304,7 +304,7 @@ TEST_CASE("an inactive project is served when ENFORCE_PROJECT_ACTIVE is off", "[
   CHECK(a.api_key == kUpstreamKey);
 }
 
-TEST_CASE("invalidate_project applies a deactivation at once; the project cache has a TTL", "[auth]") {
+TEST_CASE("invalidate_project applies a deactivation at once, the project cache has a TTL", "[auth]") {
   auth::Options o;
   o.project_cache_ttl = 5s;
   o.token_cache_ttl = 30s;
@@ -451,7 +451,7 @@ TEST_CASE("during a database outage: cached tokens work, others get 503, usage i
   CHECK(env.svc().stats().pending_usage_requests == 0);
 }
 
-TEST_CASE("the periodic flush writes usage on the io_context; stop_and_flush writes the rest", "[auth]") {
+TEST_CASE("the periodic flush writes usage on the io_context, stop_and_flush writes the rest", "[auth]") {
   auth::Options o;
   o.usage_flush_interval = 10ms;
   Env env(o);
