@@ -64,8 +64,10 @@ Process::Process(std::string executable, std::vector<std::string> args, Environm
   if (log_fd < 0) throw_errno("mkostemps " + path);
   log_path_ = path;
 
-  if (!env.contains("PATH")) {
-    if (const char* parent_path = std::getenv("PATH")) env["PATH"] = parent_path;
+  // PATH, and the sanitizer settings of a sanitizer build, so children are checked like the test itself.
+  for (const char* inherited : {"PATH", "ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS"}) {
+    if (env.contains(inherited)) continue;
+    if (const char* value = std::getenv(inherited)) env[inherited] = value;
   }
   // Everything the child needs is built before fork: after it, only async-signal-safe calls are allowed.
   std::vector<std::string> argv_storage;
@@ -146,9 +148,16 @@ Process::Process(Process&& other) noexcept
 
 Process::~Process() {
   if (pid_ > 0 && !exit_code_) {
-    kill(-pid_, SIGKILL);
-    kill(pid_, SIGKILL);
-    reap(true);
+    // SIGTERM first so a graceful child (llm-proxy, mock-upstream) exits normally and writes its coverage and
+    // sanitizer reports; SIGKILL whatever is still there after a short grace period.
+    kill(pid_, SIGTERM);
+    if (!wait_exit(std::chrono::seconds(3))) {
+      kill(-pid_, SIGKILL);
+      kill(pid_, SIGKILL);
+      reap(true);
+    } else {
+      kill(-pid_, SIGKILL);  // stray grandchildren of the group, if any
+    }
   }
   if (!log_path_.empty() && std::getenv("LLMPROXY_KEEP_TEST_LOGS") == nullptr) std::remove(log_path_.c_str());
 }

@@ -13,7 +13,8 @@
 
 namespace llmproxy::test {
 
-/// An explicit environment: a child sees exactly these variables (plus the parent's PATH if absent here).
+/// An explicit environment: a child sees exactly these variables, plus the parent's PATH and sanitizer options
+/// (ASAN_OPTIONS, LSAN_OPTIONS, UBSAN_OPTIONS) when absent here.
 using Environment = std::map<std::string, std::string>;
 
 /// A running child process whose stdout and stderr go to one temporary log file.
@@ -23,7 +24,7 @@ class Process {
   /// The child gets its own process group and is SIGKILLed if the creating thread dies, so a crashed test
   /// leaves nothing behind. Throws std::system_error if the log file cannot be made or exec fails.
   Process(std::string executable, std::vector<std::string> args, Environment env = {});
-  /// SIGKILLs the child's process group if still running, reaps it, and deletes the log file
+  /// If still running: SIGTERM, up to 3 s to exit, then SIGKILL of its process group; reaps it and deletes the log file
   /// (kept when the environment variable LLMPROXY_KEEP_TEST_LOGS is set).
   ~Process();
   Process(const Process&) = delete;

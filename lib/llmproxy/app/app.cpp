@@ -190,10 +190,10 @@ int run_server(const config::Config& cfg) {
       return s ? static_cast<double>(pick(s->tokens->stats())) : 0.0;
     };
   };
-  registry.add_gauge("llm_proxy_token_cache_hits", "Token validations answered from the cache.",
-                     token_stat([](const auth::Stats& st) { return st.cache_hits; }));
-  registry.add_gauge("llm_proxy_token_cache_misses", "Token validations that needed the database.",
-                     token_stat([](const auth::Stats& st) { return st.cache_misses; }));
+  registry.add_counter("llm_proxy_token_cache_hits_total", "Token validations answered from the cache.",
+                       token_stat([](const auth::Stats& st) { return st.cache_hits; }));
+  registry.add_counter("llm_proxy_token_cache_misses_total", "Token validations that needed the database.",
+                       token_stat([](const auth::Stats& st) { return st.cache_misses; }));
   registry.add_gauge("llm_proxy_token_cache_entries", "Tokens in the cache.",
                      token_stat([](const auth::Stats& st) { return st.cached_tokens; }));
   registry.add_gauge("llm_proxy_usage_pending_deltas", "Tokens with usage not yet written to the database.",
@@ -204,6 +204,11 @@ int run_server(const config::Config& cfg) {
     const Services* s = published.load(std::memory_order_acquire);
     return s ? static_cast<double>(s->auditor->pending()) : 0.0;
   });
+  registry.add_counter("llm_proxy_audit_dropped_total", "Audit events dropped (queue overflow or refused rows).",
+                       [&published] {
+                         const Services* s = published.load(std::memory_order_acquire);
+                         return s ? static_cast<double>(s->auditor->dropped()) : 0.0;
+                       });
 
   std::atomic<bool> stopping{false};
   std::atomic<int> exit_code{kExitOk};
@@ -283,6 +288,10 @@ int run_server(const config::Config& cfg) {
     services.auditor->stop();
   }
   if (services.executor) services.executor->join();
+  // Objects bound to srv's io_context (timers, strands, sockets) must go before it: srv is destroyed first.
+  published.store(nullptr, std::memory_order_release);
+  services.tokens.reset();
+  services.client.reset();
   log::write(log::Level::info, "shutdown_complete", {{"exit_code", exit_code.load()}});
   log::flush();
   return exit_code;

@@ -58,7 +58,12 @@ void Registry::count_request(const std::string& route, int status) {
 
 void Registry::add_gauge(std::string name, std::string help, std::function<double()> sample) {
   std::lock_guard lock(mu_);
-  gauges_.push_back(Gauge{std::move(name), std::move(help), std::move(sample)});
+  gauges_.push_back(Gauge{std::move(name), std::move(help), std::move(sample), "gauge"});
+}
+
+void Registry::add_counter(std::string name, std::string help, std::function<double()> sample) {
+  std::lock_guard lock(mu_);
+  gauges_.push_back(Gauge{std::move(name), std::move(help), std::move(sample), "counter"});
 }
 
 std::string Registry::render() const {
@@ -83,11 +88,8 @@ std::string Registry::render() const {
   };
   gauge("llm_proxy_in_flight_requests", "gauge", "Requests being handled now.", static_cast<double>(in_flight.load()));
   gauge("llm_proxy_open_connections", "gauge", "Open client connections.", static_cast<double>(open_connections.load()));
-  gauge("llm_proxy_token_cache_hits_total", "counter", "Token validations answered from the cache.",
-        static_cast<double>(token_cache_hits.load()));
-  gauge("llm_proxy_token_cache_misses_total", "counter", "Token validations that needed the database.",
-        static_cast<double>(token_cache_misses.load()));
-  gauge("llm_proxy_db_errors_total", "counter", "Database calls that failed.", static_cast<double>(db_errors.load()));
+  gauge("llm_proxy_db_errors_total", "counter", "Requests answered 503 because the database was unavailable.",
+        static_cast<double>(db_errors.load()));
   gauge("llm_proxy_upstream_errors_total", "counter", "Upstream exchanges that failed (connect, TLS, timeout).",
         static_cast<double>(upstream_errors.load()));
   std::vector<Gauge> gauges;
@@ -95,7 +97,7 @@ std::string Registry::render() const {
     std::lock_guard lock(mu_);
     gauges = gauges_;
   }
-  for (const auto& g : gauges) gauge(g.name, "gauge", g.help, g.sample());
+  for (const auto& g : gauges) gauge(g.name, g.type, g.help, g.sample());
   gauge("llm_proxy_uptime_seconds", "gauge", "Seconds since the process started.",
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
   gauge("process_resident_memory_bytes", "gauge", "Resident set size of the process.", resident_bytes());

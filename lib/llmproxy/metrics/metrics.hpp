@@ -37,15 +37,13 @@ class Registry {
   Histogram upstream_seconds;
   std::atomic<std::int64_t> in_flight{0};
   std::atomic<std::int64_t> open_connections{0};
-  std::atomic<std::uint64_t> token_cache_hits{0};
-  std::atomic<std::uint64_t> token_cache_misses{0};
-  std::atomic<std::uint64_t> db_errors{0};
-  std::atomic<std::uint64_t> upstream_errors{0};
-  std::atomic<std::uint64_t> audit_events_dropped{0};
+  std::atomic<std::uint64_t> db_errors{0};        // requests answered 503 because the database was unavailable
+  std::atomic<std::uint64_t> upstream_errors{0};  // upstream exchanges that failed (connect, TLS, timeout)
 
-  /// Extra gauges sampled at render time (pool stats, pending usage deltas, breaker state, ...).
+  /// Values owned elsewhere, sampled at render time (pool stats, cache counters, breaker state, ...).
   /// Register before the server starts.
   void add_gauge(std::string name, std::string help, std::function<double()> sample);
+  void add_counter(std::string name, std::string help, std::function<double()> sample);
 
   /// The whole exposition text, including uptime and process RSS.
   std::string render() const;
@@ -56,6 +54,7 @@ class Registry {
   struct Gauge {
     std::string name, help;
     std::function<double()> sample;
+    const char* type = "gauge";
   };
   std::vector<Gauge> gauges_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();

@@ -25,8 +25,8 @@ using server::Response;
 namespace {
 
 // Never forwarded in either direction (RFC 9110 §7.6.1 plus the legacy ones proxies strip).
-constexpr std::array<std::string_view, 9> kHopByHop = {"Connection", "Keep-Alive", "Proxy-Connection",
-                                                       "Proxy-Authenticate", "Proxy-Authorization", "TE",
+// Proxy-* headers are matched by prefix (see hop_by_hop()).
+constexpr std::array<std::string_view, 6> kHopByHop = {"Connection", "Keep-Alive", "TE",
                                                        "Trailer", "Transfer-Encoding", "Upgrade"};
 // The client's network identity stays with the proxy.
 constexpr std::array<std::string_view, 6> kClientIp = {"X-Forwarded-For", "X-Real-IP", "CF-Connecting-IP",
@@ -34,6 +34,10 @@ constexpr std::array<std::string_view, 6> kClientIp = {"X-Forwarded-For", "X-Rea
 
 bool one_of(std::string_view name, auto const& list) {
   return std::any_of(list.begin(), list.end(), [&](std::string_view n) { return iequals(n, name); });
+}
+
+bool hop_by_hop(std::string_view name) {
+  return one_of(name, kHopByHop) || (name.size() >= 6 && iequals(name.substr(0, 6), "Proxy-"));
 }
 
 /// Runs the pipeline for one request. Holds references only to state that outlives the server.
@@ -59,6 +63,7 @@ class Pipeline {
     ex.access.token_hint = auth.token_hint;
     ex.access.project_id = auth.project_id;
     if (auth.outcome != auth::Outcome::authorized) {
+      if (auth.outcome == auth::Outcome::service_unavailable) deps->metrics->db_errors.fetch_add(1, std::memory_order_relaxed);
       const auto [status, code] = denial(auth.outcome);
       answer = Response::error(status, code, auth.message);
     } else if (!deps->breaker->allow()) {
@@ -169,7 +174,7 @@ class Pipeline {
     up.method = ex.request.method;
     up.target = p.base_path + ex.request.target;
     for (const auto& f : ex.request.headers) {
-      if (one_of(f.name, kHopByHop) || one_of(f.name, kClientIp) || iequals(f.name, "Host") ||
+      if (hop_by_hop(f.name) || one_of(f.name, kClientIp) || iequals(f.name, "Host") ||
           iequals(f.name, "Authorization") || iequals(f.name, "Content-Length") || iequals(f.name, "X-Request-ID") ||
           iequals(f.name, "Expect")) {
         continue;
@@ -187,7 +192,7 @@ class Pipeline {
   Headers response_headers(const upstream::Response& res, std::string_view origin) const {
     Headers h;
     for (const auto& f : res.headers) {
-      if (one_of(f.name, kHopByHop) || iequals(f.name, "Content-Length") || iequals(f.name, "X-Request-ID")) continue;
+      if (hop_by_hop(f.name) || iequals(f.name, "Content-Length") || iequals(f.name, "X-Request-ID")) continue;
       h.add(f.name, f.value);
     }
     if (!origin.empty() && !options_.provider.allowed_origins.empty()) add_cors_headers(h, origin);
@@ -226,7 +231,7 @@ class Pipeline {
       std::string body;
       std::optional<upstream::ErrorKind> read_error;
       try {
-        body = co_await res->read_all(options_.request_timeout);
+        body = co_await res->read_all(std::min(options_.request_timeout, p.timeouts.request));
       } catch (const upstream::Error& e) {
         read_error = e.kind;
       }

@@ -397,7 +397,9 @@ std::uint16_t Server::listen() {
       boost::system::error_code ignored;
       impl_->acceptor.close(ignored);
     }
-    throw std::runtime_error("cannot listen on " + shown + " (LISTEN_ADDR): " + e.what());
+    // system_error::what() carries Boost's source location; the code's message is what an operator needs.
+    const auto* se = dynamic_cast<const boost::system::system_error*>(&e);
+    throw std::runtime_error("cannot listen on " + shown + " (LISTEN_ADDR): " + (se ? se->code().message() : e.what()));
   }
 }
 
