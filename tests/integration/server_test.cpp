@@ -211,3 +211,20 @@ TEST_CASE("command line: --version, --help, unknown command", "[server][cli]") {
   CHECK_THAT(uout, Contains("unknown command"));
   CHECK_THAT(uout, Contains("usage: llm-proxy"));
 }
+
+TEST_CASE("llm-proxy healthcheck: exit 0 against a healthy server, 1 when nothing listens", "[server][cli]") {
+  TempDir dir;
+  auto env = base_env(dir);
+  env["DATABASE_PATH"] = dir.file("db.sqlite");
+  Proxy proxy(env);
+  auto check_env = base_env(dir);
+  check_env["LISTEN_ADDR"] = "127.0.0.1:" + std::to_string(proxy.port());
+  auto [code, out] = run_binary({"healthcheck"}, check_env, 20s);
+  INFO(out);
+  CHECK(code == 0);
+  CHECK_THAT(out, Contains("\"status\":\"ok\""));
+  check_env["LISTEN_ADDR"] = "127.0.0.1:" + std::to_string(test::free_port());
+  auto [down_code, down_out] = run_binary({"healthcheck"}, check_env, 20s);
+  INFO(down_out);
+  CHECK(down_code == 1);
+}
