@@ -363,3 +363,21 @@ TEST_CASE("proxy: required Origin header is enforced (400 origin_required)", "[p
   CHECK(error_code(r) == "origin_required");
   CHECK(f.chat(token, R"({"model":"gpt-4o"})", {{"Origin", "https://any.example"}}).status == 200);
 }
+
+TEST_CASE("proxy: SIGTERM lets an in-flight stream finish, then exits 0", "[proxy][streaming][shutdown]") {
+  ProxyFixture f(TestDatabase::Kind::sqlite);
+  auto token = f.project_token();
+  test::StreamingResponse s(f.proxy->port(), "POST", "/v1/chat/completions", R"({"stream":true})",
+                            {{"Authorization", "Bearer " + token}, {"X-Mock-Chunks", "8"}, {"X-Mock-Delay-Ms", "100"}});
+  REQUIRE(s.status() == 200);
+  REQUIRE(s.next_chunk(5s));
+  f.proxy->process().signal(SIGTERM);
+  const std::string rest = s.read_rest(10s);
+  CHECK(s.finished());
+  CHECK_THAT(rest, Contains("\"content\":\"tok7\""));
+  CHECK_THAT(rest, Contains("data: [DONE]\n\n"));
+  auto code = f.proxy->process().wait_exit(10s);
+  INFO(f.proxy->process().output());
+  REQUIRE(code);
+  CHECK(*code == 0);
+}

@@ -95,8 +95,8 @@ class ConnGuard {
 
 class SessionExchange final : public Exchange {
  public:
-  SessionExchange(Conn& conn, const ServerOptions& opts, bool keep_alive)
-      : conn_(conn), opts_(opts), keep_alive_(keep_alive) {}
+  SessionExchange(Conn& conn, const ServerOptions& opts, bool keep_alive, const std::atomic<bool>& stopping)
+      : conn_(conn), opts_(opts), keep_alive_(keep_alive), stopping_(stopping) {}
 
   net::awaitable<void> respond(Response response) override {
     if (responded_) throw std::logic_error("respond() after a response was started");
@@ -174,11 +174,13 @@ class SessionExchange final : public Exchange {
     res.set("X-Request-ID", request.request_id);
     res.set("X-Proxy", "llm-proxy");
   }
-  bool conn_closing() const { return false; }
+  /// A graceful stop began: tell the client this connection ends with the current response.
+  bool conn_closing() const { return stopping_.load(std::memory_order_relaxed); }
 
   Conn& conn_;
   const ServerOptions& opts_;
   bool keep_alive_;
+  const std::atomic<bool>& stopping_;
   bool responded_ = false;
   bool streaming_ = false;
   bool stream_ended_ = false;
@@ -291,7 +293,7 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
     conn->stream.expires_never();
 
     const bool keep_alive = hreq.keep_alive() && !shared->stopping;
-    SessionExchange ex(*conn, opts, keep_alive);
+    SessionExchange ex(*conn, opts, keep_alive, shared->stopping);
     ex.request.method = std::string(hreq.method_string());
     ex.request.target = std::string(hreq.target());
     for (const auto& field : hreq) ex.request.headers.add(field.name_string(), field.value());
