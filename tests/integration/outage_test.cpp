@@ -74,5 +74,7 @@ TEST_CASE("PostgreSQL outage: 503 where the database is needed, cached tokens wo
     if (code == 0) count = out.substr(0, out.find('\n'));
   }
   CHECK(count == "4");
-  CHECK(proxy.terminate() == 0);
+  const auto exit_code = proxy.terminate();
+  INFO(proxy.process().output());
+  CHECK(exit_code == 0);
 }
