@@ -320,7 +320,12 @@ void ops_endpoints(TestDatabase::Kind kind) {
   CHECK(h["database"]["driver"] == (kind == TestDatabase::Kind::sqlite ? "sqlite" : "postgres"));
   CHECK(h["database"]["pool"].contains("in_use"));
   CHECK(f.proxy->get("/ready").status == 200);
+  // Requests are counted after their response is written, so the client can be a moment ahead of the counter.
   auto metrics = f.proxy->get("/metrics");
+  for (int i = 0; i < 50 && metrics.body.find("route=\"proxy\"") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(100ms);
+    metrics = f.proxy->get("/metrics");
+  }
   REQUIRE(metrics.status == 200);
   CHECK_THAT(metrics.header("Content-Type"), StartsWith("text/plain; version=0.0.4"));
   CHECK_THAT(metrics.body, Contains("llm_proxy_requests_total{route=\"proxy\",status=\"200\"} 1"));
