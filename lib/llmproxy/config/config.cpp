@@ -1,6 +1,7 @@
 #include "llmproxy/config/config.hpp"
 
 #include "llmproxy/util/crypto.hpp"
+#include "llmproxy/util/time.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -38,13 +39,11 @@ constexpr int kMaxBreakerThreshold = 1000000;
 
 constexpr std::string_view kRedacted = "<redacted>";
 constexpr std::string_view kUnset = "<unset>";
-constexpr std::string_view kPasswordMask = "***";
 
 constexpr std::string_view kManagementTokenHelp =
     "MANAGEMENT_TOKEN is required for `llm-proxy server`; set it in the environment, e.g. export "
     "MANAGEMENT_TOKEN=$(openssl rand -hex 32)";
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_alnum(char c) { return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
@@ -102,125 +101,9 @@ std::string quoted(std::string_view value) {
   throw ConfigError("invalid " + std::string{name} + " (value not shown): expected " + std::string{expected});
 }
 
-std::string format_duration(Duration d) {
-  std::int64_t ms = d.count();
-  if (ms == 0) return "0s";
-  std::string out;
-  if (ms < 0) {
-    out += '-';
-    ms = -ms;
-  }
-  const std::int64_t h = ms / kMsPerHour;
-  const std::int64_t m = ms % kMsPerHour / kMsPerMinute;
-  const std::int64_t s = ms % kMsPerMinute / kMsPerSecond;
-  const std::int64_t rest = ms % kMsPerSecond;
-  if (h != 0) out += std::to_string(h) + "h";
-  if (m != 0) out += std::to_string(m) + "m";
-  if (s != 0) out += std::to_string(s) + "s";
-  if (rest != 0) out += std::to_string(rest) + "ms";
-  return out;
-}
-
 std::string format_listen(const std::string& host, std::uint16_t port) {
   const std::string shown = host.find(':') != std::string::npos ? "[" + host + "]" : host;
   return shown + ":" + std::to_string(port);
-}
-
-// --- DATABASE_URL -------------------------------------------------------------------------------------------
-
-bool is_uri(std::string_view url) {
-  const std::string low = lower(url.substr(0, 13));
-  return low.starts_with("postgres://") || low.starts_with("postgresql://");
-}
-
-/// URI form: masks the password of the userinfo and any `password=` query parameter.
-std::string redact_uri(std::string_view url) {
-  const std::size_t start = url.find("://") + 3;
-  std::size_t query = url.find_first_of("?#", start);
-  if (query == std::string_view::npos) query = url.size();
-  // The last '@' before the query ends the userinfo: a password may contain unencoded '@' or '/', and masking
-  // too much is better than leaking. The first ':' of the userinfo separates user from password.
-  const std::string_view head = url.substr(0, query);
-  const std::size_t at = head.rfind('@');
-  std::string out;
-  if (at != std::string_view::npos && at >= start) {
-    const std::size_t colon = head.find(':', start);
-    if (colon != std::string_view::npos && colon < at) {
-      out = std::string{head.substr(0, colon + 1)} + std::string{kPasswordMask} + std::string{head.substr(at)};
-    } else {
-      out = std::string{head};
-    }
-  } else {
-    out = std::string{head};
-  }
-  // Query parameters, `&`-separated; libpq accepts every conninfo keyword there, password included.
-  std::size_t i = query;
-  while (i < url.size()) {
-    out += url[i];  // '?', '&' or '#'
-    ++i;
-    std::size_t end = url.find_first_of("&#", i);
-    if (end == std::string_view::npos) end = url.size();
-    const std::string_view param = url.substr(i, end - i);
-    const std::size_t eq = param.find('=');
-    if (eq != std::string_view::npos && lower(param.substr(0, eq)) == "password") {
-      out += std::string{param.substr(0, eq + 1)} + std::string{kPasswordMask};
-    } else {
-      out += std::string{param};
-    }
-    i = end;
-  }
-  return out;
-}
-
-/// libpq `key = value` form (values bare or single-quoted with backslash escapes). Returns the text with the
-/// password value masked and the number of pairs, or nullopt when the text does not follow the grammar.
-std::optional<std::pair<std::string, int>> scan_conninfo(std::string_view s) {
-  std::string out;
-  int pairs = 0;
-  std::size_t i = 0;
-  const std::size_t n = s.size();
-  auto copy_spaces = [&] {
-    while (i < n && is_space(s[i])) out += s[i++];
-  };
-  while (true) {
-    copy_spaces();
-    if (i >= n) break;
-    const std::size_t key_start = i;
-    while (i < n && s[i] != '=' && !is_space(s[i])) ++i;
-    const std::string_view key = s.substr(key_start, i - key_start);
-    if (key.empty()) return std::nullopt;
-    out += key;
-    copy_spaces();
-    if (i >= n || s[i] != '=') return std::nullopt;
-    out += s[i++];
-    copy_spaces();
-    const std::size_t value_start = i;
-    if (i < n && s[i] == '\'') {
-      ++i;
-      bool closed = false;
-      while (i < n) {
-        if (s[i] == '\\' && i + 1 < n) {
-          i += 2;
-        } else if (s[i] == '\'') {
-          ++i;
-          closed = true;
-          break;
-        } else {
-          ++i;
-        }
-      }
-      if (!closed) return std::nullopt;
-    } else {
-      while (i < n && !is_space(s[i])) i += (s[i] == '\\' && i + 1 < n) ? 2 : 1;
-    }
-    if (lower(key) == "password") {
-      out += kPasswordMask;
-    } else {
-      out += s.substr(value_start, i - value_start);
-    }
-    ++pairs;
-  }
-  return std::make_pair(std::move(out), pairs);
 }
 
 // --- Reading variables --------------------------------------------------------------------------------------
@@ -482,11 +365,8 @@ Config load(const EnvLookup& env) {
   if (!db.url.empty()) {
     // Validated whenever set, whatever the driver, so a broken value is found before the day it is needed.
     // The value is never echoed: a malformed one may still hold a password.
-    // URI prefixes are matched case-sensitively, as libpq does.
-    const auto conninfo = scan_conninfo(db.url);
-    const bool valid = db.url.starts_with("postgres://") || db.url.starts_with("postgresql://") ||
-                       (conninfo && conninfo->second > 0);
-    if (!valid) {
+    // One rule for the form, shared with every other reader of the URL (config/database_url.hpp).
+    if (database_url_form(db.url) == DatabaseUrlForm::invalid) {
       fail_secret("DATABASE_URL",
                   "postgres://user:password@host:5432/dbname?sslmode=require or libpq key=value form such as "
                   "host=db user=app password=... dbname=llmproxy");
@@ -570,31 +450,31 @@ std::string redacted_summary(const Config& c) {
   line("IO_THREADS", std::to_string(c.io_threads));
   line("API_CONFIG_PATH", c.api_config_path);
   line("DEFAULT_API_PROVIDER", c.default_api_provider);
-  line("REQUEST_TIMEOUT", format_duration(c.request_timeout));
-  line("STREAM_IDLE_TIMEOUT", format_duration(c.stream_idle_timeout));
-  line("HEADER_READ_TIMEOUT", format_duration(c.header_read_timeout));
+  line("REQUEST_TIMEOUT", util::format_duration(c.request_timeout));
+  line("STREAM_IDLE_TIMEOUT", util::format_duration(c.stream_idle_timeout));
+  line("HEADER_READ_TIMEOUT", util::format_duration(c.header_read_timeout));
   line("MAX_REQUEST_SIZE", std::to_string(c.max_request_size));
   line("DB_DRIVER", db.driver == DbDriver::postgres ? "postgres" : "sqlite");
   line("DATABASE_PATH", db.path);
   line("DATABASE_URL", db.url.empty() ? std::string{kUnset} : redact_database_url(db.url));
   line("DATABASE_POOL_SIZE", std::to_string(db.pool_size));
   line("DATABASE_MAX_IDLE_CONNS", std::to_string(db.max_idle_conns));
-  line("DATABASE_CONN_MAX_LIFETIME", format_duration(db.conn_max_lifetime));
-  line("DATABASE_CONNECT_TIMEOUT", format_duration(db.connect_timeout));
-  line("DATABASE_STATEMENT_TIMEOUT", format_duration(db.statement_timeout));
-  line("DATABASE_STARTUP_TIMEOUT", format_duration(db.startup_timeout));
+  line("DATABASE_CONN_MAX_LIFETIME", util::format_duration(db.conn_max_lifetime));
+  line("DATABASE_CONNECT_TIMEOUT", util::format_duration(db.connect_timeout));
+  line("DATABASE_STATEMENT_TIMEOUT", util::format_duration(db.statement_timeout));
+  line("DATABASE_STARTUP_TIMEOUT", util::format_duration(db.startup_timeout));
   line("DB_AUTO_MIGRATE", boolean(db.auto_migrate));
-  line("MIGRATION_LOCK_TIMEOUT", format_duration(db.migration_lock_timeout));
+  line("MIGRATION_LOCK_TIMEOUT", util::format_duration(db.migration_lock_timeout));
   line("ENCRYPTION_KEY", secret(c.encryption_key));
   line("REQUIRE_ENCRYPTION_KEY", boolean(c.require_encryption_key));
-  line("TOKEN_CACHE_TTL", format_duration(c.token_cache_ttl));
+  line("TOKEN_CACHE_TTL", util::format_duration(c.token_cache_ttl));
   line("TOKEN_CACHE_MAX", std::to_string(c.token_cache_max));
-  line("NEGATIVE_CACHE_TTL", format_duration(c.negative_cache_ttl));
-  line("PROJECT_CACHE_TTL", format_duration(c.project_cache_ttl));
+  line("NEGATIVE_CACHE_TTL", util::format_duration(c.negative_cache_ttl));
+  line("PROJECT_CACHE_TTL", util::format_duration(c.project_cache_ttl));
   line("ENFORCE_PROJECT_ACTIVE", boolean(c.enforce_project_active));
-  line("USAGE_FLUSH_INTERVAL", format_duration(c.usage_flush_interval));
+  line("USAGE_FLUSH_INTERVAL", util::format_duration(c.usage_flush_interval));
   line("CIRCUIT_BREAKER_THRESHOLD", std::to_string(c.circuit_breaker_threshold));
-  line("CIRCUIT_BREAKER_COOLDOWN", format_duration(c.circuit_breaker_cooldown));
+  line("CIRCUIT_BREAKER_COOLDOWN", util::format_duration(c.circuit_breaker_cooldown));
   line("LOG_LEVEL", c.log_level);
   line("LOG_FORMAT", c.log_format == LogFormat::console ? "console" : "json");
   line("LOG_FILE", optional(c.log_file));
@@ -603,15 +483,8 @@ std::string redacted_summary(const Config& c) {
   line("AUDIT_LOG_FILE", optional(c.audit_log_file));
   line("ENABLE_METRICS", boolean(c.enable_metrics));
   line("METRICS_PATH", c.metrics_path);
-  line("SHUTDOWN_TIMEOUT", format_duration(c.shutdown_timeout));
+  line("SHUTDOWN_TIMEOUT", util::format_duration(c.shutdown_timeout));
   return out.str();
-}
-
-std::string redact_database_url(std::string_view url) {
-  if (is_uri(url)) return redact_uri(url);
-  if (auto scanned = scan_conninfo(url)) return std::move(scanned->first);
-  // Neither form: it cannot be told apart from a password, so none of it is shown.
-  return std::string{kRedacted};
 }
 
 }  // namespace llmproxy::config

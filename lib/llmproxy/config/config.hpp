@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "llmproxy/config/database_url.hpp"  // DATABASE_URL rules, used with this config
+
 namespace llmproxy::config {
 
 using Duration = std::chrono::milliseconds;
@@ -88,8 +90,6 @@ const std::vector<std::string>& known_variables();
 /// One line per variable `NAME=value` with secrets redacted (for the boot log).
 std::string redacted_summary(const Config& config);
 
-/// Removes the password from a PostgreSQL URL or conninfo string (for logs and errors).
-std::string redact_database_url(std::string_view url);
 
 // Value parsers, exposed for tests. Each returns nullopt when the text is invalid.
 std::optional<Duration> parse_duration(std::string_view text);  // 500ms, 30s, 5m, 1h, 1h30m, bare seconds

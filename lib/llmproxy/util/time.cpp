@@ -143,4 +143,24 @@ std::optional<TimePoint> parse_time(std::string_view text) {
   return local - offset;
 }
 
+std::string format_duration(std::chrono::milliseconds d) {
+  constexpr std::int64_t kSecond = 1000, kMinute = 60 * kSecond, kHour = 60 * kMinute;
+  std::int64_t ms = d.count();
+  if (ms == 0) return "0s";
+  std::string out;
+  if (ms < 0) {
+    out += '-';
+    ms = -ms;
+  }
+  const std::int64_t h = ms / kHour;
+  const std::int64_t m = ms % kHour / kMinute;
+  const std::int64_t s = ms % kMinute / kSecond;
+  const std::int64_t rest = ms % kSecond;
+  if (h != 0) out += std::to_string(h) + "h";
+  if (m != 0) out += std::to_string(m) + "m";
+  if (s != 0) out += std::to_string(s) + "s";
+  if (rest != 0) out += std::to_string(rest) + "ms";
+  return out;
+}
+
 }  // namespace llmproxy::util

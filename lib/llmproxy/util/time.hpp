@@ -19,4 +19,8 @@ std::string format_time(TimePoint t);
 /// and PostgreSQL's text form (`2026-01-02 03:04:05.123456+00`). Returns nullopt on anything else.
 std::optional<TimePoint> parse_time(std::string_view text);
 
+/// A duration in the syntax the configuration accepts, largest units first: `1h30m`, `30s`, `1s500ms`, `0s`
+/// (negative: a leading `-`). Messages that name a setting use it, so the value can be pasted back.
+std::string format_duration(std::chrono::milliseconds d);
+
 }  // namespace llmproxy::util
