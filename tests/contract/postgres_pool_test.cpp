@@ -644,11 +644,10 @@ TEST_CASE("postgres migrations: the advisory lock, its timeout, and rollback of 
     migrate::MigrationFile file;
     file.version = 7;
     file.name = "broken";
-    const std::vector<std::string> statements = {"CREATE TABLE pool_test_ok (x INT)",
-                                                 "CREATE TABLE pool_test_bad (x no_such_type)"};
+    file.up_sql = "CREATE TABLE pool_test_ok (x INT);\nCREATE TABLE pool_test_bad (x no_such_type);\n";
     try {
-      session->apply_up(file, statements, "checksum");
-      FAIL("apply_up succeeded");
+      migrate::apply(*session, file, migrate::Direction::up);
+      FAIL("apply succeeded");
     } catch (const migrate::MigrationError& e) {
       const std::string message = e.what();
       INFO(message);
@@ -659,11 +658,14 @@ TEST_CASE("postgres migrations: the advisory lock, its timeout, and rollback of 
     CHECK(pg_query_value(own.db.url, "SELECT to_regclass('pool_test_ok') IS NULL") == "t");
     CHECK(session->applied().empty());
     // The session is still usable after the rollback.
-    CHECK(session->apply_up(file, {"CREATE TABLE pool_test_ok (x INT)"}, "checksum"));
-    CHECK_FALSE(session->apply_up(file, {"CREATE TABLE pool_test_ok (x INT)"}, "checksum"));
+    file.up_sql = "CREATE TABLE pool_test_ok (x INT);\n";
+    file.down_sql = "DROP TABLE pool_test_ok;\n";
+    CHECK(migrate::apply(*session, file, migrate::Direction::up));
+    CHECK_FALSE(migrate::apply(*session, file, migrate::Direction::up));
     REQUIRE(session->applied().size() == 1);
     CHECK(session->applied()[0].version == 7);
-    CHECK(session->apply_down(file, {"DROP TABLE pool_test_ok"}));
+    CHECK(session->applied()[0].checksum == migrate::checksum(file));
+    CHECK(migrate::apply(*session, file, migrate::Direction::down));
     CHECK(session->applied().empty());
   }
 }

@@ -27,6 +27,24 @@ struct AppliedMigration {
   std::int64_t execution_ms = 0;
 };
 
+/// The transaction in which one migration file is applied or reverted, opened by Session::begin(). Narrow on
+/// purpose: the runner decides what to run and records the outcome (one policy for every driver); the driver
+/// only executes. Rolls back in its destructor unless committed. Every method may throw any std::exception
+/// carrying the database's message; the runner reports it as a MigrationError naming the file and statement.
+class Transaction {
+ public:
+  virtual ~Transaction() = default;
+  /// Whether schema_migrations has a row for `version`, read inside this transaction (so under the lock).
+  virtual bool recorded(std::int64_t version) = 0;
+  /// Runs one statement of a migration file.
+  virtual void execute(const std::string& statement) = 0;
+  /// Inserts the schema_migrations row of an applied file.
+  virtual void record(const AppliedMigration& row) = 0;
+  /// Deletes the schema_migrations row of a reverted file.
+  virtual void forget(std::int64_t version) = 0;
+  virtual void commit() = 0;
+};
+
 /// A migrating session: holds the migration lock (PostgreSQL advisory lock on a dedicated connection) for its
 /// lifetime, released by the destructor. `schema_migrations` exists once the session is open.
 class Session {
@@ -34,15 +52,9 @@ class Session {
   virtual ~Session() = default;
   /// Applied rows, sorted by version.
   virtual std::vector<AppliedMigration> applied() = 0;
-  /// In ONE transaction (SQLite: BEGIN IMMEDIATE): if `file.version` is already recorded, does nothing and
-  /// returns false; else runs `statements` in order and inserts the schema_migrations row
-  /// (version, name, checksum, applied_at = now, execution_ms), returns true.
-  /// On failure rolls back and throws MigrationError naming the file, the failing statement and the DB error.
-  virtual bool apply_up(const MigrationFile& file, const std::vector<std::string>& statements,
-                        const std::string& checksum) = 0;
-  /// In ONE transaction: if `file.version` is not recorded, returns false; else runs `statements` (of the down
-  /// file) and deletes the row, returns true. Throws MigrationError like apply_up.
-  virtual bool apply_down(const MigrationFile& file, const std::vector<std::string>& statements) = 0;
+  /// Opens the transaction for one file. SQLite: BEGIN IMMEDIATE, waiting for the database write lock within
+  /// the session's lock timeout (MigrationError naming MIGRATION_LOCK_TIMEOUT after that).
+  virtual std::unique_ptr<Transaction> begin() = 0;
 };
 
 class Backend {

@@ -93,6 +93,66 @@ std::string label(std::int64_t version, std::string_view name) {
   return fmt::format("{:04}_{}", version, name);
 }
 
+std::string statement_preview(std::string_view text, std::size_t max_chars) {
+  std::string out;
+  bool space = false;
+  for (const char c : text) {
+    if (kSpace.find(c) != std::string_view::npos) {
+      space = true;
+      continue;
+    }
+    if (space && !out.empty()) out += ' ';
+    space = false;
+    out += c;
+  }
+  if (out.size() <= max_chars) return out;
+  std::size_t cut = max_chars;
+  // Do not split a UTF-8 sequence: back up to the byte that starts one.
+  while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;
+  return out.substr(0, cut) + "...";
+}
+
+bool apply(Session& session, const MigrationFile& file, Direction direction) {
+  const bool up = direction == Direction::up;
+  const std::string name = label(file.version, file.name) + (up ? ".up.sql" : ".down.sql");
+  std::unique_ptr<Transaction> tx;
+  try {
+    tx = session.begin();
+  } catch (const MigrationError& e) {  // the lock was not obtained in time
+    throw MigrationError(fmt::format("migration {}: {}", name, e.what()));
+  } catch (const std::exception& e) {
+    throw MigrationError(fmt::format("migration {}: cannot begin its transaction: {}", name,
+                                     statement_preview(e.what(), 2000)));
+  }
+  // What ran when a failure happened: a statement of the file, or the bookkeeping around it.
+  std::string step = "(reading schema_migrations)";
+  try {
+    if (tx->recorded(file.version) == up) return false;  // already in the requested state
+    const auto started = std::chrono::steady_clock::now();
+    for (const auto& statement : split_statements(up ? file.up_sql : file.down_sql)) {
+      step = statement;
+      tx->execute(statement);
+    }
+    const auto elapsed =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+    if (up) {
+      step = "(recording the version / commit)";
+      tx->record(AppliedMigration{file.version, file.name, checksum(file), util::now(), elapsed});
+    } else {
+      step = "(removing the version / commit)";
+      tx->forget(file.version);
+    }
+    tx->commit();
+    return true;
+  } catch (const MigrationError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw MigrationError(fmt::format(
+        "migration {} failed and was rolled back (nothing of it was applied); statement: {}; database error: {}",
+        name, statement_preview(step), statement_preview(e.what(), 2000)));
+  }
+}
+
 Runner::Runner(Backend& backend, std::vector<MigrationFile> files, std::chrono::milliseconds lock_timeout)
     : backend_(backend), files_(std::move(files)), lock_timeout_(lock_timeout) {
   for (std::size_t i = 0; i < files_.size(); ++i) {
@@ -180,7 +240,7 @@ int Runner::up(std::optional<std::int64_t> to) {
   for (const auto& f : pending_of(applied)) {
     if (f.version > target) break;
     const auto started = std::chrono::steady_clock::now();
-    const bool done = session->apply_up(f, split_statements(f.up_sql), checksum(f));
+    const bool done = apply(*session, f, Direction::up);
     const auto ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
     if (done) {
@@ -229,7 +289,7 @@ int Runner::revert(Session& session, const std::vector<std::int64_t>& versions_n
     // verify() guaranteed 1 <= v <= latest_version().
     const auto& f = files_[static_cast<std::size_t>(v - 1)];
     const auto started = std::chrono::steady_clock::now();
-    const bool done = session.apply_down(f, split_statements(f.down_sql));
+    const bool done = apply(session, f, Direction::down);
     const auto ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
     if (done) {

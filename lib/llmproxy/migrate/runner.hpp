@@ -27,6 +27,18 @@ std::string checksum(const MigrationFile& file);
 /// `0001_initial`: how messages and logs name a migration.
 std::string label(std::int64_t version, std::string_view name);
 
+/// `text` on one line (whitespace runs collapsed), cut to at most `max_chars` bytes at a UTF-8 boundary, with
+/// `...` when cut: how error messages quote a statement or a multi-line database message.
+std::string statement_preview(std::string_view text, std::size_t max_chars = 200);
+
+enum class Direction { up, down };
+
+/// Applies (up) or reverts (down) one file in one transaction of `session`: if the version is already in the
+/// requested state, does nothing and returns false; else runs the file's statements in order and inserts (up)
+/// or deletes (down) its schema_migrations row, then commits and returns true. On failure the transaction is
+/// rolled back and MigrationError names the file, the failing statement and the database error.
+bool apply(Session& session, const MigrationFile& file, Direction direction);
+
 /// One line of `migrate status`.
 struct MigrationStatus {
   std::int64_t version = 0;

@@ -12,48 +12,36 @@
 #include <utility>
 
 #include "llmproxy/db/errors.hpp"
-#include "llmproxy/db/postgres/detail/conninfo.hpp"
+#include "llmproxy/db/postgres/detail/connection.hpp"
 #include "llmproxy/db/postgres/detail/errors.hpp"
 #include "llmproxy/db/postgres/detail/migration_session.hpp"
 #include "llmproxy/db/postgres/detail/params.hpp"
 #include "llmproxy/db/postgres/detail/pool.hpp"
 #include "llmproxy/db/postgres/detail/queries.hpp"
 #include "llmproxy/db/postgres/detail/rows.hpp"
+#include "llmproxy/db/rules.hpp"
+#include "llmproxy/db/sql.hpp"
 
 namespace llmproxy::db::postgres {
 
 namespace {
 
-namespace q = detail::q;
 using detail::Params;
 
-/// One repository call's use of a leased connection. Counts completed statements so that run() knows whether
-/// a broken connection failed before anything reached the server.
-struct Call {
+/// One attempt of a repository call on a leased connection. Counts completed statements so that run() knows
+/// whether a broken connection failed before anything reached the server.
+struct Attempt {
   pqxx::connection& conn;
   int completed = 0;
 
   template <class Tx>
-  pqxx::result exec(Tx& tx, const char* name, const Params& params) {
+  pqxx::result exec(Tx& tx, const sql::Statement& statement, const Params& params) {
     const auto values = params.pointers();
-    auto result = tx.exec_prepared(name, pqxx::prepare::make_dynamic_params(values));
+    auto result = tx.exec_prepared(std::string(statement.name), pqxx::prepare::make_dynamic_params(values));
     ++completed;
     return result;
   }
 };
-
-std::int64_t offset_of(PageRequest page) { return std::max<std::int64_t>(page.page - 1, 0) * page.page_size; }
-
-// ILIKE pattern for a substring search, with '!' as the escape character.
-std::string contains_pattern(const std::string& needle) {
-  std::string out = "%";
-  for (char c : needle) {
-    if (c == '%' || c == '_' || c == '!') out += '!';
-    out += c;
-  }
-  out += '%';
-  return out;
-}
 
 class PostgresDatabase final : public Driver {
  public:
@@ -68,9 +56,9 @@ class PostgresDatabase final : public Driver {
   // ---- projects ----
 
   void create_project(const Project& p) override {
-    run("create_project", [&](Call& c) {
+    run("create_project", [&](Attempt& c) {
       pqxx::nontransaction tx(c.conn);
-      c.exec(tx, q::kInsertProject,
+      c.exec(tx, sql::kInsertProject,
              Params()
                  .text(p.id)
                  .text(p.name)
@@ -83,26 +71,26 @@ class PostgresDatabase final : public Driver {
   }
 
   Project get_project(const std::string& id) override {
-    return run("get_project", [&](Call& c) {
+    return run("get_project", [&](Attempt& c) {
       pqxx::nontransaction tx(c.conn);
-      const auto r = c.exec(tx, q::kGetProject, Params().text(id));
+      const auto r = c.exec(tx, sql::kGetProject, Params().text(id));
       if (r.empty()) throw NotFound("project " + id + " not found");
       return detail::project_of(r[0]);
     });
   }
 
   Page<Project> list_projects(PageRequest page) override {
-    return run("list_projects", [&](Call& c) {
+    return run("list_projects", [&](Attempt& c) {
       pqxx::nontransaction tx(c.conn);
-      const auto r = c.exec(tx, q::kListProjects, Params().integer(page.page_size).integer(offset_of(page)));
+      const auto r = c.exec(tx, sql::kListProjects, Params().integer(page_limit(page)).integer(page_offset(page)));
       return page_of<Project>(r, detail::project_of);
     });
   }
 
   Project update_project(const std::string& id, const ProjectUpdate& u, TimePoint now) override {
-    return run("update_project", [&](Call& c) {
+    return run("update_project", [&](Attempt& c) {
       pqxx::nontransaction tx(c.conn);
-      const auto r = c.exec(tx, q::kUpdateProject,
+      const auto r = c.exec(tx, sql::kUpdateProject,
                             Params().text(id).text(u.name).text(u.api_key).boolean(u.is_active).time(now));
       if (r.empty()) throw NotFound("project " + id + " not found");
       return detail::project_of(r[0]);
@@ -112,9 +100,9 @@ class PostgresDatabase final : public Driver {
   // ---- tokens ----
 
   void create_token(const Token& t) override {
-    run("create_token", [&](Call& c) {
+    run("create_token", [&](Attempt& c) {
       pqxx::nontransaction tx(c.conn);
-      c.exec(tx, q::kInsertToken,
+      c.exec(tx, sql::kInsertToken,
              Params()
                  .text(t.id)
                  .text(t.token_hash)
@@ -132,84 +120,83 @@ class PostgresDatabase final : public Driver {
   }
 
   Token get_token(const std::string& id) override {
-    return run("get_token", [&](Call& c) {
+    return run("get_token", [&](Attempt& c) {
       pqxx::nontransaction tx(c.conn);
-      const auto r = c.exec(tx, q::kGetToken, Params().text(id));
+      const auto r = c.exec(tx, sql::kGetToken, Params().text(id));
       if (r.empty()) throw NotFound("token " + id + " not found");
       return detail::token_of(r[0]);
     });
   }
 
   std::optional<Token> find_token_by_hash(const std::string& token_hash) override {
-    return run("find_token_by_hash", [&](Call& c) -> std::optional<Token> {
+    return run("find_token_by_hash", [&](Attempt& c) -> std::optional<Token> {
       pqxx::nontransaction tx(c.conn);
-      const auto r = c.exec(tx, q::kFindTokenByHash, Params().text(token_hash));
+      const auto r = c.exec(tx, sql::kFindTokenByHash, Params().text(token_hash));
       if (r.empty()) return std::nullopt;
       return detail::token_of(r[0]);
     });
   }
 
   Page<Token> list_tokens(const std::optional<std::string>& project_id, PageRequest page) override {
-    return run("list_tokens", [&](Call& c) {
+    return run("list_tokens", [&](Attempt& c) {
       pqxx::nontransaction tx(c.conn);
-      const auto r = c.exec(tx, q::kListTokens,
-                            Params().text(project_id).integer(page.page_size).integer(offset_of(page)));
+      const auto r = c.exec(tx, sql::kListTokens,
+                            Params().text(project_id).integer(page_limit(page)).integer(page_offset(page)));
       return page_of<Token>(r, detail::token_of);
     });
   }
 
   Token update_token(const std::string& id, const TokenUpdate& u, TimePoint now) override {
-    return run("update_token", [&](Call& c) {
+    return run("update_token", [&](Attempt& c) {
       pqxx::nontransaction tx(c.conn);
       Params params;
       params.text(id).boolean(u.is_active).time(now).boolean(u.max_requests.has_value());
       params.integer(u.max_requests ? *u.max_requests : std::nullopt);
-      const auto r = c.exec(tx, q::kUpdateToken, params);
+      const auto r = c.exec(tx, sql::kUpdateToken, params);
       if (r.empty()) throw NotFound("token " + id + " not found");
       return detail::token_of(r[0]);
     });
   }
 
   bool revoke_token(const std::string& id, TimePoint now) override {
-    return run("revoke_token", [&](Call& c) {
+    return run("revoke_token", [&](Attempt& c) {
       pqxx::nontransaction tx(c.conn);
-      const auto r = c.exec(tx, q::kRevokeToken, Params().text(id).time(now));
-      if (!detail::bool_of(r[0]["found"])) throw NotFound("token " + id + " not found");
-      return detail::bool_of(r[0]["revoked"]);
+      if (c.exec(tx, sql::kRevokeToken, Params().text(id).time(now)).affected_rows() > 0) return true;
+      // No code path deletes a token on its own, so "exists" cannot change between the two statements.
+      if (c.exec(tx, sql::kTokenExists, Params().text(id)).empty()) throw NotFound("token " + id + " not found");
+      return false;
     });
   }
 
   RevokeResult revoke_project_tokens(const std::string& project_id, TimePoint now) override {
-    return run("revoke_project_tokens", [&](Call& c) {
-      pqxx::nontransaction tx(c.conn);
-      const auto r = c.exec(tx, q::kRevokeProjectTokens, Params().text(project_id).time(now));
-      if (!detail::bool_of(r[0]["found"])) throw NotFound("project " + project_id + " not found");
-      RevokeResult out;
-      out.revoked_count = detail::integer_of(r[0]["revoked"]);
-      out.total_tokens = detail::integer_of(r[0]["total"]);
-      out.already_revoked_count = out.total_tokens - out.revoked_count;
-      return out;
+    return run("revoke_project_tokens", [&](Attempt& c) {
+      pqxx::work tx(c.conn);
+      if (c.exec(tx, sql::kProjectExists, Params().text(project_id)).empty()) {
+        throw NotFound("project " + project_id + " not found");
+      }
+      RevokeResult result;
+      result.total_tokens = detail::integer_of(c.exec(tx, sql::kCountProjectTokens, Params().text(project_id))[0][0]);
+      result.revoked_count = c.exec(tx, sql::kRevokeProjectTokens, Params().text(project_id).time(now)).affected_rows();
+      result.already_revoked_count = result.total_tokens - result.revoked_count;
+      tx.commit();
+      return result;
     });
   }
 
   QuotaResult consume_quota(const std::string& token_id, TimePoint now) override {
-    return run("consume_quota", [&](Call& c) {
+    return run("consume_quota", [&](Attempt& c) {
       pqxx::nontransaction tx(c.conn);
-      // The increment is one atomic statement; the read after a refusal only explains it. If the row changed
-      // in between so that nothing explains the refusal (reactivated, limit raised), the increment is retried.
-      for (int attempt = 0; attempt < 3; ++attempt) {
-        const auto updated = c.exec(tx, q::kConsumeQuota, Params().text(token_id).time(now));
-        if (!updated.empty()) return QuotaResult{QuotaOutcome::accepted, detail::token_of(updated[0])};
-        const auto current = c.exec(tx, q::kGetToken, Params().text(token_id));
-        if (current.empty()) return QuotaResult{QuotaOutcome::not_found, std::nullopt};
-        Token t = detail::token_of(current[0]);
-        if (!t.is_active) return QuotaResult{QuotaOutcome::inactive, std::move(t)};
-        if (t.expires_at && *t.expires_at <= now) return QuotaResult{QuotaOutcome::expired, std::move(t)};
-        if (t.max_requests && t.request_count >= *t.max_requests) {
-          return QuotaResult{QuotaOutcome::exhausted, std::move(t)};
-        }
-      }
-      throw Error("consume_quota: token " + token_id + " kept changing concurrently");
+      const auto increment = [&]() -> std::optional<Token> {
+        const auto r = c.exec(tx, sql::kConsumeQuota, Params().text(token_id).time(now));
+        if (r.empty()) return std::nullopt;
+        return detail::token_of(r[0]);
+      };
+      const auto current = [&]() -> std::optional<Token> {
+        const auto r = c.exec(tx, sql::kGetToken, Params().text(token_id));
+        if (r.empty()) return std::nullopt;
+        return detail::token_of(r[0]);
+      };
+      return decide_quota(token_id, now, increment, current);
     });
   }
 
@@ -238,10 +225,10 @@ class PostgresDatabase final : public Driver {
                               .text(detail::array_literal(requests))
                               .text(detail::array_literal(cache_hits))
                               .text(detail::array_literal(last_used));
-    run("add_usage", [&](Call& c) {
+    run("add_usage", [&](Attempt& c) {
       pqxx::work tx(c.conn);
-      c.exec(tx, q::kLockUsageTokens, Params().text(ids_array));
-      c.exec(tx, q::kAddUsage, update);
+      c.exec(tx, detail::kLockUsageTokens, Params().text(ids_array));
+      c.exec(tx, detail::kAddUsage, update);
       tx.commit();
     });
   }
@@ -250,10 +237,10 @@ class PostgresDatabase final : public Driver {
 
   void insert_audit_events(const std::vector<AuditEvent>& events) override {
     if (events.empty()) return;
-    run("insert_audit_events", [&](Call& c) {
+    run("insert_audit_events", [&](Attempt& c) {
       pqxx::work tx(c.conn);
       for (const auto& e : events) {
-        c.exec(tx, q::kInsertAuditEvent,
+        c.exec(tx, sql::kInsertAuditEvent,
                Params()
                    .text(e.id)
                    .time(e.timestamp)
@@ -279,18 +266,18 @@ class PostgresDatabase final : public Driver {
     Params params;
     params.text(f.action).text(f.project_id).text(f.outcome).text(f.actor).text(f.request_id).text(f.client_ip);
     params.text(f.method).text(f.path).time(f.start_time).time(f.end_time);
-    params.text(f.search ? std::optional<std::string>{contains_pattern(*f.search)} : std::nullopt);
-    params.integer(f.page.page_size).integer(offset_of(f.page));
-    return run("list_audit_events", [&](Call& c) {
+    params.text(f.search ? std::optional<std::string>{like_contains_pattern(*f.search)} : std::nullopt);
+    params.integer(page_limit(f.page)).integer(page_offset(f.page));
+    return run("list_audit_events", [&](Attempt& c) {
       pqxx::nontransaction tx(c.conn);
-      return page_of<AuditEvent>(c.exec(tx, q::kListAuditEvents, params), detail::audit_event_of);
+      return page_of<AuditEvent>(c.exec(tx, detail::audit_list(), params), detail::audit_event_of);
     });
   }
 
   AuditEvent get_audit_event(const std::string& id) override {
-    return run("get_audit_event", [&](Call& c) {
+    return run("get_audit_event", [&](Attempt& c) {
       pqxx::nontransaction tx(c.conn);
-      const auto r = c.exec(tx, q::kGetAuditEvent, Params().text(id));
+      const auto r = c.exec(tx, sql::kGetAuditEvent, Params().text(id));
       if (r.empty()) throw NotFound("audit event " + id + " not found");
       return detail::audit_event_of(r[0]);
     });
@@ -302,10 +289,9 @@ class PostgresDatabase final : public Driver {
     HealthReport report;
     const auto started = detail::Clock::now();
     try {
-      run("health check", [](Call& c) {
+      run("health check", [](Attempt& c) {
         pqxx::nontransaction tx(c.conn);
-        tx.exec("SELECT 1");
-        ++c.completed;
+        c.exec(tx, sql::kSelectOne, Params());
       });
       report.up = true;
     } catch (const std::exception& e) {
@@ -331,13 +317,13 @@ class PostgresDatabase final : public Driver {
   // ---- migrate::Backend ----
 
   std::vector<migrate::AppliedMigration> read_applied() override {
-    return run("read_applied", [](Call& c) {
+    return run("read_applied", [](Attempt& c) {
       pqxx::nontransaction tx(c.conn);
       std::vector<migrate::AppliedMigration> out;
       // to_regclass: look without creating anything (and without an error when the table is missing).
-      const auto present = c.exec(tx, q::kSchemaMigrationsExists, Params());
+      const auto present = c.exec(tx, detail::kSchemaMigrationsExists, Params());
       if (!detail::bool_of(present[0][0])) return out;
-      for (const auto& row : c.exec(tx, q::kReadApplied, Params())) out.push_back(detail::applied_of(row));
+      for (const auto& row : c.exec(tx, sql::kSelectApplied, Params())) out.push_back(detail::applied_of(row));
       return out;
     });
   }
@@ -368,17 +354,17 @@ class PostgresDatabase final : public Driver {
   /// firewall dropping the flow) and almost surely never delivered the statement, so the call is retried once on
   /// a new connection. No other failure is retried (a broken COMMIT is in doubt and reported as Unavailable).
   template <class Body>
-  auto run(std::string_view what, Body&& body) -> std::invoke_result_t<Body&, Call&> {
+  auto run(std::string_view what, Body&& body) -> std::invoke_result_t<Body&, Attempt&> {
     bool retried = false;
     for (;;) {
       auto lease = retried ? pool_.acquire_fresh() : pool_.acquire();
-      Call call{lease.connection()};
+      Attempt attempt{lease.connection()};
       try {
-        return body(call);
+        return body(attempt);
       } catch (...) {
         if (detail::current_exception_breaks_connection() || !lease.connection().is_open()) {
           lease.discard();
-          if (!retried && lease.reused() && call.completed == 0) {
+          if (!retried && lease.reused() && attempt.completed == 0) {
             retried = true;
             continue;
           }
@@ -411,7 +397,9 @@ detail::Pool::Setup PostgresDatabase::setup(const config::DatabaseConfig& config
     conn.set_variable("statement_timeout", std::to_string(statement_timeout_ms));
     conn.set_variable("TimeZone", "'UTC'");
     conn.set_variable("DateStyle", "'ISO'");
-    for (const auto& query : detail::named_queries()) conn.prepare(query.name, query.sql);
+    for (const sql::Statement* statement : detail::prepared_statements()) {
+      conn.prepare(std::string(statement->name), std::string(statement->text));
+    }
   };
 }
 

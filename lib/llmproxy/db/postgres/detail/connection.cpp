@@ -1,10 +1,13 @@
-#include "llmproxy/db/postgres/detail/conninfo.hpp"
+#include "llmproxy/db/postgres/detail/connection.hpp"
 
 #include <libpq-fe.h>
 
 #include <algorithm>
 #include <memory>
 #include <set>
+
+#include "llmproxy/config/database_url.hpp"
+#include "llmproxy/db/errors.hpp"
 
 namespace llmproxy::db::postgres::detail {
 
@@ -71,13 +74,11 @@ bool safe_fragment(std::string_view fragment, std::string_view redacted) {
 
 }  // namespace
 
-bool is_uri(std::string_view url) { return url.starts_with("postgresql://") || url.starts_with("postgres://"); }
-
 std::string with_connection_options(std::string_view url, std::chrono::milliseconds connect_timeout) {
   const auto ms = std::max<std::chrono::milliseconds::rep>(connect_timeout.count(), 1);
   const auto seconds = std::to_string((ms + 999) / 1000);
   std::string out{url};
-  if (is_uri(url)) {
+  if (config::database_url_form(url) == config::DatabaseUrlForm::uri) {
     const auto query = url.find('?');
     if (query == std::string_view::npos) {
       out += '?';
@@ -135,6 +136,21 @@ std::string scrub(std::string_view message, const std::string& conninfo, std::st
   }
   scrubbed.append(out, pos, std::string::npos);
   return scrubbed;
+}
+
+std::unique_ptr<pqxx::connection> connect(const std::string& conninfo, const std::string& target) {
+  try {
+    return std::make_unique<pqxx::connection>(conninfo);
+  } catch (const std::exception& e) {
+    const std::string reason = scrub(e.what(), conninfo, target);
+    // libpq checks some values only when it connects ("invalid integer value \"x\" for connection option
+    // \"port\"", "invalid sslmode value", "could not match 2 port numbers to 3 hosts"): typos in DATABASE_URL
+    // that no retry fixes, so they are not Unavailable.
+    if (reason.starts_with("invalid ") || reason.starts_with("could not match ")) {
+      throw db::Error("invalid DATABASE_URL " + target + ": " + reason);
+    }
+    throw db::Unavailable("cannot connect to PostgreSQL at " + target + ": " + reason);
+  }
 }
 
 }  // namespace llmproxy::db::postgres::detail

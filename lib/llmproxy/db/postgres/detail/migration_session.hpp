@@ -1,6 +1,6 @@
 #pragma once
 /// The PostgreSQL migration session: a dedicated connection (never one of the pool's) holding the migration
-/// advisory lock for the session's lifetime.
+/// advisory lock for the session's lifetime. The twin of db/sqlite/detail/migration_session.hpp.
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -28,16 +28,11 @@ class MigrationSession final : public migrate::Session {
   MigrationSession& operator=(const MigrationSession&) = delete;
 
   std::vector<migrate::AppliedMigration> applied() override;
-  bool apply_up(const migrate::MigrationFile& file, const std::vector<std::string>& statements,
-                const std::string& checksum) override;
-  bool apply_down(const migrate::MigrationFile& file, const std::vector<std::string>& statements) override;
+  /// A pqxx::work on the session's connection (the lock is held already).
+  std::unique_ptr<migrate::Transaction> begin() override;
 
  private:
   std::unique_ptr<pqxx::connection> conn_;
 };
-
-/// `statement` on one line (whitespace runs collapsed), cut to at most `max_chars` bytes at a UTF-8 boundary,
-/// with `...` when cut. For error messages.
-std::string statement_preview(const std::string& statement, std::size_t max_chars = 200);
 
 }  // namespace llmproxy::db::postgres::detail

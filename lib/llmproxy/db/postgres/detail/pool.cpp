@@ -6,25 +6,10 @@
 #include <utility>
 
 #include "llmproxy/db/errors.hpp"
-#include "llmproxy/db/postgres/detail/conninfo.hpp"
+#include "llmproxy/db/postgres/detail/connection.hpp"
 #include "llmproxy/db/postgres/detail/errors.hpp"
 
 namespace llmproxy::db::postgres::detail {
-
-std::unique_ptr<pqxx::connection> connect(const std::string& conninfo, const std::string& target) {
-  try {
-    return std::make_unique<pqxx::connection>(conninfo);
-  } catch (const std::exception& e) {
-    const std::string reason = scrub(e.what(), conninfo, target);
-    // libpq checks some values only when it connects ("invalid integer value \"x\" for connection option
-    // \"port\"", "invalid sslmode value", "could not match 2 port numbers to 3 hosts"): typos in DATABASE_URL
-    // that no retry fixes, so they are not Unavailable.
-    if (reason.starts_with("invalid ") || reason.starts_with("could not match ")) {
-      throw db::Error("invalid DATABASE_URL " + target + ": " + reason);
-    }
-    throw db::Unavailable("cannot connect to PostgreSQL at " + target + ": " + reason);
-  }
-}
 
 Pool::Lease::Lease(Pool* pool, std::unique_ptr<pqxx::connection> conn, Clock::time_point created, bool reused)
     : pool_(pool), conn_(std::move(conn)), created_(created), reused_(reused) {}

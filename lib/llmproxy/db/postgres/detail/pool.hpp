@@ -26,11 +26,6 @@ struct PoolSettings {
   std::chrono::milliseconds checkout_timeout{std::chrono::seconds(5)};  // DATABASE_CONNECT_TIMEOUT
 };
 
-/// Opens one connection (libpq's connect_timeout is inside `conninfo`). Throws db::Unavailable naming the
-/// redacted `target` and libpq's scrubbed reason (never the password), or db::Error when libpq rejects a value
-/// of the connection string while connecting (e.g. a non-numeric port).
-std::unique_ptr<pqxx::connection> connect(const std::string& conninfo, const std::string& target);
-
 /// Up to `size` connections. Checkout takes the most recently returned idle connection, else opens a new one
 /// while below `size`, else waits up to `checkout_timeout` and throws db::Unavailable. An idle connection is not
 /// pinged: only a non-blocking look at its socket skips one the server has closed; one that is stale in a way

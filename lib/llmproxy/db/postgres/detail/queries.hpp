@@ -1,48 +1,27 @@
 #pragma once
-/// Every statement of the PostgreSQL repository, written once with $1..$n and prepared once per connection
-/// (libpqxx registers the name at connect and sends PREPARE on the connection's first use of it, so a
-/// connection opened before the migrations ran still works).
-#include <string>
+/// The statements that differ from db/sql.hpp on PostgreSQL, each with the reason, and the list of every
+/// statement a pooled connection prepares. libpqxx registers each name at connect and sends PREPARE on the
+/// connection's first use of it, so a connection opened before the migrations ran still works.
 #include <vector>
+
+#include "llmproxy/db/sql.hpp"
 
 namespace llmproxy::db::postgres::detail {
 
-struct NamedQuery {
-  const char* name;
-  std::string sql;
-};
+/// Locks the rows of a usage batch in id order ($1 text[] of ids) before kAddUsage updates them, so two
+/// instances flushing overlapping batches queue up instead of deadlocking. SQLite serializes writers instead.
+extern const sql::Statement kLockUsageTokens;
+/// A whole usage batch in one statement from parallel arrays ($1 ids, $2 requests, $3 cache hits, $4 last used):
+/// one round trip per flush instead of one per token. SQLite has no arrays and updates row by row.
+extern const sql::Statement kAddUsage;
+/// PostgreSQL's catalogue lookup (to_regclass; SQLite: sqlite_master). Creates nothing, fails on nothing.
+extern const sql::Statement kSchemaMigrationsExists;
+/// DDL differs per engine (column types).
+extern const sql::Statement kCreateSchemaMigrations;
+/// sql::audit_list_text with ILIKE (PostgreSQL's LIKE is case-sensitive) and metadata::text (JSONB).
+const sql::Statement& audit_list();
 
-/// All named queries, built once.
-const std::vector<NamedQuery>& named_queries();
-
-namespace q {
-inline constexpr const char* kInsertProject = "insert_project";
-inline constexpr const char* kGetProject = "get_project";
-inline constexpr const char* kListProjects = "list_projects";
-inline constexpr const char* kUpdateProject = "update_project";
-inline constexpr const char* kInsertToken = "insert_token";
-inline constexpr const char* kGetToken = "get_token";
-inline constexpr const char* kFindTokenByHash = "find_token_by_hash";
-inline constexpr const char* kListTokens = "list_tokens";
-inline constexpr const char* kUpdateToken = "update_token";
-inline constexpr const char* kRevokeToken = "revoke_token";
-inline constexpr const char* kRevokeProjectTokens = "revoke_project_tokens";
-inline constexpr const char* kConsumeQuota = "consume_quota";
-inline constexpr const char* kLockUsageTokens = "lock_usage_tokens";
-inline constexpr const char* kAddUsage = "add_usage";
-inline constexpr const char* kInsertAuditEvent = "insert_audit_event";
-inline constexpr const char* kGetAuditEvent = "get_audit_event";
-inline constexpr const char* kListAuditEvents = "list_audit_events";
-inline constexpr const char* kSchemaMigrationsExists = "schema_migrations_exists";
-inline constexpr const char* kReadApplied = "read_applied";
-}  // namespace q
-
-/// SQL run on the migration connection (not prepared: that connection is used once).
-inline constexpr const char* kCreateSchemaMigrations =
-    "CREATE TABLE IF NOT EXISTS schema_migrations ("
-    "version BIGINT NOT NULL PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, "
-    "applied_at TIMESTAMPTZ NOT NULL, execution_ms BIGINT NOT NULL)";
-inline constexpr const char* kSelectApplied =
-    "SELECT version, name, checksum, applied_at, execution_ms FROM schema_migrations ORDER BY version";
+/// Every statement prepared on a pooled connection: db/sql.hpp's and the overrides above.
+const std::vector<const sql::Statement*>& prepared_statements();
 
 }  // namespace llmproxy::db::postgres::detail

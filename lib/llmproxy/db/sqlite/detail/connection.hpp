@@ -13,6 +13,7 @@
 #include <variant>
 #include <vector>
 
+#include "llmproxy/db/sql.hpp"
 #include "llmproxy/util/time.hpp"
 
 namespace SQLite {
@@ -66,6 +67,7 @@ class Query {
  public:
   /// Uses the connection's cached statement for `sql`.
   Query(Connection& conn, std::string_view sql);
+  Query(Connection& conn, const sql::Statement& statement) : Query(conn, statement.text) {}
   /// Prepares `sql` for this execution only (text that varies, such as the audit filter).
   static Query uncached(Connection& conn, std::string_view sql);
   ~Query();

@@ -1,6 +1,9 @@
 #include "llmproxy/db/sqlite/detail/errors.hpp"
 
+#include <SQLiteCpp/Exception.h>
 #include <sqlite3.h>
+
+#include <exception>
 
 #include "llmproxy/db/errors.hpp"
 
@@ -34,6 +37,33 @@ void throw_translated(int extended_code, std::string_view operation, std::string
       throw Unavailable(text);
     default:
       throw Error(text);
+  }
+}
+
+void rethrow_as_db_error(std::string_view operation) {
+  try {
+    throw;
+  } catch (const Error&) {
+    throw;
+  } catch (const SQLite::Exception& e) {
+    const int code = e.getExtendedErrorCode() > 0 ? e.getExtendedErrorCode() : e.getErrorCode();
+    throw_translated(code, operation, e.what());
+  } catch (const std::exception& e) {
+    throw Error("sqlite: " + std::string(operation) + ": " + e.what());
+  } catch (...) {
+    throw Error("sqlite: " + std::string(operation) + ": unknown error");
+  }
+}
+
+bool current_exception_breaks_connection() {
+  try {
+    throw;
+  } catch (const SQLite::Exception& e) {
+    const int primary = e.getErrorCode() & 0xff;
+    return primary == SQLITE_IOERR || primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB ||
+           primary == SQLITE_CANTOPEN;
+  } catch (...) {
+    return false;
   }
 }
 

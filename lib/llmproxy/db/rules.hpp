@@ -1,0 +1,52 @@
+#pragma once
+/// Rules of the repository layer that do not depend on the engine, written once for both drivers: paging,
+/// substring patterns for LIKE, and how a refused quota increment is explained. Pure functions (plus one
+/// template that drives a driver's two statements); any thread.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "llmproxy/db/errors.hpp"
+#include "llmproxy/db/models.hpp"
+
+namespace llmproxy::db {
+
+/// LIMIT of a page: page_size, at least 1.
+std::int64_t page_limit(PageRequest page);
+/// OFFSET of a page: (page - 1) * page_size, pages below 1 counted as 1. A page so far past the end that the
+/// product would overflow gives INT64_MAX (no rows) instead of undefined behaviour.
+std::int64_t page_offset(PageRequest page);
+
+/// The escape character of like_contains_pattern: `!`, not a backslash, so the SQL text means the same on both
+/// engines whatever PostgreSQL's standard_conforming_strings says. Queries write `LIKE $n ESCAPE '!'`.
+inline constexpr char kLikeEscape = '!';
+/// `%text%` with `%`, `_` and `!` escaped by kLikeEscape, so `text` matches literally as a substring.
+std::string like_contains_pattern(std::string_view text);
+
+/// Why an increment refused `token` at `now`, read from the row as it is after the refusal: inactive, expired
+/// or exhausted (checked in that order, the order of the increment's WHERE clause). nullopt when the row
+/// explains nothing: it changed between the refused increment and the read (re-activated, limit raised).
+std::optional<QuotaOutcome> explain_quota_refusal(const Token& token, TimePoint now);
+
+/// How many times consume_quota tries the increment before it gives up on a row that keeps changing.
+inline constexpr int kQuotaAttempts = 3;
+
+/// The one policy of TokenRepository::consume_quota, for both drivers. `increment()` runs the atomic
+/// conditional increment and returns the row after it, or nullopt when the WHERE clause refused it;
+/// `read()` returns the current row, or nullopt when there is none. A refusal is classified from the row read
+/// after it; a row that explains nothing is tried again, up to kQuotaAttempts times, and then the call throws
+/// db::Unavailable (503 "try again"): nothing was counted, and the quota is not known to be exhausted.
+template <class Increment, class Read>
+QuotaResult decide_quota(const std::string& token_id, TimePoint now, Increment&& increment, Read&& read) {
+  for (int attempt = 0; attempt < kQuotaAttempts; ++attempt) {
+    if (std::optional<Token> counted = increment()) return QuotaResult{QuotaOutcome::accepted, std::move(counted)};
+    std::optional<Token> current = read();
+    if (!current) return QuotaResult{QuotaOutcome::not_found, std::nullopt};
+    if (const auto outcome = explain_quota_refusal(*current, now)) return QuotaResult{*outcome, std::move(current)};
+  }
+  throw Unavailable("consume quota: token " + token_id + " changed concurrently during each of " +
+                    std::to_string(kQuotaAttempts) + " attempts; nothing was counted, try again");
+}
+
+}  // namespace llmproxy::db

@@ -1,0 +1,111 @@
+#include "llmproxy/db/sql.hpp"
+
+namespace llmproxy::db::sql {
+
+// Column lists in the order the drivers' row decoders read them. Macros so that every statement below is one
+// string literal (constant-initialized: usable from any static initializer).
+#define PROJECT_COLUMNS "id, name, api_key, is_active, deactivated_at, created_at, updated_at"
+#define TOKEN_COLUMNS                                                                                            \
+  "id, token_hash, token_hint, project_id, expires_at, is_active, deactivated_at, request_count, max_requests, " \
+  "created_at, last_used_at, cache_hit_count"
+// "timestamp" is quoted: it is a type name in PostgreSQL.
+#define AUDIT_COLUMNS                                                                                          \
+  "id, \"timestamp\", action, actor, outcome, project_id, request_id, correlation_id, client_ip, method, path, " \
+  "user_agent, reason, token_id, metadata"
+// A page and the total in one statement (one round trip, one snapshot): the count row is joined with the page,
+// so an empty page still yields one row carrying the total.
+#define PAGED(count_from, page_select, order) \
+  "SELECT c.total, p.* FROM (SELECT count(*) AS total FROM " count_from ") AS c LEFT JOIN (" page_select \
+  ") AS p ON true ORDER BY " order
+
+const Statement kInsertProject{"insert_project", "INSERT INTO projects (" PROJECT_COLUMNS
+                                                 ") VALUES ($1, $2, $3, $4, $5, $6, $7)"};
+const Statement kGetProject{"get_project", "SELECT " PROJECT_COLUMNS " FROM projects WHERE id = $1"};
+const Statement kListProjects{
+    "list_projects", PAGED("projects",
+                           "SELECT " PROJECT_COLUMNS " FROM projects ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2",
+                           "p.created_at DESC, p.id DESC")};
+const Statement kUpdateProject{
+    "update_project",
+    "UPDATE projects SET name = COALESCE($2, name), api_key = COALESCE($3, api_key), "
+    "is_active = COALESCE($4, is_active), "
+    "deactivated_at = CASE WHEN $4 IS NULL THEN deactivated_at WHEN $4 THEN NULL ELSE $5 END, "
+    "updated_at = $5 WHERE id = $1 RETURNING " PROJECT_COLUMNS};
+const Statement kProjectExists{"project_exists", "SELECT 1 FROM projects WHERE id = $1"};
+
+const Statement kInsertToken{"insert_token", "INSERT INTO tokens (" TOKEN_COLUMNS
+                                             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"};
+const Statement kGetToken{"get_token", "SELECT " TOKEN_COLUMNS " FROM tokens WHERE id = $1"};
+const Statement kFindTokenByHash{"find_token_by_hash", "SELECT " TOKEN_COLUMNS " FROM tokens WHERE token_hash = $1"};
+const Statement kListTokens{"list_tokens",
+                            PAGED("tokens WHERE (project_id = $1 OR $1 IS NULL)",
+                                  "SELECT " TOKEN_COLUMNS " FROM tokens WHERE (project_id = $1 OR $1 IS NULL) "
+                                  "ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
+                                  "p.created_at DESC, p.id DESC")};
+// Where a parameter may be NULL, a use that fixes its type comes first (PostgreSQL types a parameter at its
+// first use; `$n IS NULL` alone gives it none): `project_id = $1 OR $1 IS NULL`, `COALESCE($2, is_active)`.
+// $4 says whether max_requests is set at all, $5 is the new limit (NULL: unlimited): "set to unlimited" and
+// "leave alone" stay distinct.
+const Statement kUpdateToken{
+    "update_token",
+    "UPDATE tokens SET is_active = COALESCE($2, is_active), "
+    "deactivated_at = CASE WHEN $2 IS NULL THEN deactivated_at WHEN $2 THEN NULL ELSE $3 END, "
+    "max_requests = CASE WHEN $4 THEN $5 ELSE max_requests END "
+    "WHERE id = $1 RETURNING " TOKEN_COLUMNS};
+const Statement kRevokeToken{"revoke_token",
+                             "UPDATE tokens SET is_active = false, deactivated_at = $2 WHERE id = $1 AND is_active"};
+const Statement kTokenExists{"token_exists", "SELECT 1 FROM tokens WHERE id = $1"};
+const Statement kCountProjectTokens{"count_project_tokens", "SELECT count(*) FROM tokens WHERE project_id = $1"};
+const Statement kRevokeProjectTokens{
+    "revoke_project_tokens",
+    "UPDATE tokens SET is_active = false, deactivated_at = $2 WHERE project_id = $1 AND is_active"};
+// The quota check and the increment are one statement, so the quota is exact under any concurrency and across
+// processes: PostgreSQL serializes the callers on the row lock and re-evaluates the WHERE clause against the row
+// as the previous one left it; SQLite serializes writers on the file. Timestamps compare as times on PostgreSQL
+// and as fixed-width UTC text on SQLite, which orders the same way.
+const Statement kConsumeQuota{
+    "consume_quota",
+    "UPDATE tokens SET request_count = request_count + 1, last_used_at = $2 "
+    "WHERE id = $1 AND is_active AND (expires_at IS NULL OR expires_at > $2) "
+    "AND (max_requests IS NULL OR request_count < max_requests) RETURNING " TOKEN_COLUMNS};
+
+const Statement kInsertAuditEvent{"insert_audit_event",
+                                  "INSERT INTO audit_events (" AUDIT_COLUMNS
+                                  ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"};
+const Statement kGetAuditEvent{"get_audit_event", "SELECT " AUDIT_COLUMNS " FROM audit_events WHERE id = $1"};
+
+const Statement kSelectOne{"select_one", "SELECT 1"};
+const Statement kSelectApplied{
+    "select_applied", "SELECT version, name, checksum, applied_at, execution_ms FROM schema_migrations ORDER BY version"};
+const Statement kMigrationRecorded{"migration_recorded", "SELECT 1 FROM schema_migrations WHERE version = $1"};
+const Statement kInsertMigration{
+    "insert_migration",
+    "INSERT INTO schema_migrations (version, name, checksum, applied_at, execution_ms) VALUES ($1, $2, $3, $4, $5)"};
+const Statement kDeleteMigration{"delete_migration", "DELETE FROM schema_migrations WHERE version = $1"};
+
+std::string audit_list_text(std::string_view ilike, std::string_view metadata_text) {
+  std::string search;
+  for (const std::string_view column : {"action", "actor", "reason", "path", "client_ip", "user_agent"}) {
+    search.append(column).append(" ").append(ilike).append(" $11 ESCAPE '!' OR ");
+  }
+  search.append(metadata_text).append(" ").append(ilike).append(" $11 ESCAPE '!' OR $11 IS NULL");
+  // Each parameter is compared with its column before `IS NULL` looks at it: PostgreSQL takes a parameter's type
+  // from its first use, and `$n IS NULL` alone gives it none.
+  const std::string where =
+      "(action = $1 OR $1 IS NULL) AND (project_id = $2 OR $2 IS NULL) AND (outcome = $3 OR $3 IS NULL) "
+      "AND (actor = $4 OR $4 IS NULL) AND (request_id = $5 OR $5 IS NULL) AND (client_ip = $6 OR $6 IS NULL) "
+      "AND (method = $7 OR $7 IS NULL) AND (path = $8 OR $8 IS NULL) "
+      "AND (\"timestamp\" >= $9 OR $9 IS NULL) AND (\"timestamp\" <= $10 OR $10 IS NULL) AND (" +
+      search + ")";
+  return "SELECT c.total, p.* FROM (SELECT count(*) AS total FROM audit_events WHERE " + where +
+         ") AS c LEFT JOIN (SELECT " AUDIT_COLUMNS " FROM audit_events WHERE " + where +
+         " ORDER BY \"timestamp\" DESC, id DESC LIMIT $12 OFFSET $13) AS p ON true "
+         "ORDER BY p.\"timestamp\" DESC, p.id DESC";
+}
+
+#undef PROJECT_COLUMNS
+#undef TOKEN_COLUMNS
+#undef AUDIT_COLUMNS
+#undef PAGED
+
+}  // namespace llmproxy::db::sql

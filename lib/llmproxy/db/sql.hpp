@@ -1,0 +1,63 @@
+#pragma once
+/// The statements of the repository layer, written once with $1..$n for both engines (SPEC §4.1: no SQL date
+/// functions, every value bound). PostgreSQL prepares each under its name once per connection and infers the
+/// parameter types from the columns they meet; SQLite rewrites $n to ?n and caches each per connection.
+/// A statement that must differ per engine is not here: it lives in the driver's detail/queries.cpp with a
+/// comment saying why.
+///
+/// Row layout: every SELECT and RETURNING lists the columns of its table in the order of kProjectColumnCount /
+/// kTokenColumnCount / kAuditColumnCount (see the drivers' detail/rows). Paged lists return `total` first and the
+/// row columns after it, one row per item; an empty page still returns one row whose item columns are NULL.
+#include <string>
+#include <string_view>
+
+namespace llmproxy::db::sql {
+
+struct Statement {
+  std::string_view name;  // PostgreSQL's prepared-statement name
+  std::string_view text;
+};
+
+// Projects. $4 of update_project is the new is_active (NULL: unchanged); deactivated_at follows it.
+extern const Statement kInsertProject;       // $1..$7 = id, name, api_key, is_active, deactivated_at, created, updated
+extern const Statement kGetProject;          // $1 id
+extern const Statement kListProjects;        // $1 limit, $2 offset (paged)
+extern const Statement kUpdateProject;       // $1 id, $2 name?, $3 api_key?, $4 is_active?, $5 now; RETURNING
+extern const Statement kProjectExists;       // $1 id
+
+// Tokens.
+extern const Statement kInsertToken;         // $1..$12 in column order
+extern const Statement kGetToken;            // $1 id
+extern const Statement kFindTokenByHash;     // $1 token_hash
+extern const Statement kListTokens;          // $1 project_id? (NULL: all), $2 limit, $3 offset (paged)
+extern const Statement kUpdateToken;         // $1 id, $2 is_active?, $3 now, $4 set max_requests?, $5 limit?
+extern const Statement kRevokeToken;         // $1 id, $2 now; changes 0 rows if absent or inactive already
+extern const Statement kTokenExists;         // $1 id
+extern const Statement kCountProjectTokens;  // $1 project_id
+extern const Statement kRevokeProjectTokens;  // $1 project_id, $2 now; changes the active tokens only
+extern const Statement kConsumeQuota;        // $1 id, $2 now; RETURNING the row, no row when refused
+
+// Audit.
+extern const Statement kInsertAuditEvent;    // $1..$15 in column order
+extern const Statement kGetAuditEvent;       // $1 id
+
+// Health and migrations.
+extern const Statement kSelectOne;
+extern const Statement kSelectApplied;       // version, name, checksum, applied_at, execution_ms by version
+extern const Statement kMigrationRecorded;   // $1 version
+extern const Statement kInsertMigration;     // $1..$5 = version, name, checksum, applied_at, execution_ms
+extern const Statement kDeleteMigration;     // $1 version
+
+inline constexpr int kProjectColumnCount = 7;
+inline constexpr int kTokenColumnCount = 12;
+inline constexpr int kAuditColumnCount = 15;
+
+/// The audit list (paged, newest first): $1..$8 exact matches of action, project_id, outcome, actor, request_id,
+/// client_ip, method, path; $9/$10 an inclusive time range; $11 a like_contains_pattern matched case-insensitively
+/// against action, actor, reason, path, client_ip, user_agent and metadata; $12 limit, $13 offset. NULL
+/// parameters do not filter. The engines differ only in the case-insensitive match (`ilike`: SQLite's LIKE is
+/// case-insensitive for ASCII, PostgreSQL needs ILIKE) and in how metadata reads as text (`metadata_text`:
+/// JSONB needs a cast on PostgreSQL).
+std::string audit_list_text(std::string_view ilike, std::string_view metadata_text);
+
+}  // namespace llmproxy::db::sql

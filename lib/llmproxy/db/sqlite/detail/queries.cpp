@@ -1,0 +1,24 @@
+#include "llmproxy/db/sqlite/detail/queries.hpp"
+
+namespace llmproxy::db::sqlite::detail {
+
+// Timestamps are fixed-width UTC text, so `<` compares them as times.
+const sql::Statement kAddUsage{
+    "add_usage",
+    "UPDATE tokens SET request_count = request_count + $2, cache_hit_count = cache_hit_count + $3, "
+    "last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < $4 THEN $4 ELSE last_used_at END "
+    "WHERE id = $1"};
+const sql::Statement kSchemaMigrationsExists{
+    "schema_migrations_exists", "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"};
+const sql::Statement kCreateSchemaMigrations{
+    "create_schema_migrations",
+    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+    "checksum TEXT NOT NULL, applied_at TEXT NOT NULL, execution_ms INTEGER NOT NULL)"};
+
+const sql::Statement& audit_list() {
+  static const std::string text = sql::audit_list_text("LIKE", "metadata");
+  static const sql::Statement statement{"list_audit_events", text};
+  return statement;
+}
+
+}  // namespace llmproxy::db::sqlite::detail

@@ -1,0 +1,20 @@
+#pragma once
+/// The statements that differ from db/sql.hpp on SQLite, each with the reason. Everything else the driver runs
+/// is in db/sql.hpp, shared with PostgreSQL.
+#include <string>
+
+#include "llmproxy/db/sql.hpp"
+
+namespace llmproxy::db::sqlite::detail {
+
+/// One token per statement ($1 id, $2 requests, $3 cache hits, $4 last used): SQLite has no arrays to batch
+/// with (PostgreSQL uses unnest), and a local write costs no round trip.
+extern const sql::Statement kAddUsage;
+/// SQLite's catalogue is sqlite_master (PostgreSQL: to_regclass).
+extern const sql::Statement kSchemaMigrationsExists;
+/// DDL differs per engine (column types).
+extern const sql::Statement kCreateSchemaMigrations;
+/// sql::audit_list_text with LIKE (case-insensitive for ASCII in SQLite) and metadata stored as TEXT.
+const sql::Statement& audit_list();
+
+}  // namespace llmproxy::db::sqlite::detail

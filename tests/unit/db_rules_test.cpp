@@ -1,0 +1,108 @@
+// db/rules: the engine-independent rules both drivers share (paging, LIKE patterns, quota refusals).
+#include <catch2/catch.hpp>
+
+#include <limits>
+
+#include "llmproxy/db/rules.hpp"
+#include "llmproxy/util/time.hpp"
+
+namespace db = llmproxy::db;
+using std::chrono::seconds;
+
+TEST_CASE("page_limit and page_offset: 1-based pages, no overflow far past the end", "[db][rules]") {
+  CHECK(db::page_limit({1, 20}) == 20);
+  CHECK(db::page_limit({1, 0}) == 1);
+  CHECK(db::page_offset({1, 20}) == 0);
+  CHECK(db::page_offset({3, 20}) == 40);
+  CHECK(db::page_offset({0, 20}) == 0);
+  CHECK(db::page_offset({-5, 20}) == 0);
+  constexpr auto kMax = std::numeric_limits<std::int64_t>::max();
+  CHECK(db::page_offset({kMax, 1000}) == kMax);
+  CHECK(db::page_offset({kMax / 10, 100}) == kMax);
+}
+
+TEST_CASE("like_contains_pattern escapes the wildcards and the escape character", "[db][rules]") {
+  CHECK(db::like_contains_pattern("abc") == "%abc%");
+  CHECK(db::like_contains_pattern("50%_off!") == "%50!%!_off!!%");
+  CHECK(db::like_contains_pattern("back\\slash") == "%back\\slash%");
+  CHECK(db::like_contains_pattern("") == "%%");
+}
+
+namespace {
+
+db::Token token() {
+  db::Token t;
+  t.id = "t1";
+  t.is_active = true;
+  t.max_requests = 3;
+  t.request_count = 1;
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("explain_quota_refusal reads why the increment refused the row", "[db][rules]") {
+  const auto now = llmproxy::util::now();
+  auto t = token();
+  CHECK_FALSE(db::explain_quota_refusal(t, now).has_value());
+  t.request_count = 3;
+  CHECK(db::explain_quota_refusal(t, now) == db::QuotaOutcome::exhausted);
+  t.expires_at = now;
+  CHECK(db::explain_quota_refusal(t, now) == db::QuotaOutcome::expired);
+  t.is_active = false;
+  CHECK(db::explain_quota_refusal(t, now) == db::QuotaOutcome::inactive);
+  auto unlimited = token();
+  unlimited.max_requests.reset();
+  unlimited.request_count = 1'000'000;
+  unlimited.expires_at = now + seconds(1);
+  CHECK_FALSE(db::explain_quota_refusal(unlimited, now).has_value());
+}
+
+TEST_CASE("decide_quota: one policy for accepted, refused, missing and ever-changing rows", "[db][rules]") {
+  const auto now = llmproxy::util::now();
+  int increments = 0;
+  int reads = 0;
+  const auto refuse = [&]() -> std::optional<db::Token> {
+    ++increments;
+    return std::nullopt;
+  };
+
+  SECTION("an accepted increment returns the counted row without a read") {
+    auto counted = token();
+    counted.request_count = 2;
+    const auto result = db::decide_quota("t1", now, [&] { return std::optional(counted); },
+                                         [&]() -> std::optional<db::Token> { FAIL("read"); return std::nullopt; });
+    CHECK(result.outcome == db::QuotaOutcome::accepted);
+    REQUIRE(result.token);
+    CHECK(result.token->request_count == 2);
+  }
+  SECTION("a refusal is explained by the row read after it") {
+    auto exhausted = token();
+    exhausted.request_count = 3;
+    const auto result = db::decide_quota("t1", now, refuse, [&] {
+      ++reads;
+      return std::optional(exhausted);
+    });
+    CHECK(result.outcome == db::QuotaOutcome::exhausted);
+    CHECK(increments == 1);
+    CHECK(reads == 1);
+  }
+  SECTION("a missing row is not_found") {
+    const auto result = db::decide_quota("t1", now, refuse, [] { return std::optional<db::Token>(); });
+    CHECK(result.outcome == db::QuotaOutcome::not_found);
+    CHECK_FALSE(result.token);
+  }
+  SECTION("a row that explains the refusal on the second look is answered then") {
+    const auto result = db::decide_quota("t1", now, refuse, [&] {
+      auto t = token();
+      if (++reads == 2) t.is_active = false;
+      return std::optional(t);
+    });
+    CHECK(result.outcome == db::QuotaOutcome::inactive);
+    CHECK(increments == 2);
+  }
+  SECTION("a row that never explains the refusal is Unavailable after kQuotaAttempts, nothing counted") {
+    CHECK_THROWS_AS(db::decide_quota("t1", now, refuse, [&] { return std::optional(token()); }), db::Unavailable);
+    CHECK(increments == db::kQuotaAttempts);
+  }
+}
