@@ -106,3 +106,21 @@ TEST_CASE("decide_quota: one policy for accepted, refused, missing and ever-chan
     CHECK(increments == db::kQuotaAttempts);
   }
 }
+
+TEST_CASE("merge_usage adds the deltas of one token and sorts the tokens by id", "[db][rules]") {
+  const auto t0 = llmproxy::util::now();
+  const auto t1 = t0 + seconds(5);
+  const std::vector<db::UsageDelta> deltas = {
+      {"b", 1, 0, t0}, {"a", 2, 1, t1}, {"b", 3, 2, t1}, {"a", 1, 0, t0}};
+  const auto merged = db::merge_usage(deltas);
+  REQUIRE(merged.size() == 2);
+  CHECK(merged[0].token_id == "a");
+  CHECK(merged[0].requests == 3);
+  CHECK(merged[0].cache_hits == 1);
+  CHECK(merged[0].last_used_at == t1);
+  CHECK(merged[1].token_id == "b");
+  CHECK(merged[1].requests == 4);
+  CHECK(merged[1].cache_hits == 2);
+  CHECK(merged[1].last_used_at == t1);
+  CHECK(db::merge_usage({}).empty());
+}

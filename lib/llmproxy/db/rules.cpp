@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <map>
 
 namespace llmproxy::db {
 
@@ -23,6 +24,22 @@ std::string like_contains_pattern(std::string_view text) {
   }
   pattern += '%';
   return pattern;
+}
+
+std::vector<UsageDelta> merge_usage(const std::vector<UsageDelta>& deltas) {
+  std::map<std::string, UsageDelta> merged;
+  for (const auto& d : deltas) {
+    auto [it, inserted] = merged.try_emplace(d.token_id, d);
+    if (!inserted) {
+      it->second.requests += d.requests;
+      it->second.cache_hits += d.cache_hits;
+      it->second.last_used_at = std::max(it->second.last_used_at, d.last_used_at);
+    }
+  }
+  std::vector<UsageDelta> out;
+  out.reserve(merged.size());
+  for (auto& [id, d] : merged) out.push_back(std::move(d));
+  return out;
 }
 
 std::optional<QuotaOutcome> explain_quota_refusal(const Token& token, TimePoint now) {

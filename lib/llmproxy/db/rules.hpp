@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "llmproxy/db/errors.hpp"
 #include "llmproxy/db/models.hpp"
@@ -23,6 +24,10 @@ std::int64_t page_offset(PageRequest page);
 inline constexpr char kLikeEscape = '!';
 /// `%text%` with `%`, `_` and `!` escaped by kLikeEscape, so `text` matches literally as a substring.
 std::string like_contains_pattern(std::string_view text);
+
+/// The deltas merged per token (requests and cache hits added, the latest last_used_at kept), sorted by token
+/// id: one row update per token, and rows locked in one global order by every instance (no deadlocks).
+std::vector<UsageDelta> merge_usage(const std::vector<UsageDelta>& deltas);
 
 /// Why an increment refused `token` at `now`, read from the row as it is after the refusal: inactive, expired
 /// or exhausted (checked in that order, the order of the increment's WHERE clause). nullopt when the row

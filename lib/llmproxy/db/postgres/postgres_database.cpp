@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <map>
 #include <pqxx/nontransaction>
 #include <pqxx/prepared_statement>
 #include <pqxx/result>
@@ -83,7 +82,7 @@ class PostgresDatabase final : public Driver {
     return run("list_projects", [&](Attempt& c) {
       pqxx::nontransaction tx(c.conn);
       const auto r = c.exec(tx, sql::kListProjects, Params().integer(page_limit(page)).integer(page_offset(page)));
-      return page_of<Project>(r, detail::project_of);
+      return detail::page_of<Project>(r, detail::project_of);
     });
   }
 
@@ -142,7 +141,7 @@ class PostgresDatabase final : public Driver {
       pqxx::nontransaction tx(c.conn);
       const auto r = c.exec(tx, sql::kListTokens,
                             Params().text(project_id).integer(page_limit(page)).integer(page_offset(page)));
-      return page_of<Token>(r, detail::token_of);
+      return detail::page_of<Token>(r, detail::token_of);
     });
   }
 
@@ -202,33 +201,11 @@ class PostgresDatabase final : public Driver {
 
   void add_usage(const std::vector<UsageDelta>& deltas) override {
     if (deltas.empty()) return;
-    // Merged per token and sorted by id (std::map): one row per token in the arrays, locked in id order.
-    std::map<std::string, UsageDelta> merged;
-    for (const auto& d : deltas) {
-      auto [it, inserted] = merged.try_emplace(d.token_id, d);
-      if (!inserted) {
-        it->second.requests += d.requests;
-        it->second.cache_hits += d.cache_hits;
-        it->second.last_used_at = std::max(it->second.last_used_at, d.last_used_at);
-      }
-    }
-    std::vector<std::string> ids, requests, cache_hits, last_used;
-    for (const auto& [id, d] : merged) {
-      ids.push_back(id);
-      requests.push_back(std::to_string(d.requests));
-      cache_hits.push_back(std::to_string(d.cache_hits));
-      last_used.push_back(util::format_time(d.last_used_at));
-    }
-    const std::string ids_array = detail::array_literal(ids);
-    const Params update = Params()
-                              .text(ids_array)
-                              .text(detail::array_literal(requests))
-                              .text(detail::array_literal(cache_hits))
-                              .text(detail::array_literal(last_used));
+    const auto arrays = detail::usage_arrays(merge_usage(deltas));
     run("add_usage", [&](Attempt& c) {
       pqxx::work tx(c.conn);
-      c.exec(tx, detail::kLockUsageTokens, Params().text(ids_array));
-      c.exec(tx, detail::kAddUsage, update);
+      c.exec(tx, detail::kLockUsageTokens, Params().text(arrays.ids));
+      c.exec(tx, detail::kAddUsage, arrays.update);
       tx.commit();
     });
   }
@@ -270,7 +247,7 @@ class PostgresDatabase final : public Driver {
     params.integer(page_limit(f.page)).integer(page_offset(f.page));
     return run("list_audit_events", [&](Attempt& c) {
       pqxx::nontransaction tx(c.conn);
-      return page_of<AuditEvent>(c.exec(tx, detail::audit_list(), params), detail::audit_event_of);
+      return detail::page_of<AuditEvent>(c.exec(tx, detail::audit_list(), params), detail::audit_event_of);
     });
   }
 
@@ -337,17 +314,6 @@ class PostgresDatabase final : public Driver {
  private:
   static detail::PoolSettings settings(const config::DatabaseConfig& config);
   static detail::Pool::Setup setup(const config::DatabaseConfig& config);
-
-  template <class T, class Convert>
-  static Page<T> page_of(const pqxx::result& r, Convert convert) {
-    Page<T> page;
-    if (r.empty()) return page;
-    page.total_count = detail::integer_of(r[0]["total"]);
-    for (const auto& row : r) {
-      if (!row["id"].is_null()) page.items.push_back(convert(row));
-    }
-    return page;
-  }
 
   /// Runs `body` on a leased connection and translates every failure into db::Error. A reused connection
   /// that breaks before any statement completed went stale while idle (server restart, idle timeout, a NAT or

@@ -204,7 +204,7 @@ class SqliteDatabase final : public Driver {
     if (deltas.empty()) return;
     write("add usage", [&](Connection& conn) {
       SQLite::Transaction tx(conn.db(), SQLite::TransactionBehavior::IMMEDIATE);
-      for (const UsageDelta& d : deltas) {
+      for (const UsageDelta& d : merge_usage(deltas)) {
         Query(conn, detail::kAddUsage).bind_all(d.token_id, d.requests, d.cache_hits, d.last_used_at).run();
       }
       tx.commit();

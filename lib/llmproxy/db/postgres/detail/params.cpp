@@ -61,4 +61,18 @@ std::string array_literal(const std::vector<std::string>& elements) {
   return out;
 }
 
+UsageArrays usage_arrays(const std::vector<UsageDelta>& deltas) {
+  std::vector<std::string> ids, requests, cache_hits, last_used;
+  for (const auto& d : deltas) {
+    ids.push_back(d.token_id);
+    requests.push_back(std::to_string(d.requests));
+    cache_hits.push_back(std::to_string(d.cache_hits));
+    last_used.push_back(util::format_time(d.last_used_at));
+  }
+  UsageArrays out;
+  out.ids = array_literal(ids);
+  out.update.text(out.ids).text(array_literal(requests)).text(array_literal(cache_hits)).text(array_literal(last_used));
+  return out;
+}
+
 }  // namespace llmproxy::db::postgres::detail

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "llmproxy/db/models.hpp"
 #include "llmproxy/util/time.hpp"
 
 namespace llmproxy::db::postgres::detail {
@@ -33,5 +34,13 @@ class Params {
 
 /// A PostgreSQL array literal (`{"a","b"}`) of quoted, escaped elements, for binding to `$n::text[]` and the like.
 std::string array_literal(const std::vector<std::string>& elements);
+
+/// A usage batch as the parallel arrays of kAddUsage ($1 ids, $2 requests, $3 cache hits, $4 last used);
+/// `ids` alone is kLockUsageTokens' $1. `deltas` must hold one entry per token (db::merge_usage).
+struct UsageArrays {
+  std::string ids;
+  Params update;
+};
+UsageArrays usage_arrays(const std::vector<UsageDelta>& deltas);
 
 }  // namespace llmproxy::db::postgres::detail

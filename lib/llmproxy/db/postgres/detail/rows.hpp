@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include <pqxx/result>
 #include <pqxx/row>
 
 #include "llmproxy/db/models.hpp"
@@ -24,5 +25,17 @@ Project project_of(const pqxx::row& r);
 Token token_of(const pqxx::row& r);
 AuditEvent audit_event_of(const pqxx::row& r);
 migrate::AppliedMigration applied_of(const pqxx::row& r);
+
+/// The rows of a paged statement of db/sql.hpp (`total`, then the item columns) as a page.
+template <class T>
+Page<T> page_of(const pqxx::result& r, T (*decode)(const pqxx::row&)) {
+  Page<T> page;
+  if (r.empty()) return page;
+  page.total_count = integer_of(r[0]["total"]);
+  for (const auto& row : r) {
+    if (!row["id"].is_null()) page.items.push_back(decode(row));
+  }
+  return page;
+}
 
 }  // namespace llmproxy::db::postgres::detail
