@@ -4,7 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "contract/databases.hpp"
-#include "contract/repository_contract.hpp"
+#include "contract/db_repository_contract.hpp"
 #include "llmproxy/db/errors.hpp"
 #include "llmproxy/util/crypto.hpp"
 

@@ -6,7 +6,7 @@
 #include <chrono>
 
 #include "contract/databases.hpp"
-#include "contract/repository_contract.hpp"
+#include "contract/db_repository_contract.hpp"
 #include "llmproxy/db/errors.hpp"
 #include "llmproxy/db/sqlite/sqlite_database.hpp"
 #include "llmproxy/migrate/runner.hpp"
