@@ -1,6 +1,6 @@
 // The command line of the real binary (SPEC §8): refusals at boot with their exit codes, --version, --help,
 // unknown commands, and `llm-proxy healthcheck`.
-#include "integration/harness.hpp"
+#include "integration/binary_fixture.hpp"
 
 using namespace llmproxy;
 using namespace llmproxy::itest;

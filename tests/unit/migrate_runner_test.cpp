@@ -1,5 +1,5 @@
 // The migration runner's pure parts (SPEC §4.4): statement splitting, checksum and label, validation of a file
-// set before any database call. The runner against real databases is in tests/contract/migration_test.cpp.
+// set before any database call. The runner against real databases: tests/contract/migrate_runner_database_test.cpp.
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdint>

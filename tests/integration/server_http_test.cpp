@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "integration/harness.hpp"
+#include "integration/binary_fixture.hpp"
 
 using namespace llmproxy;
 using namespace llmproxy::itest;

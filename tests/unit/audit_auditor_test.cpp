@@ -15,7 +15,7 @@
 #include "llmproxy/db/database.hpp"
 #include "llmproxy/util/time.hpp"
 #include "support/temp_dir.hpp"
-#include "unit/sqlite_fixture.hpp"
+#include "unit/faulty_database_fixture.hpp"
 
 namespace audit = llmproxy::audit;
 namespace db = llmproxy::db;

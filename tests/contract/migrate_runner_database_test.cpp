@@ -7,7 +7,7 @@
 #include <mutex>
 #include <thread>
 
-#include "contract/databases.hpp"
+#include "contract/database_fixture.hpp"
 #include "llmproxy/migrate/runner.hpp"
 #include "llmproxy/storage/storage.hpp"
 #include "llmproxy/util/crypto.hpp"

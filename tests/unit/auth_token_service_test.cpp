@@ -23,7 +23,7 @@
 #include "llmproxy/util/crypto.hpp"
 #include "llmproxy/util/token.hpp"
 #include "support/temp_dir.hpp"
-#include "unit/sqlite_fixture.hpp"
+#include "unit/faulty_database_fixture.hpp"
 
 namespace net = boost::asio;
 namespace auth = llmproxy::auth;

@@ -1,4 +1,4 @@
-#include "contract/databases.hpp"
+#include "contract/database_fixture.hpp"
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>

@@ -5,7 +5,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 
-#include "contract/databases.hpp"
+#include "contract/database_fixture.hpp"
 #include "contract/db_repository_contract.hpp"
 #include "llmproxy/db/errors.hpp"
 #include "llmproxy/db/sqlite/sqlite_database.hpp"
