@@ -6,7 +6,7 @@
 #include <set>
 #include <thread>
 
-#include "integration/harness.hpp"
+#include "integration/binary_fixture.hpp"
 
 using namespace llmproxy;
 using namespace llmproxy::itest;

@@ -1,7 +1,6 @@
 // `llm-proxy migrate ...` through the real binary: exit codes, output, what it does (and does not) create, and
 // several processes migrating one database at once.
 #include <algorithm>
-#include <csignal>  // harness.hpp uses SIGTERM without including it
 #include <filesystem>
 #include <optional>
 #include <regex>
@@ -9,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "integration/harness.hpp"
+#include "integration/binary_fixture.hpp"
 
 namespace llmproxy::itest {
 namespace {

@@ -5,7 +5,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 
-#include "integration/harness.hpp"
+#include "integration/binary_fixture.hpp"
 #include "support/mock_upstream.hpp"
 
 namespace llmproxy::itest {

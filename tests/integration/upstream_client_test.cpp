@@ -5,6 +5,7 @@
 #include "llmproxy/upstream/client.hpp"
 #include "support/mock_upstream.hpp"
 #include "support/process.hpp"
+#include "support/temp_dir.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -22,13 +23,11 @@
 #include <atomic>
 #include <chrono>
 #include <exception>
-#include <filesystem>
 #include <functional>
 #include <optional>
 #include <regex>
 #include <string>
 #include <thread>
-#include <unistd.h>
 #include <utility>
 #include <vector>
 
@@ -37,6 +36,7 @@ namespace up = llmproxy::upstream;
 using llmproxy::test::MockUpstream;
 using llmproxy::test::Process;
 using llmproxy::test::run_command;
+using llmproxy::test::TempDir;
 using nlohmann::json;
 using tcp = net::ip::tcp;
 using Clock = std::chrono::steady_clock;
@@ -566,19 +566,9 @@ TEST_CASE("upstream client fails TLS against a server that does not speak it", "
 
 TEST_CASE("upstream client verifies certificates and host names", "[upstream][tls]") {
   // A throwaway self-signed certificate for "localhost" only, made now and removed at the end.
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("llmproxy-tls-" + std::to_string(::getpid()) + "-" +
-                    std::to_string(Clock::now().time_since_epoch().count()));
-  std::filesystem::create_directories(dir);
-  struct Cleanup {
-    std::filesystem::path dir;
-    ~Cleanup() {
-      std::error_code ignored;
-      std::filesystem::remove_all(dir, ignored);
-    }
-  } cleanup{dir};
-  const std::string cert = (dir / "cert.pem").string();
-  const std::string key = (dir / "key.pem").string();
+  const TempDir dir;
+  const std::string cert = dir.file("cert.pem");
+  const std::string key = dir.file("key.pem");
   auto [code, out] = run_command({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                                   "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert, "-days",
                                   "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"});

@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "integration/harness.hpp"
+#include "integration/binary_fixture.hpp"
 
 using namespace llmproxy;
 using namespace llmproxy::itest;

@@ -1,17 +1,13 @@
 #pragma once
-/// Test support for the auth and audit unit tests: a migrated SQLite database in a temporary directory, and a
+/// Test support for the auth and audit unit tests: a migrated SQLite database (put it in a test::TempDir), and a
 /// fault-injecting decorator. The decorator is not a mock: every call goes to the real SQLite driver unless the
 /// test switched the database "down", in which case it throws what a driver throws during an outage
 /// (db::Unavailable). It also counts round trips, so tests can assert that a path made none.
-#include <unistd.h>
-
 #include <atomic>
-#include <cerrno>
 #include <chrono>
 #include <filesystem>
 #include <memory>
 #include <string>
-#include <system_error>
 #include <vector>
 
 #include "llmproxy/config/config.hpp"
@@ -22,27 +18,6 @@
 #include "llmproxy/migrate/runner.hpp"
 
 namespace llmproxy::testing {
-
-/// A fresh directory under the system temp dir, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "llmproxy-unit.XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::system_error(errno, std::generic_category(), "mkdtemp");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
 
 /// The real SQLite driver on `file`, with every migration applied.
 inline std::unique_ptr<db::Driver> open_migrated_sqlite(const std::filesystem::path& file) {

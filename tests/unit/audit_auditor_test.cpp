@@ -14,13 +14,14 @@
 #include "llmproxy/audit/auditor.hpp"
 #include "llmproxy/db/database.hpp"
 #include "llmproxy/util/time.hpp"
-#include "unit/sqlite_fixture.hpp"
+#include "support/temp_dir.hpp"
+#include "unit/faulty_database_fixture.hpp"
 
 namespace audit = llmproxy::audit;
 namespace db = llmproxy::db;
 namespace util = llmproxy::util;
 using llmproxy::testing::FaultyDatabase;
-using llmproxy::testing::TempDir;
+using llmproxy::test::TempDir;
 using namespace std::chrono_literals;
 
 namespace {

@@ -7,7 +7,7 @@
 #include <regex>
 #include <sstream>
 
-#include "contract/databases.hpp"
+#include "contract/database_fixture.hpp"
 #include "llmproxy/migrate/embedded.hpp"
 #include "llmproxy/storage/migrate_command.hpp"
 

@@ -22,7 +22,7 @@
 #include <thread>
 #include <vector>
 
-#include "contract/databases.hpp"
+#include "contract/database_fixture.hpp"
 #include "llmproxy/db/errors.hpp"
 #include "llmproxy/db/postgres/postgres_database.hpp"
 #include "llmproxy/migrate/runner.hpp"

@@ -3,8 +3,8 @@
 #ifdef LLMPROXY_WITH_POSTGRES
 #include <catch2/catch.hpp>
 
-#include "contract/databases.hpp"
-#include "contract/repository_contract.hpp"
+#include "contract/database_fixture.hpp"
+#include "contract/db_repository_contract.hpp"
 #include "llmproxy/db/errors.hpp"
 #include "llmproxy/util/crypto.hpp"
 

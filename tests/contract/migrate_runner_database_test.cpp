@@ -1,12 +1,13 @@
-// Migrations (SPEC §4.4) on both drivers: the runner with the embedded files and with test-only file sets,
-// plus the pure parts (statement splitting, validation of a file set).
+// Migrations (SPEC §4.4) on both drivers: the runner with the embedded files and with test-only file sets.
+// The parts that need no database are in tests/unit/migrate_runner_test.cpp, the checks of the embedded files
+// in migrate_embedded_test.cpp.
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <exception>
 #include <mutex>
 #include <thread>
 
-#include "contract/databases.hpp"
+#include "contract/database_fixture.hpp"
 #include "llmproxy/migrate/runner.hpp"
 #include "llmproxy/storage/storage.hpp"
 #include "llmproxy/util/crypto.hpp"
@@ -267,105 +268,7 @@ TEST_CASE("migrations: SQLite file", "[sqlite][migrations]") {
 
 #ifdef LLMPROXY_WITH_POSTGRES
 TEST_CASE("migrations: PostgreSQL", "[postgres][migrations]") { check_migrations([] { return empty_postgres(); }); }
-
-TEST_CASE("embedded migrations: both drivers have the same versions and names", "[migrations]") {
-  const auto& sqlite = migrate::embedded_sqlite();
-  const auto& postgres = migrate::embedded_postgres();
-  REQUIRE_FALSE(sqlite.empty());
-  REQUIRE(sqlite.size() == postgres.size());
-  for (std::size_t i = 0; i < sqlite.size(); ++i) {
-    CHECK(sqlite[i].version == postgres[i].version);
-    CHECK(sqlite[i].name == postgres[i].name);
-  }
-}
 #endif
-
-TEST_CASE("embedded migrations: contiguous, every up and down file has statements", "[migrations]") {
-  std::vector<const std::vector<MigrationFile>*> sets = {&migrate::embedded_sqlite()};
-#ifdef LLMPROXY_WITH_POSTGRES
-  sets.push_back(&migrate::embedded_postgres());
-#endif
-  for (const auto* set : sets) {
-    for (std::size_t i = 0; i < set->size(); ++i) {
-      const auto& f = (*set)[i];
-      INFO(migrate::label(f.version, f.name));
-      CHECK(f.version == static_cast<std::int64_t>(i + 1));
-      CHECK_FALSE(migrate::split_statements(f.up_sql).empty());
-      CHECK_FALSE(migrate::split_statements(f.down_sql).empty());
-    }
-  }
-}
-
-TEST_CASE("split_statements: a statement ends at a `,` that ends a line", "[migrations]") {
-  using migrate::split_statements;
-  CHECK(split_statements("") == Strings{});
-  CHECK(split_statements("CREATE TABLE a (x INT);\nCREATE INDEX i ON a (x);\n") ==
-        Strings{"CREATE TABLE a (x INT)", "CREATE INDEX i ON a (x)"});
-  CHECK(split_statements("CREATE TABLE t (\n  a INT,\n  b TEXT\n);\n") ==
-        Strings{"CREATE TABLE t (\n  a INT,\n  b TEXT\n)"});
-  CHECK(split_statements("SELECT 1;  \t\nSELECT 2;") == Strings{"SELECT 1", "SELECT 2"});
-  CHECK(split_statements("SELECT 1;\r\nSELECT 2;\r\n") == Strings{"SELECT 1", "SELECT 2"});
-  CHECK(split_statements("SELECT 1;\nSELECT 2") == Strings{"SELECT 1", "SELECT 2"});
-  // A `;` inside a line does not end the statement (string literals, several clauses).
-  CHECK(split_statements("INSERT INTO t VALUES ('a;b');\n") == Strings{"INSERT INTO t VALUES ('a;b')"});
-  CHECK(split_statements("SELECT 1; SELECT 2;\n") == Strings{"SELECT 1; SELECT 2"});
-  // Comment-only chunks vanish, leading comments are stripped, a comment line ending in `;` does not split.
-  CHECK(split_statements("-- header\n\n-- still a comment;\nSELECT 1;\n-- trailing comment\n\n") ==
-        Strings{"SELECT 1"});
-  CHECK(split_statements("-- create t\nCREATE TABLE t (\n  a INT -- the a;\n);\n") ==
-        Strings{"CREATE TABLE t (\n  a INT -- the a;\n)"});
-  // A trailing comment after the `;` still ends the statement; `--` inside a literal is not a comment.
-  CHECK(split_statements("CREATE TABLE a (x INT); -- note\nINSERT INTO a VALUES ('--');\n") ==
-        Strings{"CREATE TABLE a (x INT)", "INSERT INTO a VALUES ('--')"});
-  CHECK(split_statements("CREATE TABLE x(a INT);\nTHIS IS NOT SQL;\n") ==
-        Strings{"CREATE TABLE x(a INT)", "THIS IS NOT SQL"});
-  CHECK(split_statements(";\n  ;\n") == Strings{});
-}
-
-TEST_CASE("checksum and label", "[migrations]") {
-  MigrationFile f{1, "initial", "CREATE TABLE a (x INT);\n", "DROP TABLE a;\n"};
-  CHECK(migrate::checksum(f) == util::sha256_hex(f.up_sql));
-  CHECK(migrate::checksum(f).size() == 64);
-  auto down_changed = f;
-  down_changed.down_sql = "DROP TABLE IF EXISTS a;\n";
-  CHECK(migrate::checksum(down_changed) == migrate::checksum(f));
-  auto up_changed = f;
-  up_changed.up_sql += " ";
-  CHECK(migrate::checksum(up_changed) != migrate::checksum(f));
-  CHECK(migrate::label(1, "initial") == "0001_initial");
-  CHECK(migrate::label(12345, "big") == "12345_big");
-}
-
-/// Fails the test if the runner touches the database: validation happens before any call.
-class UnusedBackend : public migrate::Backend {
- public:
-  std::vector<migrate::AppliedMigration> read_applied() override {
-    FAIL("read_applied called");
-    return {};
-  }
-  std::unique_ptr<migrate::Session> begin_session(std::chrono::milliseconds) override {
-    FAIL("begin_session called");
-    return nullptr;
-  }
-  const std::vector<MigrationFile>& files() const override { return files_; }
-
- private:
-  std::vector<MigrationFile> files_;
-};
-
-TEST_CASE("Runner refuses a file set that is not contiguous from 1", "[migrations]") {
-  UnusedBackend backend;
-  auto file = [](std::int64_t v) { return MigrationFile{v, "m" + std::to_string(v), "SELECT 1;\n", "SELECT 1;\n"}; };
-  CHECK_NOTHROW(Runner(backend, {}, 1s));
-  CHECK_NOTHROW(Runner(backend, {file(1), file(2), file(3)}, 1s));
-  CHECK(Runner(backend, {file(1), file(2)}, 1s).latest_version() == 2);
-  for (const auto& bad : std::vector<std::vector<MigrationFile>>{
-           {file(2)}, {file(1), file(3)}, {file(2), file(1)}, {file(1), file(1)}, {file(0), file(1)}}) {
-    CHECK_THROWS_WITH(Runner(backend, bad, 1s), Contains("contiguously from 1"));
-  }
-  CHECK_THROWS_AS(Runner(backend, {MigrationFile{1, "", "SELECT 1;\n", "SELECT 1;\n"}}, 1s),
-                  migrate::MigrationError);
-}
 
 }  // namespace
 }  // namespace llmproxy::contract

@@ -22,7 +22,8 @@
 #include "llmproxy/db/executor.hpp"
 #include "llmproxy/util/crypto.hpp"
 #include "llmproxy/util/token.hpp"
-#include "unit/sqlite_fixture.hpp"
+#include "support/temp_dir.hpp"
+#include "unit/faulty_database_fixture.hpp"
 
 namespace net = boost::asio;
 namespace auth = llmproxy::auth;
@@ -41,7 +42,7 @@ constexpr const char* kUpstreamKey = "sk-upstream-secret";
 struct Env {
   explicit Env(auth::Options o = {}) : options(o) { auditor.start(); }
 
-  llmproxy::testing::TempDir dir;
+  llmproxy::test::TempDir dir;
   std::unique_ptr<db::Driver> driver = llmproxy::testing::open_migrated_sqlite(dir.path() / "auth.sqlite");
   FaultyDatabase db{*driver};
   // Before the executor: a pool thread still holds an executor of `io` for a moment after handing a result

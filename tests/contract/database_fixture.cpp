@@ -1,14 +1,12 @@
-#include "contract/databases.hpp"
+#include "contract/database_fixture.hpp"
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdlib>
-#include <system_error>
 
 #include "llmproxy/db/sqlite/sqlite_database.hpp"
 #include "llmproxy/migrate/runner.hpp"
@@ -28,21 +26,6 @@ namespace {
   return true;
 }();
 }  // namespace
-
-TempDir::TempDir() {
-  std::string pattern = (std::filesystem::temp_directory_path() / "llmproxy-test.XXXXXX").string();
-  if (::mkdtemp(pattern.data()) == nullptr) throw std::system_error(errno, std::generic_category(), "mkdtemp");
-  path_ = pattern;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
-std::filesystem::path TempDir::unique_file(const std::string& suffix) {
-  return path_ / ("db" + std::to_string(++counter_) + suffix);
-}
 
 config::DatabaseConfig sqlite_config(const std::filesystem::path& file) {
   config::DatabaseConfig c;

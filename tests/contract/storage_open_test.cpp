@@ -8,7 +8,7 @@
 #include <sstream>
 #include <thread>
 
-#include "contract/databases.hpp"
+#include "contract/database_fixture.hpp"
 #include "llmproxy/db/errors.hpp"
 #include "llmproxy/storage/storage.hpp"
 

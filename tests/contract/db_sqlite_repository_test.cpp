@@ -5,8 +5,8 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 
-#include "contract/databases.hpp"
-#include "contract/repository_contract.hpp"
+#include "contract/database_fixture.hpp"
+#include "contract/db_repository_contract.hpp"
 #include "llmproxy/db/errors.hpp"
 #include "llmproxy/db/sqlite/sqlite_database.hpp"
 #include "llmproxy/migrate/runner.hpp"

@@ -10,24 +10,11 @@
 
 #include "llmproxy/config/config.hpp"
 #include "llmproxy/db/driver.hpp"
+#include "support/temp_dir.hpp"
 
 namespace llmproxy::contract {
 
-/// A private temp directory, removed with everything in it by the destructor.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-  /// A path in this directory no earlier call returned.
-  std::filesystem::path unique_file(const std::string& suffix);
-
- private:
-  std::filesystem::path path_;
-  int counter_ = 0;
-};
+using test::TempDir;
 
 /// An open driver on a database without any table, plus a raw look at which tables exist.
 struct EmptyDatabase {

@@ -1,7 +1,7 @@
 // Boot sequence against the database (SPEC §4.3): retry with backoff, clear failures, readiness.
 #include <thread>
 
-#include "integration/harness.hpp"
+#include "integration/binary_fixture.hpp"
 
 using namespace llmproxy::itest;
 using Catch::Matchers::Contains;

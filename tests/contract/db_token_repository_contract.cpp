@@ -1,0 +1,355 @@
+// The repository contract, tokens: create, get, find by hash, list, update, revoke; quota (consume_quota) and
+// usage (add_usage).
+//
+// To add a check: add a SECTION below, in its group, named by the sentence it proves ("quota: ..."). It runs on
+// SQLite (file and :memory:) and PostgreSQL with a fresh, migrated, empty database `d` of its own; make rows
+// with make_project/make_token and compare them with check_same (db_repository_contract_helpers.hpp). Nothing
+// else to register: the [sqlite] and [postgres] test cases run every section.
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "contract/db_repository_contract_helpers.hpp"
+#include "llmproxy/db/errors.hpp"
+#include "llmproxy/util/crypto.hpp"
+
+namespace llmproxy::contract {
+
+using namespace std::chrono_literals;
+using db::TimePoint;
+using std::chrono::microseconds;
+
+namespace {
+
+const char* outcome_name(db::QuotaOutcome o) {
+  switch (o) {
+    case db::QuotaOutcome::accepted: return "accepted";
+    case db::QuotaOutcome::not_found: return "not_found";
+    case db::QuotaOutcome::inactive: return "inactive";
+    case db::QuotaOutcome::expired: return "expired";
+    case db::QuotaOutcome::exhausted: return "exhausted";
+  }
+  return "?";
+}
+
+}  // namespace
+
+void check_token_repository_contract(const MakeFresh& make_fresh) {
+  auto owned = open_fresh(make_fresh);
+  db::Database& d = *owned;
+
+  // --- tokens: create, get, list, update, revoke -------------------------------------------------------------------
+
+  SECTION("token: create, get and find_token_by_hash round-trip every field") {
+    const auto p = make_project("p", at());
+    d.create_project(p);
+    auto limited = make_token(p.id, at(1s), 100, at(1h));
+    limited.request_count = 7;
+    limited.cache_hit_count = 3;
+    limited.last_used_at = at(2s);
+    auto unlimited = make_token(p.id, at(2s));
+    auto revoked = make_token(p.id, at(3s), 0);
+    revoked.is_active = false;
+    revoked.deactivated_at = at(4s);
+    for (const auto& t : {limited, unlimited, revoked}) d.create_token(t);
+    for (const auto& t : {limited, unlimited, revoked}) {
+      check_same(d.get_token(t.id), t);
+      const auto found = d.find_token_by_hash(t.token_hash);
+      REQUIRE(found.has_value());
+      check_same(*found, t);
+    }
+  }
+
+  SECTION("token: unknown project is Invalid and stores nothing") {
+    const auto t = make_token(util::uuid_v4(), at());
+    CHECK_THROWS_AS(d.create_token(t), db::Invalid);
+    CHECK_FALSE(d.find_token_by_hash(t.token_hash).has_value());
+    CHECK(d.list_tokens(std::nullopt, {1, 10}).total_count == 0);
+  }
+
+  SECTION("token: duplicate hash or id is Conflict") {
+    const auto p = make_project("p", at());
+    d.create_project(p);
+    const auto t = make_token(p.id, at());
+    d.create_token(t);
+    auto same_hash = make_token(p.id, at(1s));
+    same_hash.token_hash = t.token_hash;
+    CHECK_THROWS_AS(d.create_token(same_hash), db::Conflict);
+    auto same_id = make_token(p.id, at(1s));
+    same_id.id = t.id;
+    CHECK_THROWS_AS(d.create_token(same_id), db::Conflict);
+    check_same(d.get_token(t.id), t);
+    CHECK(d.list_tokens(std::nullopt, {1, 10}).total_count == 1);
+  }
+
+  SECTION("token: unknown id is NotFound, unknown hash is empty") {
+    CHECK_THROWS_AS(d.get_token(util::uuid_v4()), db::NotFound);
+    CHECK_THROWS_AS(d.update_token(util::uuid_v4(), db::TokenUpdate{}, at()), db::NotFound);
+    CHECK_FALSE(d.find_token_by_hash(util::sha256_hex("nope")).has_value());
+  }
+
+  SECTION("token: list filters by project, newest first (ties by id), with pages and total") {
+    const auto a = make_project("a", at());
+    const auto b = make_project("b", at());
+    d.create_project(a);
+    d.create_project(b);
+    std::vector<db::Token> of_a, all;
+    for (int i = 0; i < 5; ++i) of_a.push_back(make_token(a.id, at(microseconds(i))));
+    of_a.push_back(make_token(a.id, at(2us)));  // tie with of_a[2]
+    std::vector<db::Token> of_b = {make_token(b.id, at(1s)), make_token(b.id, at(-1s))};
+    for (const auto& t : of_a) d.create_token(t);
+    for (const auto& t : of_b) d.create_token(t);
+    all = of_a;
+    all.insert(all.end(), of_b.begin(), of_b.end());
+    auto created = [](const db::Token& t) { return t.created_at; };
+
+    const auto expected_a = ids_newest_first(of_a, created);
+    for (std::int64_t page = 1; page <= 3; ++page) {
+      INFO("page " << page);
+      const auto got = d.list_tokens(a.id, {page, 4});
+      CHECK(got.total_count == 6);
+      CHECK(ids(got.items) == slice(expected_a, static_cast<std::size_t>((page - 1) * 4), 4));
+    }
+    const auto got_b = d.list_tokens(b.id, {1, 10});
+    CHECK(got_b.total_count == 2);
+    CHECK(ids(got_b.items) == ids_newest_first(of_b, created));
+    const auto got_all = d.list_tokens(std::nullopt, {1, 100});
+    CHECK(got_all.total_count == 8);
+    CHECK(ids(got_all.items) == ids_newest_first(all, created));
+    const auto none = d.list_tokens(util::uuid_v4(), {1, 10});
+    CHECK(none.items.empty());
+    CHECK(none.total_count == 0);
+  }
+
+  SECTION("token: update applies only the set fields and manages deactivated_at") {
+    const auto p = make_project("p", at());
+    d.create_project(p);
+    auto t = make_token(p.id, at(), 5, at(1h));
+    t.request_count = 2;
+    d.create_token(t);
+
+    db::TokenUpdate raise;
+    raise.max_requests = std::optional<std::int64_t>(10);
+    auto got = d.update_token(t.id, raise, at(1s));
+    t.max_requests = 10;
+    check_same(got, t);
+
+    db::TokenUpdate unlimited;
+    unlimited.max_requests = std::optional<std::int64_t>();
+    got = d.update_token(t.id, unlimited, at(2s));
+    t.max_requests.reset();
+    check_same(got, t);
+
+    db::TokenUpdate deactivate;
+    deactivate.is_active = false;
+    got = d.update_token(t.id, deactivate, at(3s));
+    t.is_active = false;
+    t.deactivated_at = at(3s);
+    check_same(got, t);
+
+    got = d.update_token(t.id, db::TokenUpdate{}, at(4s));
+    check_same(got, t);
+
+    db::TokenUpdate activate;
+    activate.is_active = true;
+    activate.max_requests = std::optional<std::int64_t>(3);
+    got = d.update_token(t.id, activate, at(5s));
+    t.is_active = true;
+    t.deactivated_at.reset();
+    t.max_requests = 3;
+    check_same(got, t);
+    check_same(d.get_token(t.id), t);
+  }
+
+  SECTION("token: revoke_token reports whether it was active and keeps the first deactivation time") {
+    const auto p = make_project("p", at());
+    d.create_project(p);
+    auto t = make_token(p.id, at());
+    const auto other = make_token(p.id, at());
+    d.create_token(t);
+    d.create_token(other);
+    CHECK(d.revoke_token(t.id, at(1s)));
+    t.is_active = false;
+    t.deactivated_at = at(1s);
+    check_same(d.get_token(t.id), t);
+    CHECK_FALSE(d.revoke_token(t.id, at(2s)));
+    check_same(d.get_token(t.id), t);
+    check_same(d.get_token(other.id), other);
+    CHECK_THROWS_AS(d.revoke_token(util::uuid_v4(), at()), db::NotFound);
+  }
+
+  SECTION("token: revoke_project_tokens counts and touches only that project") {
+    const auto a = make_project("a", at());
+    const auto b = make_project("b", at());
+    const auto empty = make_project("empty", at());
+    for (const auto& p : {a, b, empty}) d.create_project(p);
+    auto a1 = make_token(a.id, at()), a2 = make_token(a.id, at()), a3 = make_token(a.id, at());
+    const auto b1 = make_token(b.id, at());
+    for (const auto& t : {a1, a2, a3, b1}) d.create_token(t);
+    REQUIRE(d.revoke_token(a3.id, at(1s)));
+
+    const auto r = d.revoke_project_tokens(a.id, at(5s));
+    CHECK(r.revoked_count == 2);
+    CHECK(r.already_revoked_count == 1);
+    CHECK(r.total_tokens == 3);
+    for (auto* t : {&a1, &a2}) {
+      t->is_active = false;
+      t->deactivated_at = at(5s);
+      check_same(d.get_token(t->id), *t);
+    }
+    CHECK(show(d.get_token(a3.id).deactivated_at) == show(at(1s)));
+    check_same(d.get_token(b1.id), b1);
+
+    const auto again = d.revoke_project_tokens(a.id, at(6s));
+    CHECK(again.revoked_count == 0);
+    CHECK(again.already_revoked_count == 3);
+    CHECK(again.total_tokens == 3);
+
+    const auto none = d.revoke_project_tokens(empty.id, at(6s));
+    CHECK(none.revoked_count == 0);
+    CHECK(none.already_revoked_count == 0);
+    CHECK(none.total_tokens == 0);
+    CHECK_THROWS_AS(d.revoke_project_tokens(util::uuid_v4(), at()), db::NotFound);
+  }
+
+  // --- quota: consume_quota ----------------------------------------------------------------------------------------
+
+  SECTION("quota: every outcome, with the current row") {
+    const auto p = make_project("p", at());
+    d.create_project(p);
+    const auto now = at(100s);
+    const auto limited = make_token(p.id, at(), 2, at(200s));
+    const auto unlimited = make_token(p.id, at());
+    const auto revoked = make_token(p.id, at(), 5);
+    const auto expired_now = make_token(p.id, at(), 5, now);          // expires_at == now: expired
+    const auto expired_before = make_token(p.id, at(), 5, now - 1us);
+    const auto expires_next_us = make_token(p.id, at(), 5, now + 1us);
+    const auto zero = make_token(p.id, at(), 0);
+    for (const auto& t : {limited, unlimited, revoked, expired_now, expired_before, expires_next_us, zero}) {
+      d.create_token(t);
+    }
+    REQUIRE(d.revoke_token(revoked.id, at(1s)));
+
+    auto r = d.consume_quota(limited.id, now);
+    REQUIRE(r.outcome == db::QuotaOutcome::accepted);
+    REQUIRE(r.token.has_value());
+    CHECK(r.token->id == limited.id);
+    CHECK(r.token->request_count == 1);
+    CHECK(show(r.token->last_used_at) == show(now));
+    r = d.consume_quota(limited.id, now + 1s);
+    CHECK(r.outcome == db::QuotaOutcome::accepted);
+    CHECK(r.token->request_count == 2);
+    r = d.consume_quota(limited.id, now + 2s);
+    CHECK(outcome_name(r.outcome) == std::string("exhausted"));
+    REQUIRE(r.token.has_value());
+    CHECK(r.token->request_count == 2);
+    CHECK(d.get_token(limited.id).request_count == 2);
+    CHECK(show(d.get_token(limited.id).last_used_at) == show(now + 1s));
+
+    for (int i = 1; i <= 3; ++i) {
+      r = d.consume_quota(unlimited.id, now);
+      CHECK(r.outcome == db::QuotaOutcome::accepted);
+      CHECK(r.token->request_count == i);
+    }
+
+    const std::vector<std::pair<const db::Token*, const char*>> refused = {
+        {&revoked, "inactive"}, {&expired_now, "expired"}, {&expired_before, "expired"}, {&zero, "exhausted"}};
+    for (const auto& [t, expected] : refused) {
+      r = d.consume_quota(t->id, now);
+      CHECK(outcome_name(r.outcome) == std::string(expected));
+      REQUIRE(r.token.has_value());
+      CHECK(r.token->id == t->id);
+      CHECK(r.token->request_count == 0);
+      CHECK(d.get_token(t->id).request_count == 0);
+    }
+
+    r = d.consume_quota(expires_next_us.id, now);
+    CHECK(outcome_name(r.outcome) == std::string("accepted"));
+
+    r = d.consume_quota(util::uuid_v4(), now);
+    CHECK(outcome_name(r.outcome) == std::string("not_found"));
+    CHECK_FALSE(r.token.has_value());
+  }
+
+  SECTION("quota: 8 threads x 50 attempts on max_requests=100 accept exactly 100") {
+    const auto p = make_project("p", at());
+    d.create_project(p);
+    const auto t = make_token(p.id, at(), 100);
+    d.create_token(t);
+    std::atomic<int> accepted{0}, exhausted{0}, other{0};
+    std::mutex error_mutex;
+    std::string first_error;
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 8; ++i) {
+      threads.emplace_back([&, i] {
+        for (int j = 0; j < 50; ++j) {
+          try {
+            const auto r = d.consume_quota(t.id, at(std::chrono::seconds(1 + i * 50 + j)));
+            if (r.outcome == db::QuotaOutcome::accepted) {
+              ++accepted;
+            } else if (r.outcome == db::QuotaOutcome::exhausted) {
+              ++exhausted;
+            } else {
+              ++other;
+            }
+          } catch (const std::exception& e) {
+            const std::scoped_lock lock(error_mutex);
+            if (first_error.empty()) first_error = e.what();
+            ++other;
+          }
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    INFO("first error: " << first_error);
+    CHECK(other.load() == 0);
+    CHECK(accepted.load() == 100);
+    CHECK(exhausted.load() == 300);
+    CHECK(d.get_token(t.id).request_count == 100);
+  }
+
+  // --- usage: add_usage --------------------------------------------------------------------------------------------
+
+  SECTION("usage: add_usage adds batches, keeps the latest last_used_at, ignores unknown tokens") {
+    const auto p = make_project("p", at());
+    d.create_project(p);
+    auto t1 = make_token(p.id, at());
+    auto t2 = make_token(p.id, at());
+    t2.last_used_at = at(50s);
+    const auto t3 = make_token(p.id, at());
+    for (const auto& t : {t1, t2, t3}) d.create_token(t);
+
+    d.add_usage({
+        {t1.id, 3, 1, at(10s)},
+        {t2.id, 2, 5, at(20s)},           // older than the stored last_used_at: it stays
+        {util::uuid_v4(), 7, 7, at(30s)},  // deleted meanwhile: ignored, the rest still applies
+        {t1.id, 2, 0, at(5s)},            // same token twice in one batch: both count
+    });
+    t1.request_count = 5;
+    t1.cache_hit_count = 1;
+    t1.last_used_at = at(10s);
+    t2.request_count = 2;
+    t2.cache_hit_count = 5;
+    check_same(d.get_token(t1.id), t1);
+    check_same(d.get_token(t2.id), t2);
+    check_same(d.get_token(t3.id), t3);
+
+    d.add_usage({{t2.id, 1, 0, at(60s)}});
+    t2.request_count = 3;
+    t2.last_used_at = at(60s);
+    check_same(d.get_token(t2.id), t2);
+
+    d.add_usage({});
+    check_same(d.get_token(t1.id), t1);
+  }
+}
+
+}  // namespace llmproxy::contract
