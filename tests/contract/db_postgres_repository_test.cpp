@@ -5,6 +5,7 @@
 
 #include "contract/database_fixture.hpp"
 #include "contract/db_repository_contract.hpp"
+#include "contract/db_repository_contract_helpers.hpp"
 #include "llmproxy/db/errors.hpp"
 #include "llmproxy/util/crypto.hpp"
 
@@ -29,14 +30,9 @@ TEST_CASE("PostgreSQL schema: types, and deleting a project cascades to its toke
   CHECK(column_type("schema_migrations", "version") == "bigint");
 
   const auto now = util::now();
-  db::Project p{util::uuid_v4(), "cascade", "key", true, std::nullopt, now, now};
+  const auto p = make_project("cascade", now);
   driver->create_project(p);
-  db::Token t;
-  t.id = util::uuid_v4();
-  t.token_hash = util::sha256_hex(t.id);
-  t.token_hint = "sk-AbCd...wXyZ";
-  t.project_id = p.id;
-  t.created_at = now;
+  const auto t = make_token(p.id, now);
   driver->create_token(t);
 
   pg_exec(url, "DELETE FROM projects WHERE id = '" + p.id + "'");

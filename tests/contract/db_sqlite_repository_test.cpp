@@ -7,6 +7,7 @@
 
 #include "contract/database_fixture.hpp"
 #include "contract/db_repository_contract.hpp"
+#include "contract/db_repository_contract_helpers.hpp"
 #include "llmproxy/db/errors.hpp"
 #include "llmproxy/db/sqlite/sqlite_database.hpp"
 #include "llmproxy/migrate/runner.hpp"
@@ -38,14 +39,9 @@ TEST_CASE("SQLite file: WAL journal, and deleting a project cascades to its toke
   migrate::Runner(*driver, driver->files(), 20s).up();
 
   const auto now = util::now();
-  db::Project p{util::uuid_v4(), "cascade", "key", true, std::nullopt, now, now};
+  const auto p = make_project("cascade", now);
   driver->create_project(p);
-  db::Token t;
-  t.id = util::uuid_v4();
-  t.token_hash = util::sha256_hex(t.id);
-  t.token_hint = "sk-AbCd...wXyZ";
-  t.project_id = p.id;
-  t.created_at = now;
+  const auto t = make_token(p.id, now);
   driver->create_token(t);
 
   {

@@ -128,3 +128,14 @@ TEST_CASE("parse_time rejects everything else", "[util][time]") {
     CHECK_FALSE(util::parse_time(text).has_value());
   }
 }
+
+TEST_CASE("format_duration writes the configuration's syntax, largest units first", "[util][time]") {
+  CHECK(util::format_duration(milliseconds(0)) == "0s");
+  CHECK(util::format_duration(milliseconds(500)) == "500ms");
+  CHECK(util::format_duration(milliseconds(30'000)) == "30s");
+  CHECK(util::format_duration(milliseconds(90'000)) == "1m30s");
+  CHECK(util::format_duration(milliseconds(5'400'000)) == "1h30m");
+  CHECK(util::format_duration(milliseconds(3'600'000)) == "1h");
+  CHECK(util::format_duration(milliseconds(1'500)) == "1s500ms");
+  CHECK(util::format_duration(milliseconds(-2'000)) == "-2s");
+}

@@ -9,12 +9,13 @@
 #include <exception>
 #include <functional>
 
-#include "contract/databases.hpp"
+#include "contract/database_fixture.hpp"
+#include "contract/db_repository_contract_helpers.hpp"
 #include "llmproxy/db/errors.hpp"
 #include "llmproxy/db/http_mapping.hpp"
 #include "llmproxy/db/sqlite/sqlite_database.hpp"
 #include "llmproxy/migrate/runner.hpp"
-#include "llmproxy/util/crypto.hpp"
+#include "llmproxy/util/time.hpp"
 
 namespace llmproxy::contract {
 namespace {
@@ -22,16 +23,9 @@ namespace {
 using namespace std::chrono_literals;
 
 db::Token quota_token(db::Database& d, int max_requests) {
-  const auto now = util::now();
-  db::Project p{util::uuid_v4(), "quota-" + util::uuid_v4(), "key", true, std::nullopt, now, now};
+  const auto p = make_project("quota", util::now());
   d.create_project(p);
-  db::Token t;
-  t.id = util::uuid_v4();
-  t.token_hash = util::sha256_hex(t.id);
-  t.token_hint = "sk-AbCd...wXyZ";
-  t.project_id = p.id;
-  t.max_requests = max_requests;
-  t.created_at = now;
+  const auto t = make_token(p.id, util::now(), max_requests);
   d.create_token(t);
   return t;
 }
