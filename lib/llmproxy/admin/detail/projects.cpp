@@ -1,6 +1,5 @@
 // Projects: /manage/projects[/{id}[/tokens/revoke]] (SPEC §6.2, §7.2).
 #include <utility>
-#include <vector>
 
 #include "llmproxy/admin/detail/call.hpp"
 #include "llmproxy/admin/detail/input.hpp"
@@ -32,32 +31,17 @@ std::string name_taken(const std::string& name) {
   return "a project named \"" + clean_text(name, 300) + "\" already exists";
 }
 
-/// Ids of every token of a project, so the token service can drop them from its cache. Blocking (DB pool).
-std::vector<std::string> project_token_ids(db::Database& db, const std::string& project_id) {
-  std::vector<std::string> ids;
-  db::PageRequest page{1, 1000};
-  for (;;) {
-    auto rows = db.list_tokens(project_id, page);
-    for (auto& t : rows.items) ids.push_back(std::move(t.id));
-    if (rows.items.empty() || static_cast<std::int64_t>(ids.size()) >= rows.total_count) break;
-    ++page.page;
-  }
-  return ids;
-}
-
-/// Drops the project and each of its tokens from the token service's caches, so revocations and key or status
-/// changes take effect on this instance at once (other instances follow within their cache TTLs).
-void invalidate_project(const Deps& deps, const std::string& project_id, const std::vector<std::string>& token_ids) {
-  if (!deps.tokens) return;
-  deps.tokens->invalidate_project(project_id);
-  for (const auto& id : token_ids) deps.tokens->invalidate_token(id);
+/// Drops the project and every cached token of it from the token service's caches (one pass per cache), so
+/// revocations and key or status changes take effect on this instance at once (other instances follow within
+/// their cache TTLs).
+void invalidate_project(const Deps& deps, const std::string& project_id) {
+  if (deps.tokens) deps.tokens->invalidate_project(project_id);
 }
 
 struct UpdateOutcome {
   db::Project project;
   std::string displayed_key;
   std::optional<db::RevokeResult> revoked;
-  std::vector<std::string> token_ids;
 };
 
 }  // namespace
@@ -163,15 +147,12 @@ HandlerResult update_project(Call& call) {
         // The project change comes first: if it fails (unknown id, duplicate name) no token is touched.
         out.project = db->update_project(id, update, util::now());
         out.displayed_key = displayed_key(*cipher, out.project.api_key);
-        if (revoke) {
-          out.revoked = db->revoke_project_tokens(id, util::now());
-          out.token_ids = project_token_ids(*db, id);
-        }
+        if (revoke) out.revoked = db->revoke_project_tokens(id, util::now());
         return out;
       },
       std::move(messages));
   auto outcome = co_await std::move(pending);
-  invalidate_project(call.deps, call.id, outcome.token_ids);
+  invalidate_project(call.deps, call.id);
   call.ex.access.project_id = outcome.project.id;
 
   Json response = project_json(outcome.project, outcome.displayed_key);
@@ -194,14 +175,10 @@ HandlerResult revoke_project_tokens(Call& call) {
   if (!plausible_id(call.id)) not_found("project", call.id);
   db::Database* db = call.deps.db;
   auto pending = run_db(
-      call,
-      [db, id = call.id] {
-        auto revoked = db->revoke_project_tokens(id, util::now());
-        return std::pair{revoked, project_token_ids(*db, id)};
-      },
+      call, [db, id = call.id] { return db->revoke_project_tokens(id, util::now()); },
       DbMessages::missing(project_not_found(call.id)));
-  auto [result, token_ids] = co_await std::move(pending);
-  invalidate_project(call.deps, call.id, token_ids);
+  const db::RevokeResult result = co_await std::move(pending);
+  invalidate_project(call.deps, call.id);
   call.ex.access.project_id = call.id;
   call.metadata = revoke_json(result);
   co_return json_response(200, revoke_json(result));
