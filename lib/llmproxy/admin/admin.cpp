@@ -220,7 +220,7 @@ net::awaitable<void> dispatch(server::Exchange& ex, std::shared_ptr<const DepsSo
     event.outcome = response.status < 400 ? "success" : response.status < 500 ? "failure" : "error";
     if (!failure.empty()) event.reason = detail::clean_text(failure, 1024);
     if (!ctx.metadata.empty()) {
-      event.metadata = ctx.metadata.dump(-1, ' ', false, detail::Json::error_handler_t::replace);
+      event.metadata = ctx.metadata.dump(-1, ' ', /*ensure_ascii=*/false, detail::Json::error_handler_t::replace);
     }
     deps->auditor->record(std::move(event));
   }

@@ -320,7 +320,8 @@ int main(int argc, char** argv, const config::EnvLookup& env) {
   config::Config cfg;
   try {
     cfg = config::load(env);
-    log::setup(cfg.log_level, cfg.log_format == config::LogFormat::json, cfg.log_file);
+    log::setup(cfg.log_level, cfg.log_format == config::LogFormat::json ? log::Format::json : log::Format::console,
+               cfg.log_file);
   } catch (const std::exception& e) {
     std::cerr << "llm-proxy: configuration error: " << e.what() << "\n";
     return kExitUsage;

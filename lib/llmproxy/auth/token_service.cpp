@@ -128,7 +128,7 @@ class UsageBatch {
   ~UsageBatch() {
     if (settled_) return;
     try {
-      settle(false);
+      settle(Fate::returned);
     } catch (const std::exception& e) {
       log::write(log::Level::error, "usage_lost", {{"tokens", deltas_.size()}, {"error", e.what()}});
     }
@@ -142,18 +142,21 @@ class UsageBatch {
     try {
       repo.add_usage(deltas_);
     } catch (...) {
-      settle(false);
+      settle(Fate::returned);
       throw;
     }
-    settle(true);
+    settle(Fate::written);
   }
 
   std::size_t tokens() const { return deltas_.size(); }
 
  private:
-  void settle(bool written) {
+  /// Where the deltas end up: in the database, or back in the book for the next flush.
+  enum class Fate { written, returned };
+
+  void settle(Fate fate) {
     settled_ = true;
-    if (written) {
+    if (fate == Fate::written) {
       book_->last_flush_ns.store(steady_ns(), std::memory_order_relaxed);
     } else {
       book_->flush_failures.fetch_add(1, std::memory_order_relaxed);

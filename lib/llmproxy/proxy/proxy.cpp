@@ -199,6 +199,12 @@ class Pipeline {
     return h;
   }
 
+// GCC 12 false positive (-Wmismatched-new-delete, also reported against Boost 1.81 elsewhere): Asio allocates a
+// coroutine frame with awaitable_frame_base::operator new, which may fall back to std::aligned_alloc, and frees it
+// with the matching awaitable_frame_base::operator delete; once both are inlined GCC pairs aligned_alloc with the
+// class's operator delete. Only for this function, whose frame GCC inlines into handle().
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
   net::awaitable<void> forward(Exchange& ex, const Deps& deps, const std::string& api_key, std::string_view origin) {
     const auto& p = options_.provider;
     const auto header_timeout = std::min(options_.request_timeout, p.timeouts.response_header);
@@ -213,7 +219,7 @@ class Pipeline {
     }
     ex.access.upstream_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - sent).count();
     if (error) {
-      deps.breaker->record(true);
+      deps.breaker->record(upstream::CircuitBreaker::Outcome::failure);
       deps.metrics->upstream_errors.fetch_add(1, std::memory_order_relaxed);
       log::write(log::Level::warn, "upstream_failed",
                  {{"request_id", ex.request.request_id}, {"provider", p.name}, {"error", error->what()}});
@@ -224,7 +230,7 @@ class Pipeline {
       co_return;
     }
     deps.metrics->upstream_seconds.observe(ex.access.upstream_ms / 1000.0);
-    deps.breaker->record(res->status == 502 || res->status == 503 || res->status == 504);
+    deps.breaker->record(upstream::outcome_of_status(res->status));
 
     Headers headers = response_headers(*res, origin);
     if (!res->streaming) {
@@ -280,6 +286,7 @@ class Pipeline {
     }
     co_await ex.end_stream();
   }
+#pragma GCC diagnostic pop
 
   const Options& options_;
   const std::function<const Deps*()>& deps_;

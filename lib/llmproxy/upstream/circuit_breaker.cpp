@@ -30,7 +30,8 @@ bool CircuitBreaker::allow() {
   return false;
 }
 
-void CircuitBreaker::record(bool failure) {
+void CircuitBreaker::record(Outcome outcome) {
+  const bool failure = outcome == Outcome::failure;
   std::lock_guard lock(mu_);
   switch (state_) {
     case State::closed:
@@ -64,6 +65,11 @@ void CircuitBreaker::record(bool failure) {
 CircuitBreaker::State CircuitBreaker::state() const {
   std::lock_guard lock(mu_);
   return state_;
+}
+
+CircuitBreaker::Outcome outcome_of_status(int status) {
+  return status == 502 || status == 503 || status == 504 ? CircuitBreaker::Outcome::failure
+                                                          : CircuitBreaker::Outcome::success;
 }
 
 }  // namespace llmproxy::upstream
