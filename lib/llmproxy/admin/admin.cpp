@@ -1,9 +1,7 @@
 #include "llmproxy/admin/admin.hpp"
 
 #include <algorithm>
-#include <functional>
 #include <initializer_list>
-#include <memory>
 #include <nlohmann/json.hpp>
 #include <string_view>
 #include <utility>
@@ -37,7 +35,6 @@ namespace {
 
 using detail::RequestContext;
 using detail::HandlerResult;
-using DepsSource = std::function<const Deps*()>;
 namespace net = boost::asio;
 
 constexpr std::string_view kPrefix = "/manage/";
@@ -161,9 +158,9 @@ server::Response unavailable() {
                                  "the server is starting: the database is not ready yet");
 }
 
-net::awaitable<void> dispatch(server::Exchange& ex, std::shared_ptr<const DepsSource> source) {
+net::awaitable<void> dispatch(server::Exchange& ex, lifecycle::Published<const Deps> published) {
   ex.access.route = "manage";
-  const Deps* deps = (*source)();
+  const Deps* deps = published.get();
   // Before boot completes there is no configuration to check the token against; nothing is revealed but the
   // fact that the server is starting, which /ready says publicly anyway.
   if (!deps) {
@@ -229,9 +226,8 @@ net::awaitable<void> dispatch(server::Exchange& ex, std::shared_ptr<const DepsSo
 
 }  // namespace
 
-void register_routes(server::Router& router, std::function<const Deps*()> deps) {
-  auto source = std::make_shared<const DepsSource>(std::move(deps));
-  server::Handler handler = [source](server::Exchange& ex) { return dispatch(ex, source); };
+void register_routes(server::Router& router, lifecycle::Published<const Deps> deps) {
+  server::Handler handler = [deps](server::Exchange& ex) { return dispatch(ex, deps); };
   router.add_exact("/manage", handler);
   router.add_prefix(std::string(kPrefix), handler);
 }

@@ -19,6 +19,7 @@
 #include "llmproxy/db/database.hpp"
 #include "llmproxy/db/errors.hpp"
 #include "llmproxy/log/log.hpp"
+#include "llmproxy/metrics/metrics.hpp"
 #include "llmproxy/util/crypto.hpp"
 #include "llmproxy/util/time.hpp"
 
@@ -298,6 +299,18 @@ std::size_t Auditor::pending() const {
 std::size_t Auditor::dropped() const {
   std::lock_guard lock(impl_->mutex);
   return impl_->dropped;
+}
+
+void register_metrics(metrics::Registry& registry, lifecycle::Published<const Auditor> auditor) {
+  registry.add_gauge("llm_proxy_audit_queue", "Audit events waiting to be written.", [auditor] {
+    const Auditor* a = auditor.get();
+    return a != nullptr ? static_cast<double>(a->pending()) : 0.0;
+  });
+  registry.add_counter("llm_proxy_audit_dropped_total", "Audit events dropped (queue overflow or refused rows).",
+                       [auditor] {
+                         const Auditor* a = auditor.get();
+                         return a != nullptr ? static_cast<double>(a->dropped()) : 0.0;
+                       });
 }
 
 }  // namespace llmproxy::audit

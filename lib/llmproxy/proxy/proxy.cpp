@@ -43,7 +43,7 @@ bool hop_by_hop(std::string_view name) {
 /// Runs the pipeline for one request. Holds references only to state that outlives the server.
 class Pipeline {
  public:
-  Pipeline(const Options& options, const std::function<const Deps*()>& deps) : options_(options), deps_(deps) {}
+  Pipeline(const Options& options, const lifecycle::Published<const Deps>& deps) : options_(options), deps_(deps) {}
 
   net::awaitable<void> handle(Exchange& ex) {
     ex.access.route = "proxy";
@@ -51,7 +51,7 @@ class Pipeline {
     // Every response is built into a named variable before co_await: GCC 12 mishandles some temporaries
     // (conditional ones in particular) inside co_await expressions.
     std::optional<Response> answer = check_request(ex, origin);
-    const Deps* deps = answer ? nullptr : deps_();
+    const Deps* deps = answer ? nullptr : deps_.get();
     if (!answer && deps == nullptr) {
       answer = Response::error(503, "service_unavailable", "the server is starting, try again shortly");
     }
@@ -289,15 +289,15 @@ class Pipeline {
 #pragma GCC diagnostic pop
 
   const Options& options_;
-  const std::function<const Deps*()>& deps_;
+  const lifecycle::Published<const Deps>& deps_;
 };
 
 }  // namespace
 
-void register_routes(server::Router& router, Options options, std::function<const Deps*()> deps) {
+void register_routes(server::Router& router, Options options, lifecycle::Published<const Deps> deps) {
   struct State {
     Options options;
-    std::function<const Deps*()> deps;
+    lifecycle::Published<const Deps> deps;
   };
   auto state = std::make_shared<State>(State{std::move(options), std::move(deps)});
   router.add_prefix("/v1/", [state](Exchange& ex) -> net::awaitable<void> {

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "llmproxy/metrics/metrics.hpp"
+
 namespace llmproxy::upstream {
 
 CircuitBreaker::CircuitBreaker(int threshold, std::chrono::milliseconds cooldown,
@@ -70,6 +72,14 @@ CircuitBreaker::State CircuitBreaker::state() const {
 CircuitBreaker::Outcome outcome_of_status(int status) {
   return status == 502 || status == 503 || status == 504 ? CircuitBreaker::Outcome::failure
                                                           : CircuitBreaker::Outcome::success;
+}
+
+void register_metrics(metrics::Registry& registry, lifecycle::Published<const CircuitBreaker> breaker) {
+  registry.add_gauge("llm_proxy_circuit_breaker_state", "Circuit breaker state: 0 closed, 1 open, 2 half-open.",
+                     [breaker] {
+                       const CircuitBreaker* b = breaker.get();
+                       return b != nullptr ? static_cast<double>(b->state()) : 0.0;
+                     });
 }
 
 }  // namespace llmproxy::upstream

@@ -6,6 +6,12 @@
 #include <functional>
 #include <mutex>
 
+#include "llmproxy/lifecycle/readiness.hpp"
+
+namespace llmproxy::metrics {
+class Registry;
+}
+
 namespace llmproxy::upstream {
 
 class CircuitBreaker {
@@ -37,5 +43,9 @@ class CircuitBreaker {
 
 /// The outcome an upstream answer with HTTP `status` reports to the breaker: 502/503/504 are failures.
 CircuitBreaker::Outcome outcome_of_status(int status);
+
+/// Registers llm_proxy_circuit_breaker_state (0 closed, 1 open, 2 half-open); it reads 0 until `breaker` is
+/// published.
+void register_metrics(metrics::Registry& registry, lifecycle::Published<const CircuitBreaker> breaker);
 
 }  // namespace llmproxy::upstream
