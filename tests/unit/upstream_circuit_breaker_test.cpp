@@ -6,6 +6,7 @@
 
 using llmproxy::upstream::CircuitBreaker;
 using State = CircuitBreaker::State;
+using Outcome = CircuitBreaker::Outcome;
 using namespace std::chrono_literals;
 
 namespace {
@@ -22,7 +23,7 @@ struct FakeClock {
 void trip(CircuitBreaker& breaker) {
   for (int i = 0; i < 3; ++i) {
     REQUIRE(breaker.allow());
-    breaker.record(true);
+    breaker.record(Outcome::failure);
   }
   REQUIRE(breaker.state() == State::open);
 }
@@ -34,15 +35,15 @@ TEST_CASE("breaker opens only after threshold consecutive failures", "[upstream]
   CircuitBreaker breaker(3, 10s, clock.source());
   CHECK(breaker.state() == State::closed);
 
-  breaker.record(true);
-  breaker.record(true);
-  breaker.record(false);  // a success in between resets the count
-  breaker.record(true);
-  breaker.record(true);
+  breaker.record(Outcome::failure);
+  breaker.record(Outcome::failure);
+  breaker.record(Outcome::success);  // a success in between resets the count
+  breaker.record(Outcome::failure);
+  breaker.record(Outcome::failure);
   CHECK(breaker.state() == State::closed);
   CHECK(breaker.allow());
 
-  breaker.record(true);
+  breaker.record(Outcome::failure);
   CHECK(breaker.state() == State::open);
   CHECK_FALSE(breaker.allow());
 }
@@ -71,16 +72,16 @@ TEST_CASE("a successful probe closes the breaker and resets the failure count", 
   trip(breaker);
   clock.now += 10s;
   REQUIRE(breaker.allow());
-  breaker.record(false);
+  breaker.record(Outcome::success);
   CHECK(breaker.state() == State::closed);
   CHECK(breaker.allow());
   CHECK(breaker.allow());
 
   // Counting starts from zero again: two failures do not re-open it.
-  breaker.record(true);
-  breaker.record(true);
+  breaker.record(Outcome::failure);
+  breaker.record(Outcome::failure);
   CHECK(breaker.state() == State::closed);
-  breaker.record(true);
+  breaker.record(Outcome::failure);
   CHECK(breaker.state() == State::open);
 }
 
@@ -91,7 +92,7 @@ TEST_CASE("a failed probe re-opens the breaker for a full cooldown", "[upstream]
   clock.now += 15s;
   REQUIRE(breaker.allow());
   clock.now += 2s;  // the probe took a while
-  breaker.record(true);
+  breaker.record(Outcome::failure);
   CHECK(breaker.state() == State::open);
   CHECK_FALSE(breaker.allow());
 
@@ -111,17 +112,17 @@ TEST_CASE("a probe that never reports does not shut the provider out forever", "
   clock.now += 10s;
   CHECK(breaker.allow());  // a second probe after another cooldown without an outcome
   CHECK_FALSE(breaker.allow());
-  breaker.record(false);
+  breaker.record(Outcome::success);
   CHECK(breaker.state() == State::closed);
 }
 
 TEST_CASE("late reports while open do not change the breaker", "[upstream][breaker]") {
   FakeClock clock;
   CircuitBreaker breaker(2, 10s, clock.source());
-  breaker.record(true);
-  breaker.record(true);
+  breaker.record(Outcome::failure);
+  breaker.record(Outcome::failure);
   REQUIRE(breaker.state() == State::open);
-  breaker.record(false);  // a request allowed before the breaker opened
+  breaker.record(Outcome::success);  // a request allowed before the breaker opened
   CHECK(breaker.state() == State::open);
   CHECK_FALSE(breaker.allow());
 }
@@ -129,11 +130,11 @@ TEST_CASE("late reports while open do not change the breaker", "[upstream][break
 TEST_CASE("threshold 1 opens on the first failure, threshold 0 never opens", "[upstream][breaker]") {
   FakeClock clock;
   CircuitBreaker one(1, 1s, clock.source());
-  one.record(true);
+  one.record(Outcome::failure);
   CHECK(one.state() == State::open);
 
   CircuitBreaker off(0, 1s, clock.source());
-  for (int i = 0; i < 100; ++i) off.record(true);
+  for (int i = 0; i < 100; ++i) off.record(Outcome::failure);
   CHECK(off.state() == State::closed);
   CHECK(off.allow());
 }

@@ -1,16 +1,14 @@
 #include "llmproxy/admin/admin.hpp"
 
 #include <algorithm>
-#include <functional>
 #include <initializer_list>
-#include <memory>
 #include <nlohmann/json.hpp>
 #include <string_view>
 #include <utility>
 #include <vector>
 
-#include "llmproxy/admin/detail/call.hpp"
 #include "llmproxy/admin/detail/input.hpp"
+#include "llmproxy/admin/detail/request_context.hpp"
 #include "llmproxy/admin/detail/views.hpp"
 #include "llmproxy/audit/auditor.hpp"
 #include "llmproxy/log/log.hpp"
@@ -35,16 +33,15 @@ void rethrow_db_error(std::exception_ptr error, const DbMessages& messages) {
 
 namespace {
 
-using detail::Call;
+using detail::RequestContext;
 using detail::HandlerResult;
-using DepsSource = std::function<const Deps*()>;
 namespace net = boost::asio;
 
 constexpr std::string_view kPrefix = "/manage/";
 
 /// A handler and, for mutations, the audit action it records.
 struct Route {
-  HandlerResult (*handler)(Call&) = nullptr;
+  HandlerResult (*handler)(RequestContext&) = nullptr;
   const char* action = nullptr;
 };
 
@@ -161,9 +158,9 @@ server::Response unavailable() {
                                  "the server is starting: the database is not ready yet");
 }
 
-net::awaitable<void> dispatch(server::Exchange& ex, std::shared_ptr<const DepsSource> source) {
+net::awaitable<void> dispatch(server::Exchange& ex, lifecycle::Published<const Deps> published) {
   ex.access.route = "manage";
-  const Deps* deps = (*source)();
+  const Deps* deps = published.get();
   // Before boot completes there is no configuration to check the token against; nothing is revealed but the
   // fact that the server is starting, which /ready says publicly anyway.
   if (!deps) {
@@ -195,13 +192,13 @@ net::awaitable<void> dispatch(server::Exchange& ex, std::shared_ptr<const DepsSo
     co_return;
   }
 
-  Call call{ex, *deps, std::move(resolved.id), {}, detail::Json::object(), {}};
-  if (resolved.route.action) call.event = base_event(ex, resolved.route.action);
+  RequestContext ctx{ex, *deps, std::move(resolved.id), {}, detail::Json::object(), {}};
+  if (resolved.route.action) ctx.event = base_event(ex, resolved.route.action);
 
   server::Response response;
   std::string failure;
   try {
-    response = co_await resolved.route.handler(call);
+    response = co_await resolved.route.handler(ctx);
   } catch (const detail::RequestError& e) {
     failure = e.what();
     response = server::Response::error(e.status, e.code, failure);
@@ -213,14 +210,14 @@ net::awaitable<void> dispatch(server::Exchange& ex, std::shared_ptr<const DepsSo
                {{"request_id", ex.request.request_id}, {"path", std::string(ex.request.path())},
                 {"status", mapped.status}, {"error", e.what()}});
   }
-  for (const auto& field : call.headers) response.headers.set(field.name, field.value);
+  for (const auto& field : ctx.headers) response.headers.set(field.name, field.value);
 
-  if (call.event && deps->auditor) {
-    auto& event = *call.event;
+  if (ctx.event && deps->auditor) {
+    auto& event = *ctx.event;
     event.outcome = response.status < 400 ? "success" : response.status < 500 ? "failure" : "error";
     if (!failure.empty()) event.reason = detail::clean_text(failure, 1024);
-    if (!call.metadata.empty()) {
-      event.metadata = call.metadata.dump(-1, ' ', false, detail::Json::error_handler_t::replace);
+    if (!ctx.metadata.empty()) {
+      event.metadata = ctx.metadata.dump(-1, ' ', /*ensure_ascii=*/false, detail::Json::error_handler_t::replace);
     }
     deps->auditor->record(std::move(event));
   }
@@ -229,9 +226,8 @@ net::awaitable<void> dispatch(server::Exchange& ex, std::shared_ptr<const DepsSo
 
 }  // namespace
 
-void register_routes(server::Router& router, std::function<const Deps*()> deps) {
-  auto source = std::make_shared<const DepsSource>(std::move(deps));
-  server::Handler handler = [source](server::Exchange& ex) { return dispatch(ex, source); };
+void register_routes(server::Router& router, lifecycle::Published<const Deps> deps) {
+  server::Handler handler = [deps](server::Exchange& ex) { return dispatch(ex, deps); };
   router.add_exact("/manage", handler);
   router.add_prefix(std::string(kPrefix), handler);
 }

@@ -1,8 +1,8 @@
 #pragma once
 /// The management API `/manage/*` (SPEC §7): projects, tokens, audit. Bearer MANAGEMENT_TOKEN (constant time).
-#include <functional>
 #include <string>
 
+#include "llmproxy/lifecycle/readiness.hpp"
 #include "llmproxy/server/router.hpp"
 
 namespace llmproxy::db {
@@ -21,7 +21,8 @@ class Cipher;
 
 namespace llmproxy::admin {
 
-/// Everything the handlers use; all pointers non-null and outliving the server.
+/// Everything the handlers use; published once boot completed, all pointers non-null then and outliving the
+/// server.
 struct Deps {
   db::Database* db = nullptr;
   db::Executor* executor = nullptr;
@@ -31,8 +32,9 @@ struct Deps {
   std::string management_token;
 };
 
-/// Registers the `/manage/` prefix. `deps()` returns null until boot has completed; the routes then answer
-/// 503 service_unavailable (after checking the management token).
-void register_routes(server::Router& router, std::function<const Deps*()> deps);
+/// Registers `/manage` and the `/manage/` prefix. Until `deps` is published every request answers 503
+/// service_unavailable, before the management token is checked (there is nothing to check it against yet).
+/// What `deps` refers to must outlive the router.
+void register_routes(server::Router& router, lifecycle::Published<const Deps> deps);
 
 }  // namespace llmproxy::admin

@@ -19,6 +19,7 @@
 #include "llmproxy/db/database.hpp"
 #include "llmproxy/db/errors.hpp"
 #include "llmproxy/log/log.hpp"
+#include "llmproxy/metrics/metrics.hpp"
 #include "llmproxy/util/crypto.hpp"
 #include "llmproxy/util/time.hpp"
 
@@ -69,7 +70,7 @@ std::string json_line(const db::AuditEvent& e) {
     j["metadata"] = nullptr;
   }
   // Invalid UTF-8 from a client (user agent, path) is replaced rather than failing the whole line.
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return j.dump(-1, ' ', /*ensure_ascii=*/false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace
@@ -157,15 +158,19 @@ struct Auditor::Impl {
     return {};
   }
 
-  /// Writes batches until the queue is empty and (when `until_stopped`) stop was requested. Runs on the writer
+  /// How long drain() runs: the writer thread waits for events until stop(); a drain on the thread calling
+  /// stop() (writer never started) returns once the queue is empty.
+  enum class Until { stopped, empty };
+
+  /// Writes batches until the queue is empty and (for Until::stopped) stop was requested. Runs on the writer
   /// thread, or on the thread calling stop() when the writer was never started.
-  void drain(bool until_stopped) {
+  void drain(Until until) {
     std::unique_lock lock(mutex);
     std::chrono::milliseconds backoff = kFirstBackoff;
     std::optional<Clock::time_point> give_up_at;  // set once stopping: bounds the retries
     bool failing = false;                         // log the start and the end of an outage only
     for (;;) {
-      if (until_stopped) wake.wait(lock, [&] { return stopping || !queue.empty(); });
+      if (until == Until::stopped) wake.wait(lock, [&] { return stopping || !queue.empty(); });
       if (queue.empty()) break;
       if (stopping && !give_up_at) {
         give_up_at = Clock::now() + kStopDeadline;
@@ -263,7 +268,7 @@ void Auditor::start() {
   std::lock_guard lock(s.mutex);
   if (s.writer.joinable() || s.stopping) return;
   s.draining = true;
-  s.writer = std::thread([&s] { s.drain(/*until_stopped=*/true); });
+  s.writer = std::thread([&s] { s.drain(Impl::Until::stopped); });
 }
 
 void Auditor::stop() {
@@ -277,7 +282,7 @@ void Auditor::stop() {
   }
   s.wake.notify_all();
   if (s.writer.joinable()) s.writer.join();
-  if (run_here) s.drain(/*until_stopped=*/false);
+  if (run_here) s.drain(Impl::Until::empty);
 }
 
 bool Auditor::wait_idle(std::chrono::milliseconds timeout) {
@@ -294,6 +299,18 @@ std::size_t Auditor::pending() const {
 std::size_t Auditor::dropped() const {
   std::lock_guard lock(impl_->mutex);
   return impl_->dropped;
+}
+
+void register_metrics(metrics::Registry& registry, lifecycle::Published<const Auditor> auditor) {
+  registry.add_gauge("llm_proxy_audit_queue", "Audit events waiting to be written.", [auditor] {
+    const Auditor* a = auditor.get();
+    return a != nullptr ? static_cast<double>(a->pending()) : 0.0;
+  });
+  registry.add_counter("llm_proxy_audit_dropped_total", "Audit events dropped (queue overflow or refused rows).",
+                       [auditor] {
+                         const Auditor* a = auditor.get();
+                         return a != nullptr ? static_cast<double>(a->dropped()) : 0.0;
+                       });
 }
 
 }  // namespace llmproxy::audit

@@ -7,9 +7,13 @@
 #include <string>
 
 #include "llmproxy/db/models.hpp"
+#include "llmproxy/lifecycle/readiness.hpp"
 
 namespace llmproxy::db {
 class AuditRepository;
+}
+namespace llmproxy::metrics {
+class Registry;
 }
 
 namespace llmproxy::audit {
@@ -46,5 +50,9 @@ class Auditor {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+/// Registers llm_proxy_audit_queue (pending()) and llm_proxy_audit_dropped_total (dropped()); they read 0 until
+/// `auditor` is published.
+void register_metrics(metrics::Registry& registry, lifecycle::Published<const Auditor> auditor);
 
 }  // namespace llmproxy::audit

@@ -28,6 +28,7 @@
 #include "llmproxy/db/errors.hpp"
 #include "llmproxy/db/executor.hpp"
 #include "llmproxy/log/log.hpp"
+#include "llmproxy/metrics/metrics.hpp"
 #include "llmproxy/util/crypto.hpp"
 #include "llmproxy/util/token.hpp"
 
@@ -128,7 +129,7 @@ class UsageBatch {
   ~UsageBatch() {
     if (settled_) return;
     try {
-      settle(false);
+      settle(Fate::returned);
     } catch (const std::exception& e) {
       log::write(log::Level::error, "usage_lost", {{"tokens", deltas_.size()}, {"error", e.what()}});
     }
@@ -142,18 +143,21 @@ class UsageBatch {
     try {
       repo.add_usage(deltas_);
     } catch (...) {
-      settle(false);
+      settle(Fate::returned);
       throw;
     }
-    settle(true);
+    settle(Fate::written);
   }
 
   std::size_t tokens() const { return deltas_.size(); }
 
  private:
-  void settle(bool written) {
+  /// Where the deltas end up: in the database, or back in the book for the next flush.
+  enum class Fate { written, returned };
+
+  void settle(Fate fate) {
     settled_ = true;
-    if (written) {
+    if (fate == Fate::written) {
       book_->last_flush_ns.store(steady_ns(), std::memory_order_relaxed);
     } else {
       book_->flush_failures.fetch_add(1, std::memory_order_relaxed);
@@ -581,6 +585,25 @@ Stats TokenService::stats() const {
   }
   st.flush_failures = s.usage->flush_failures.load(std::memory_order_relaxed);
   return st;
+}
+
+void register_metrics(metrics::Registry& registry, lifecycle::Published<const TokenService> tokens) {
+  const auto stat = [tokens](auto pick) {
+    return [tokens, pick] {
+      const TokenService* service = tokens.get();
+      return service != nullptr ? static_cast<double>(pick(service->stats())) : 0.0;
+    };
+  };
+  registry.add_counter("llm_proxy_token_cache_hits_total", "Token validations answered from the cache.",
+                       stat([](const Stats& st) { return st.cache_hits; }));
+  registry.add_counter("llm_proxy_token_cache_misses_total", "Token validations that needed the database.",
+                       stat([](const Stats& st) { return st.cache_misses; }));
+  registry.add_gauge("llm_proxy_token_cache_entries", "Tokens in the cache.",
+                     stat([](const Stats& st) { return st.cached_tokens; }));
+  registry.add_gauge("llm_proxy_usage_pending_deltas", "Tokens with usage not yet written to the database.",
+                     stat([](const Stats& st) { return st.pending_usage_tokens; }));
+  registry.add_gauge("llm_proxy_usage_flush_lag_seconds", "Seconds since usage was last written successfully.",
+                     stat([](const Stats& st) { return st.seconds_since_last_flush; }));
 }
 
 }  // namespace llmproxy::auth

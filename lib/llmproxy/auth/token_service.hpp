@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "llmproxy/lifecycle/readiness.hpp"
 #include "llmproxy/util/time.hpp"
 
 namespace boost::asio {
@@ -25,6 +26,9 @@ class Cipher;
 }
 namespace llmproxy::audit {
 class Auditor;
+}
+namespace llmproxy::metrics {
+class Registry;
 }
 
 namespace llmproxy::auth {
@@ -102,5 +106,9 @@ class TokenService {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+/// Registers the token cache and usage metrics (llm_proxy_token_cache_*, llm_proxy_usage_*), sampled from
+/// stats(); they read 0 until `tokens` is published.
+void register_metrics(metrics::Registry& registry, lifecycle::Published<const TokenService> tokens);
 
 }  // namespace llmproxy::auth

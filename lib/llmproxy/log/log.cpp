@@ -45,7 +45,8 @@ std::string console_value(const nlohmann::json& v) {
 
 }  // namespace
 
-void setup(std::string_view level, bool json, const std::string& file) {
+void setup(std::string_view level, Format format, const std::string& file) {
+  const bool json = format == Format::json;
   std::shared_ptr<spdlog::logger> logger;
   if (file.empty()) {
     logger = spdlog::stdout_logger_mt("llm-proxy");
@@ -80,7 +81,7 @@ void write(Level level, std::string_view event, const nlohmann::json& fields) {
     if (fields.is_object()) {
       for (auto it = fields.begin(); it != fields.end(); ++it) obj[it.key()] = it.value();
     }
-    line = obj.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    line = obj.dump(-1, ' ', /*ensure_ascii=*/false, nlohmann::json::error_handler_t::replace);
   } else {
     line = std::string(event);
     if (fields.is_object()) {

@@ -11,9 +11,13 @@ namespace llmproxy::log {
 
 enum class Level { trace, debug, info, warn, error };
 
+/// How a line looks: one JSON object, or `time [level] event key=value ...` for a terminal.
+enum class Format { json, console };
+
 /// Installs the process-wide sink: stdout, or `file` (appended) when not empty. `level` is one of
-/// trace/debug/info/warn/error. Throws std::runtime_error if the file cannot be opened.
-void setup(std::string_view level, bool json, const std::string& file);
+/// trace/debug/info/warn/error. Throws std::runtime_error if the file cannot be opened. Call once, before any
+/// other thread logs.
+void setup(std::string_view level, Format format, const std::string& file);
 
 /// True if a message of this level would be written (skip building fields when false).
 bool enabled(Level level);

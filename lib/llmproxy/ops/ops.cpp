@@ -1,5 +1,6 @@
 #include "llmproxy/ops/ops.hpp"
 
+#include <chrono>
 #include <nlohmann/json.hpp>
 
 #include "llmproxy/db/database.hpp"
@@ -14,19 +15,15 @@ namespace llmproxy::ops {
 
 namespace net = boost::asio;
 
-server::Response not_ready_response() {
-  return server::Response::error(503, "service_unavailable", "the server is starting: the database is not ready yet");
-}
-
 namespace {
 
-/// Runs the database health check on the DB pool (it is a blocking round trip).
-net::awaitable<db::HealthReport> check(BootState& state) {
-  if (!state.ready.load(std::memory_order_acquire)) co_return db::HealthReport{};
-  db::Database* database = state.database;
+/// Runs the database health check on the DB pool (it is a blocking round trip). Down ("starting") before boot.
+net::awaitable<db::HealthReport> check(const Deps* deps) {
+  if (deps == nullptr) co_return db::HealthReport{};
+  db::Database* database = deps->database;
   // A named lambda: GCC 12 double-destroys lambda temporaries inside co_await expressions (see executor.hpp).
   auto work = [database] { return database->health(); };
-  co_return co_await state.executor->run(std::move(work));
+  co_return co_await deps->executor->run(std::move(work));
 }
 
 nlohmann::json pool_json(const db::PoolStats& p) {
@@ -35,39 +32,41 @@ nlohmann::json pool_json(const db::PoolStats& p) {
 
 }  // namespace
 
-void register_routes(server::Router& router, BootState& state) {
+void register_routes(server::Router& router, lifecycle::Published<const Deps> deps, std::string driver) {
   router.add_exact("/live", [](server::Exchange& ex) -> net::awaitable<void> {
     ex.access.route = "ops";
     server::Response response = server::Response::json(200, R"({"status":"alive"})");
     co_await ex.respond(std::move(response));
   });
 
-  router.add_exact("/ready", [&state](server::Exchange& ex) -> net::awaitable<void> {
+  router.add_exact("/ready", [deps](server::Exchange& ex) -> net::awaitable<void> {
     ex.access.route = "ops";
-    if (!state.ready.load(std::memory_order_acquire)) {
+    const Deps* booted = deps.get();
+    if (booted == nullptr) {
       server::Response response = server::Response::json(503, R"({"status":"starting"})");
       co_await ex.respond(std::move(response));
       co_return;
     }
-    auto report = co_await check(state);
+    auto report = co_await check(booted);
     // Built before the co_await: GCC 12 mishandles conditional temporaries inside co_await expressions.
     server::Response response = server::Response::json(200, R"({"status":"ready"})");
     if (!report.up) response = server::Response::json(503, R"({"status":"database_unavailable"})");
     co_await ex.respond(std::move(response));
   });
 
-  router.add_exact("/health", [&state](server::Exchange& ex) -> net::awaitable<void> {
+  const auto started = std::chrono::steady_clock::now();
+  router.add_exact("/health", [deps, driver = std::move(driver), started](server::Exchange& ex)
+                                  -> net::awaitable<void> {
     ex.access.route = "ops";
-    const bool booted = state.ready.load(std::memory_order_acquire);
-    auto report = co_await check(state);
-    const auto uptime =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - state.started).count();
-    nlohmann::json db = {{"driver", state.driver}, {"status", report.up ? "up" : "down"}};
-    if (booted) {
+    const Deps* booted = deps.get();
+    auto report = co_await check(booted);
+    const auto uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    nlohmann::json db = {{"driver", driver}, {"status", report.up ? "up" : "down"}};
+    if (booted != nullptr) {
       db["latency_ms"] = report.latency_ms;
       db["pool"] = pool_json(report.pool);
     }
-    if (!report.up) db["error"] = booted ? report.error : std::string("starting");
+    if (!report.up) db["error"] = booted != nullptr ? report.error : std::string("starting");
     nlohmann::json body = {{"status", report.up ? "ok" : "degraded"},
                            {"version", LLMPROXY_VERSION},
                            {"uptime_seconds", static_cast<std::int64_t>(uptime)},
@@ -77,7 +76,7 @@ void register_routes(server::Router& router, BootState& state) {
   });
 }
 
-void register_metrics(server::Router& router, const std::string& path, const metrics::Registry& registry) {
+void register_metrics_endpoint(server::Router& router, const std::string& path, const metrics::Registry& registry) {
   router.add_exact(path, [&registry](server::Exchange& ex) -> net::awaitable<void> {
     ex.access.route = "ops";
     server::Response r;
@@ -86,6 +85,34 @@ void register_metrics(server::Router& router, const std::string& path, const met
     r.body = registry.render();
     co_await ex.respond(std::move(r));
   });
+}
+
+void register_pool_metrics(metrics::Registry& registry, lifecycle::Published<const Deps> deps) {
+  const auto gauge = [&registry, deps](const char* name, const char* help, auto field) {
+    registry.add_gauge(name, help, [deps, field] {
+      const Deps* booted = deps.get();
+      return booted != nullptr ? static_cast<double>(booted->database->pool_stats().*field) : 0.0;
+    });
+  };
+  gauge("llm_proxy_db_pool_size", "Configured maximum of database connections.", &db::PoolStats::size);
+  gauge("llm_proxy_db_pool_open", "Open database connections.", &db::PoolStats::open);
+  gauge("llm_proxy_db_pool_in_use", "Database connections checked out now.", &db::PoolStats::in_use);
+  gauge("llm_proxy_db_pool_idle", "Idle database connections.", &db::PoolStats::idle);
+  gauge("llm_proxy_db_pool_waiting", "Callers waiting for a database connection.", &db::PoolStats::waiting);
+  gauge("llm_proxy_db_pool_failures_total", "Failed connection attempts and checkout timeouts.",
+        &db::PoolStats::failures_total);
+}
+
+server::ServerHooks request_metrics_hooks(metrics::Registry& registry) {
+  server::ServerHooks hooks;
+  hooks.connection_opened_closed = [&registry](int d) { registry.open_connections.fetch_add(d); };
+  hooks.request_in_flight = [&registry](int d) { registry.in_flight.fetch_add(d); };
+  hooks.request_done = [&registry](const server::Request&, const server::AccessInfo& access, int status, double ms,
+                                   std::uint64_t) {
+    registry.count_request(access.route.empty() ? "other" : access.route, status);
+    registry.request_seconds.observe(ms / 1000.0);
+  };
+  return hooks;
 }
 
 }  // namespace llmproxy::ops

@@ -1,10 +1,11 @@
 #pragma once
-/// Operational endpoints (SPEC §8): /live, /ready, /health.
-#include <atomic>
-#include <chrono>
+/// Operational endpoints (SPEC §8): /live, /ready, /health and the Prometheus endpoint, the database pool gauges,
+/// and the server hooks that count requests.
 #include <string>
 
+#include "llmproxy/lifecycle/readiness.hpp"
 #include "llmproxy/server/router.hpp"
+#include "llmproxy/server/server.hpp"
 
 namespace llmproxy::db {
 class Database;
@@ -17,23 +18,25 @@ class Registry;
 
 namespace llmproxy::ops {
 
-/// Boot state shared by the boot thread (writer) and the I/O threads (readers). `database` and `executor` are
-/// written once before `ready` is released and never change afterwards.
-struct BootState {
-  std::atomic<bool> ready{false};
+/// What /ready, /health and the pool gauges probe; published once boot completed, both non-null then.
+struct Deps {
   db::Database* database = nullptr;
   db::Executor* executor = nullptr;
-  std::string driver;  // "sqlite" / "postgres", known before boot completes
-  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 };
 
-/// The answer for any request that needs the database before boot finished: 503 service_unavailable.
-server::Response not_ready_response();
-
-/// Registers /live, /ready and /health on `router`. `state` must outlive the router.
-void register_routes(server::Router& router, BootState& state);
+/// Registers /live, /ready and /health on `router`. Until `deps` is published, /live answers 200, /ready 503
+/// `{"status":"starting"}` and /health 503 with the database "down" ("starting"). `driver` ("sqlite" or
+/// "postgres") is shown by /health from the start. What `deps` refers to must outlive the router.
+void register_routes(server::Router& router, lifecycle::Published<const Deps> deps, std::string driver);
 
 /// Registers the Prometheus endpoint at `path` (METRICS_PATH). `registry` must outlive the router.
-void register_metrics(server::Router& router, const std::string& path, const metrics::Registry& registry);
+void register_metrics_endpoint(server::Router& router, const std::string& path, const metrics::Registry& registry);
+
+/// Registers the llm_proxy_db_pool_* gauges; they read 0 until `deps` is published.
+void register_pool_metrics(metrics::Registry& registry, lifecycle::Published<const Deps> deps);
+
+/// Server hooks that count open connections, in-flight requests and finished requests (by route and status, with
+/// their duration) in `registry`, which must outlive the server.
+server::ServerHooks request_metrics_hooks(metrics::Registry& registry);
 
 }  // namespace llmproxy::ops

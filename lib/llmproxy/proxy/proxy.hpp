@@ -2,9 +2,9 @@
 /// The `/v1/*` request pipeline (SPEC §5.2): CORS preflight -> method -> endpoint -> param whitelist -> origin ->
 /// token -> project active -> quota -> circuit breaker -> forward, relaying responses (streams chunk by chunk).
 #include <chrono>
-#include <functional>
 
 #include "llmproxy/config/providers.hpp"
+#include "llmproxy/lifecycle/readiness.hpp"
 #include "llmproxy/server/router.hpp"
 
 namespace llmproxy::auth {
@@ -20,7 +20,7 @@ class Registry;
 
 namespace llmproxy::proxy {
 
-/// Collaborators available once boot completed; all non-null and outliving the server.
+/// Collaborators published once boot completed; all non-null then and outliving the server.
 struct Deps {
   auth::TokenService* tokens = nullptr;
   upstream::Client* client = nullptr;
@@ -35,7 +35,8 @@ struct Options {
 };
 
 /// Registers the `/v1/` prefix. Checks that need no state (method, endpoint, params, origin) run before boot
-/// completes; anything needing the database answers 503 until `deps()` returns non-null.
-void register_routes(server::Router& router, Options options, std::function<const Deps*()> deps);
+/// completes; anything needing the database answers 503 service_unavailable until `deps` is published.
+/// What `deps` refers to must outlive the router.
+void register_routes(server::Router& router, Options options, lifecycle::Published<const Deps> deps);
 
 }  // namespace llmproxy::proxy

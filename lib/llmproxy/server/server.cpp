@@ -252,7 +252,8 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
         co_await write_plain_error(*conn, opts, 431, "request_header_too_large", "request header fields too large",
                                    error_id);
       } else if (ec == http::error::body_limit) {
-        // Beast checks a declared Content-Length against the body limit while parsing the header.
+        // A declared Content-Length above MAX_REQUEST_SIZE: Beast compares it with body_limit() as soon as the
+        // header is complete, so the body is never read; the connection cannot be reused since it is in flight.
         co_await write_plain_error(*conn, opts, 413, "request_too_large", "request body too large", error_id);
       } else if (ec != http::error::end_of_stream && ec != beast::error::timeout && ec != net::error::operation_aborted &&
                  ec != net::error::connection_reset && ec != net::error::eof && buffer.size() > 0) {
@@ -266,11 +267,6 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
     std::string request_id(hreq["X-Request-ID"]);
     if (!valid_request_id(request_id)) request_id = util::uuid_v4();
 
-    if (auto cl = parser.content_length(); cl && *cl > opts.max_request_size) {
-      // Refuse without reading the body; the connection cannot be reused since the body is still in flight.
-      co_await write_plain_error(*conn, opts, 413, "request_too_large", "request body too large", request_id);
-      break;
-    }
     if (beast::iequals(hreq[http::field::expect], "100-continue")) {
       http::response<http::empty_body> cont{http::status::continue_, 11};
       auto [wec, wn] = co_await http::async_write(conn->stream, cont, kUseTuple);

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "llmproxy/metrics/metrics.hpp"
+
 namespace llmproxy::upstream {
 
 CircuitBreaker::CircuitBreaker(int threshold, std::chrono::milliseconds cooldown,
@@ -30,7 +32,8 @@ bool CircuitBreaker::allow() {
   return false;
 }
 
-void CircuitBreaker::record(bool failure) {
+void CircuitBreaker::record(Outcome outcome) {
+  const bool failure = outcome == Outcome::failure;
   std::lock_guard lock(mu_);
   switch (state_) {
     case State::closed:
@@ -64,6 +67,19 @@ void CircuitBreaker::record(bool failure) {
 CircuitBreaker::State CircuitBreaker::state() const {
   std::lock_guard lock(mu_);
   return state_;
+}
+
+CircuitBreaker::Outcome outcome_of_status(int status) {
+  return status == 502 || status == 503 || status == 504 ? CircuitBreaker::Outcome::failure
+                                                          : CircuitBreaker::Outcome::success;
+}
+
+void register_metrics(metrics::Registry& registry, lifecycle::Published<const CircuitBreaker> breaker) {
+  registry.add_gauge("llm_proxy_circuit_breaker_state", "Circuit breaker state: 0 closed, 1 open, 2 half-open.",
+                     [breaker] {
+                       const CircuitBreaker* b = breaker.get();
+                       return b != nullptr ? static_cast<double>(b->state()) : 0.0;
+                     });
 }
 
 }  // namespace llmproxy::upstream

@@ -6,20 +6,28 @@
 #include <functional>
 #include <mutex>
 
+#include "llmproxy/lifecycle/readiness.hpp"
+
+namespace llmproxy::metrics {
+class Registry;
+}
+
 namespace llmproxy::upstream {
 
 class CircuitBreaker {
  public:
   using Clock = std::chrono::steady_clock;
   enum class State { closed = 0, open = 1, half_open = 2 };
+  /// How an allowed request went: `failure` = upstream 502/503/504 or a transport error.
+  enum class Outcome { success, failure };
 
   CircuitBreaker(int threshold, std::chrono::milliseconds cooldown,
                  std::function<Clock::time_point()> now = [] { return Clock::now(); });
 
   /// True if a request may go upstream now. In half-open state only one caller gets true until it reports.
   bool allow();
-  /// Reports the outcome of an allowed request: `failure` = 502/503/504 or transport error.
-  void record(bool failure);
+  /// Reports the outcome of an allowed request.
+  void record(Outcome outcome);
   State state() const;
 
  private:
@@ -32,5 +40,12 @@ class CircuitBreaker {
   Clock::time_point opened_at_{};
   bool probe_in_flight_ = false;
 };
+
+/// The outcome an upstream answer with HTTP `status` reports to the breaker: 502/503/504 are failures.
+CircuitBreaker::Outcome outcome_of_status(int status);
+
+/// Registers llm_proxy_circuit_breaker_state (0 closed, 1 open, 2 half-open); it reads 0 until `breaker` is
+/// published.
+void register_metrics(metrics::Registry& registry, lifecycle::Published<const CircuitBreaker> breaker);
 
 }  // namespace llmproxy::upstream

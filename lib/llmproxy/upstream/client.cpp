@@ -75,7 +75,7 @@ bool is_ip_literal(const std::string& host) {
   return !ec;
 }
 
-/// Why Exchange::start failed, and whether a fresh connection may try again.
+/// Why ConnectionResponse::start failed, and whether a fresh connection may try again.
 struct Failure {
   ErrorKind kind;
   std::string message;
@@ -90,13 +90,14 @@ struct Shared {
   std::string label;  // "host:port", the only upstream detail error messages carry
 };
 
-/// One request/response on one connection. Owns the connection until destroyed.
-class Exchange final : public Response {
+/// The Response of one request sent on one connection: start() sends the request and reads the header, the body
+/// is read through it. Owns the connection until destroyed.
+class ConnectionResponse final : public Response {
  public:
-  Exchange(std::shared_ptr<Shared> shared, std::unique_ptr<detail::Connection> conn)
+  ConnectionResponse(std::shared_ptr<Shared> shared, std::unique_ptr<detail::Connection> conn)
       : shared_(std::move(shared)), conn_(std::move(conn)) {}
 
-  ~Exchange() override {
+  ~ConnectionResponse() override {
     if (!conn_) return;
     if (state_ == State::complete && parser_->keep_alive() && conn_->buffer().size() == 0) {
       shared_->pool.put(std::move(conn_));
@@ -105,8 +106,8 @@ class Exchange final : public Response {
     }
   }
 
-  Exchange(const Exchange&) = delete;
-  Exchange& operator=(const Exchange&) = delete;
+  ConnectionResponse(const ConnectionResponse&) = delete;
+  ConnectionResponse& operator=(const ConnectionResponse&) = delete;
 
   /// Sends the request and reads the response header within `header_timeout`. Returns the failure, if any.
   net::awaitable<std::optional<Failure>> start(const Request& request, std::string_view host_header,
@@ -387,9 +388,9 @@ net::awaitable<std::unique_ptr<Response>> Client::send(const Request& request,
   bool fresh = conn == nullptr;
   for (;;) {
     if (!conn) conn = co_await impl->connect();
-    auto exchange = std::make_unique<Exchange>(impl, std::move(conn));
-    auto failure = co_await exchange->start(request, impl->host_header, header_timeout);
-    if (!failure) co_return exchange;
+    auto response = std::make_unique<ConnectionResponse>(impl, std::move(conn));
+    auto failure = co_await response->start(request, impl->host_header, header_timeout);
+    if (!failure) co_return response;
     // Only a pooled connection that died before answering is retried: the upstream most likely closed it while
     // idle, so it never saw the request. Anything else may have been processed already.
     if (fresh || !failure->retryable) throw Error(failure->kind, std::move(failure->message));

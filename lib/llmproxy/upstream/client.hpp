@@ -33,7 +33,7 @@ struct ClientOptions {
   std::string ca_file;                             // extra CA bundle (PEM); empty = system store only
 };
 
-/// Why an exchange failed. connect/tls/protocol/closed -> 502 upstream_error; timeout -> 504 upstream_timeout.
+/// Why an upstream request failed. connect/tls/protocol/closed -> 502 upstream_error; timeout -> 504 upstream_timeout.
 enum class ErrorKind { connect, tls, timeout, protocol, closed };
 
 struct Error : std::runtime_error {

@@ -24,6 +24,9 @@ constexpr std::string_view kUrlAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijk
 
 constexpr std::uint8_t kInvalid = 0xff;
 
+/// Standard base64 ends with `=` up to a multiple of four characters; base64url (tokens, RFC 4648 §5) does not.
+enum class Padding { padded, unpadded };
+
 /// Reverse lookup table for one alphabet: character -> 6-bit value, kInvalid for characters outside it.
 constexpr std::array<std::uint8_t, 256> make_reverse(std::string_view alphabet) {
   std::array<std::uint8_t, 256> table{};
@@ -37,7 +40,8 @@ constexpr std::array<std::uint8_t, 256> make_reverse(std::string_view alphabet) 
 constexpr auto kStdReverse = make_reverse(kStdAlphabet);
 constexpr auto kUrlReverse = make_reverse(kUrlAlphabet);
 
-std::string encode(std::string_view data, std::string_view alphabet, bool pad) {
+std::string encode(std::string_view data, std::string_view alphabet, Padding padding) {
+  const bool pad = padding == Padding::padded;
   std::string out;
   out.reserve((data.size() + 2) / 3 * 4);
   std::size_t i = 0;
@@ -65,13 +69,13 @@ std::string encode(std::string_view data, std::string_view alphabet, bool pad) {
   return out;
 }
 
-/// Strict decoding: only alphabet characters, no whitespace, padding exactly where the encoder puts it (when
-/// `padded`) or not at all, and the unused low bits of the last character must be zero. Strictness gives every
-/// byte string exactly one accepted text form, which matters for tokens compared by hash.
+/// Strict decoding: only alphabet characters, no whitespace, padding exactly where the encoder puts it
+/// (Padding::padded) or not at all, and the unused low bits of the last character must be zero. Strictness gives
+/// every byte string exactly one accepted text form, which matters for tokens compared by hash.
 std::optional<std::string> decode(std::string_view text, const std::array<std::uint8_t, 256>& reverse,
-                                  bool padded) {
+                                  Padding padding) {
   std::size_t body = text.size();
-  if (padded) {
+  if (padding == Padding::padded) {
     if (text.size() % 4 != 0) return std::nullopt;
     if (body > 0 && text[body - 1] == '=') --body;
     if (body > 0 && text[body - 1] == '=') --body;
@@ -166,10 +170,12 @@ std::string uuid_v4() {
   return out;
 }
 
-std::string base64_encode(std::string_view data) { return encode(data, kStdAlphabet, true); }
-std::optional<std::string> base64_decode(std::string_view text) { return decode(text, kStdReverse, true); }
-std::string base64url_encode(std::string_view data) { return encode(data, kUrlAlphabet, false); }
-std::optional<std::string> base64url_decode(std::string_view text) { return decode(text, kUrlReverse, false); }
+std::string base64_encode(std::string_view data) { return encode(data, kStdAlphabet, Padding::padded); }
+std::optional<std::string> base64_decode(std::string_view text) { return decode(text, kStdReverse, Padding::padded); }
+std::string base64url_encode(std::string_view data) { return encode(data, kUrlAlphabet, Padding::unpadded); }
+std::optional<std::string> base64url_decode(std::string_view text) {
+  return decode(text, kUrlReverse, Padding::unpadded);
+}
 
 Cipher::Cipher(std::string key) : key_(std::move(key)) {
   if (!key_.empty() && key_.size() != kKeySize) {

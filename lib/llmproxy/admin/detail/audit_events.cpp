@@ -1,6 +1,6 @@
 // Audit trail reads: /manage/audit[/{id}] (SPEC §7.3), newest first, filtered and paginated.
-#include "llmproxy/admin/detail/call.hpp"
 #include "llmproxy/admin/detail/input.hpp"
+#include "llmproxy/admin/detail/request_context.hpp"
 #include "llmproxy/admin/detail/views.hpp"
 #include "llmproxy/db/database.hpp"
 #include "llmproxy/util/time.hpp"
@@ -22,8 +22,8 @@ std::optional<util::TimePoint> time_filter(const server::Request& request, const
 
 }  // namespace
 
-HandlerResult list_audit_events(Call& call) {
-  const auto& request = call.ex.request;
+HandlerResult list_audit_events(RequestContext& ctx) {
+  const auto& request = ctx.ex.request;
   db::AuditFilter filter;
   filter.page = parse_page(request);
   filter.action = query_filter(request, "action");
@@ -45,8 +45,8 @@ HandlerResult list_audit_events(Call& call) {
     invalid("query parameter \"start_time\" must not be after \"end_time\"");
   }
 
-  db::Database* db = call.deps.db;
-  auto pending = run_db(call, [db, filter] { return db->list_audit_events(filter); });
+  db::Database* db = ctx.deps.db;
+  auto pending = run_db(ctx, [db, filter] { return db->list_audit_events(filter); });
   auto rows = co_await std::move(pending);
   Json events = Json::array();
   for (const auto& e : rows.items) events.push_back(audit_json(e));
@@ -56,11 +56,11 @@ HandlerResult list_audit_events(Call& call) {
   co_return json_response(200, body);
 }
 
-HandlerResult get_audit_event(Call& call) {
-  if (!plausible_id(call.id)) not_found("audit event", call.id);
-  db::Database* db = call.deps.db;
-  auto pending = run_db(call, [db, id = call.id] { return db->get_audit_event(id); },
-                        DbMessages::missing("audit event \"" + call.id + "\" not found"));
+HandlerResult get_audit_event(RequestContext& ctx) {
+  if (!plausible_id(ctx.id)) not_found("audit event", ctx.id);
+  db::Database* db = ctx.deps.db;
+  auto pending = run_db(ctx, [db, id = ctx.id] { return db->get_audit_event(id); },
+                        DbMessages::missing("audit event \"" + ctx.id + "\" not found"));
   auto event = co_await std::move(pending);
   co_return json_response(200, audit_json(event));
 }

@@ -13,7 +13,16 @@ constexpr int kMaxDepth = 8;
 
 struct TooDeep {};
 
-std::string in_quotes(std::string_view name) { return "\"" + std::string(name) + "\""; }
+/// Appended piece by piece: GCC 12 in C++20 mode reports a bogus -Wrestrict (a memcpy of 2^63 bytes) for
+/// `"literal" + std::string&&`, which prepends into the temporary.
+std::string in_quotes(std::string_view name) {
+  std::string quoted;
+  quoted.reserve(name.size() + 2);
+  quoted += '"';
+  quoted += name;
+  quoted += '"';
+  return quoted;
+}
 
 /// Length in bytes of the valid UTF-8 sequence starting at `s[i]`, or 0 if the bytes there are not one.
 std::size_t utf8_sequence(std::string_view s, std::size_t i) {

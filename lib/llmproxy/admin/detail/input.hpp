@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "llmproxy/admin/detail/call.hpp"
+#include "llmproxy/admin/detail/request_context.hpp"
 #include "llmproxy/db/models.hpp"
 #include "llmproxy/server/http_types.hpp"
 

@@ -1,9 +1,8 @@
 // Projects: /manage/projects[/{id}[/tokens/revoke]] (SPEC §6.2, §7.2).
 #include <utility>
-#include <vector>
 
-#include "llmproxy/admin/detail/call.hpp"
 #include "llmproxy/admin/detail/input.hpp"
+#include "llmproxy/admin/detail/request_context.hpp"
 #include "llmproxy/admin/detail/views.hpp"
 #include "llmproxy/auth/token_service.hpp"
 #include "llmproxy/db/database.hpp"
@@ -32,58 +31,43 @@ std::string name_taken(const std::string& name) {
   return "a project named \"" + clean_text(name, 300) + "\" already exists";
 }
 
-/// Ids of every token of a project, so the token service can drop them from its cache. Blocking (DB pool).
-std::vector<std::string> project_token_ids(db::Database& db, const std::string& project_id) {
-  std::vector<std::string> ids;
-  db::PageRequest page{1, 1000};
-  for (;;) {
-    auto rows = db.list_tokens(project_id, page);
-    for (auto& t : rows.items) ids.push_back(std::move(t.id));
-    if (rows.items.empty() || static_cast<std::int64_t>(ids.size()) >= rows.total_count) break;
-    ++page.page;
-  }
-  return ids;
-}
-
-/// Drops the project and each of its tokens from the token service's caches, so revocations and key or status
-/// changes take effect on this instance at once (other instances follow within their cache TTLs).
-void invalidate_project(const Deps& deps, const std::string& project_id, const std::vector<std::string>& token_ids) {
-  if (!deps.tokens) return;
-  deps.tokens->invalidate_project(project_id);
-  for (const auto& id : token_ids) deps.tokens->invalidate_token(id);
+/// Drops the project and every cached token of it from the token service's caches (one pass per cache), so
+/// revocations and key or status changes take effect on this instance at once (other instances follow within
+/// their cache TTLs).
+void invalidate_project(const Deps& deps, const std::string& project_id) {
+  if (deps.tokens) deps.tokens->invalidate_project(project_id);
 }
 
 struct UpdateOutcome {
   db::Project project;
   std::string displayed_key;
   std::optional<db::RevokeResult> revoked;
-  std::vector<std::string> token_ids;
 };
 
 }  // namespace
 
-HandlerResult list_projects(Call& call) {
-  const auto page = parse_page(call.ex.request);
-  db::Database* db = call.deps.db;
-  const util::Cipher* cipher = call.deps.cipher;
-  auto pending = run_db(call, [db, cipher, page] {
+HandlerResult list_projects(RequestContext& ctx) {
+  const auto page = parse_page(ctx.ex.request);
+  db::Database* db = ctx.deps.db;
+  const util::Cipher* cipher = ctx.deps.cipher;
+  auto pending = run_db(ctx, [db, cipher, page] {
     auto rows = db->list_projects(page);
     Json items = Json::array();
     for (const auto& p : rows.items) items.push_back(project_json(p, displayed_key(*cipher, p.api_key)));
     return std::pair{std::move(items), rows.total_count};
   });
   auto [items, total] = co_await std::move(pending);
-  add_pagination_headers(call.headers, page, total);
+  add_pagination_headers(ctx.headers, page, total);
   co_return json_response(200, items);
 }
 
-HandlerResult create_project(Call& call) {
-  const auto body = parse_object(call.ex.request.body);
+HandlerResult create_project(RequestContext& ctx) {
+  const auto body = parse_object(ctx.ex.request.body);
   reject_unknown_fields(body, {"name", "api_key"});
   auto name = string_field(body, "name");
   if (!name) invalid("field \"name\" is required");
   validate_name(*name, "name");
-  call.metadata["name"] = *name;
+  ctx.metadata["name"] = *name;
   auto api_key = string_field(body, "api_key");
   if (!api_key) invalid("field \"api_key\" is required");
   validate_api_key(*api_key, "api_key");
@@ -91,55 +75,55 @@ HandlerResult create_project(Call& call) {
   db::Project project;
   project.id = util::uuid_v4();
   project.name = *name;
-  project.api_key = call.deps.cipher->encrypt(*api_key);
+  project.api_key = ctx.deps.cipher->encrypt(*api_key);
   project.is_active = true;
   project.created_at = project.updated_at = util::now();
 
-  db::Database* db = call.deps.db;
-  auto pending = run_db(call, [db, project] { db->create_project(project); }, DbMessages::taken(name_taken(*name)));
+  db::Database* db = ctx.deps.db;
+  auto pending = run_db(ctx, [db, project] { db->create_project(project); }, DbMessages::taken(name_taken(*name)));
   co_await std::move(pending);
-  call.event->project_id = project.id;
-  call.ex.access.project_id = project.id;
+  ctx.event->project_id = project.id;
+  ctx.ex.access.project_id = project.id;
   // The only response that shows the key as sent; every later read obfuscates it.
   co_return json_response(201, project_json(project, *api_key));
 }
 
-HandlerResult get_project(Call& call) {
-  if (!plausible_id(call.id)) not_found("project", call.id);
-  db::Database* db = call.deps.db;
-  const util::Cipher* cipher = call.deps.cipher;
+HandlerResult get_project(RequestContext& ctx) {
+  if (!plausible_id(ctx.id)) not_found("project", ctx.id);
+  db::Database* db = ctx.deps.db;
+  const util::Cipher* cipher = ctx.deps.cipher;
   auto pending = run_db(
-      call,
-      [db, cipher, id = call.id] {
+      ctx,
+      [db, cipher, id = ctx.id] {
         auto p = db->get_project(id);
         auto shown = displayed_key(*cipher, p.api_key);
         return std::pair{std::move(p), std::move(shown)};
       },
-      DbMessages::missing(project_not_found(call.id)));
+      DbMessages::missing(project_not_found(ctx.id)));
   auto [project, key] = co_await std::move(pending);
-  call.ex.access.project_id = project.id;
+  ctx.ex.access.project_id = project.id;
   co_return json_response(200, project_json(project, key));
 }
 
-HandlerResult update_project(Call& call) {
-  if (plausible_id(call.id)) call.event->project_id = call.id;
-  const auto body = parse_object(call.ex.request.body);
+HandlerResult update_project(RequestContext& ctx) {
+  if (plausible_id(ctx.id)) ctx.event->project_id = ctx.id;
+  const auto body = parse_object(ctx.ex.request.body);
   reject_unknown_fields(body, {"name", "api_key", "is_active", "revoke_tokens"});
   db::ProjectUpdate update;
   Json fields = Json::array();
   if (auto name = string_field(body, "name")) {
     validate_name(*name, "name");
-    call.metadata["name"] = *name;
+    ctx.metadata["name"] = *name;
     fields.push_back("name");
     update.name = std::move(*name);
   }
   if (auto api_key = string_field(body, "api_key")) {
     validate_api_key(*api_key, "api_key");
     fields.push_back("api_key");
-    update.api_key = call.deps.cipher->encrypt(*api_key);
+    update.api_key = ctx.deps.cipher->encrypt(*api_key);
   }
   if (auto active = bool_field(body, "is_active")) {
-    call.metadata["is_active"] = *active;
+    ctx.metadata["is_active"] = *active;
     fields.push_back("is_active");
     update.is_active = *active;
   }
@@ -149,61 +133,54 @@ HandlerResult update_project(Call& call) {
     invalid("field \"revoke_tokens\" is only allowed together with \"is_active\": false");
   }
   if (fields.empty()) invalid("no fields to update: give at least one of \"name\", \"api_key\", \"is_active\"");
-  call.metadata["updated_fields"] = fields;
-  if (!plausible_id(call.id)) not_found("project", call.id);
+  ctx.metadata["updated_fields"] = fields;
+  if (!plausible_id(ctx.id)) not_found("project", ctx.id);
 
-  db::Database* db = call.deps.db;
-  const util::Cipher* cipher = call.deps.cipher;
+  db::Database* db = ctx.deps.db;
+  const util::Cipher* cipher = ctx.deps.cipher;
   const bool revoke = revoke_tokens.value_or(false);
-  DbMessages messages{project_not_found(call.id), update.name ? name_taken(*update.name) : std::string{}};
+  DbMessages messages{project_not_found(ctx.id), update.name ? name_taken(*update.name) : std::string{}};
   auto pending = run_db(
-      call,
-      [db, cipher, id = call.id, update, revoke] {
+      ctx,
+      [db, cipher, id = ctx.id, update, revoke] {
         UpdateOutcome out;
         // The project change comes first: if it fails (unknown id, duplicate name) no token is touched.
         out.project = db->update_project(id, update, util::now());
         out.displayed_key = displayed_key(*cipher, out.project.api_key);
-        if (revoke) {
-          out.revoked = db->revoke_project_tokens(id, util::now());
-          out.token_ids = project_token_ids(*db, id);
-        }
+        if (revoke) out.revoked = db->revoke_project_tokens(id, util::now());
         return out;
       },
       std::move(messages));
   auto outcome = co_await std::move(pending);
-  invalidate_project(call.deps, call.id, outcome.token_ids);
-  call.ex.access.project_id = outcome.project.id;
+  invalidate_project(ctx.deps, ctx.id);
+  ctx.ex.access.project_id = outcome.project.id;
 
   Json response = project_json(outcome.project, outcome.displayed_key);
   if (outcome.revoked) {
-    call.metadata["tokens_revoked"] = outcome.revoked->revoked_count;
+    ctx.metadata["tokens_revoked"] = outcome.revoked->revoked_count;
     response["tokens_revoked"] = revoke_json(*outcome.revoked);
   }
   co_return json_response(200, response);
 }
 
-HandlerResult delete_project(Call& call) {
-  if (plausible_id(call.id)) call.event->project_id = call.id;
-  call.headers.set("Allow", "GET, PATCH");
+HandlerResult delete_project(RequestContext& ctx) {
+  if (plausible_id(ctx.id)) ctx.event->project_id = ctx.id;
+  ctx.headers.set("Allow", "GET, PATCH");
   throw RequestError(405, "method_not_allowed", "project deletion is not permitted");
   co_return server::Response{};  // unreachable; the co_return keeps this a coroutine like every handler
 }
 
-HandlerResult revoke_project_tokens(Call& call) {
-  if (plausible_id(call.id)) call.event->project_id = call.id;
-  if (!plausible_id(call.id)) not_found("project", call.id);
-  db::Database* db = call.deps.db;
+HandlerResult revoke_project_tokens(RequestContext& ctx) {
+  if (plausible_id(ctx.id)) ctx.event->project_id = ctx.id;
+  if (!plausible_id(ctx.id)) not_found("project", ctx.id);
+  db::Database* db = ctx.deps.db;
   auto pending = run_db(
-      call,
-      [db, id = call.id] {
-        auto revoked = db->revoke_project_tokens(id, util::now());
-        return std::pair{revoked, project_token_ids(*db, id)};
-      },
-      DbMessages::missing(project_not_found(call.id)));
-  auto [result, token_ids] = co_await std::move(pending);
-  invalidate_project(call.deps, call.id, token_ids);
-  call.ex.access.project_id = call.id;
-  call.metadata = revoke_json(result);
+      ctx, [db, id = ctx.id] { return db->revoke_project_tokens(id, util::now()); },
+      DbMessages::missing(project_not_found(ctx.id)));
+  const db::RevokeResult result = co_await std::move(pending);
+  invalidate_project(ctx.deps, ctx.id);
+  ctx.ex.access.project_id = ctx.id;
+  ctx.metadata = revoke_json(result);
   co_return json_response(200, revoke_json(result));
 }
 

@@ -2,8 +2,8 @@
 // the database keeps only their SHA-256 and a hint.
 #include <chrono>
 
-#include "llmproxy/admin/detail/call.hpp"
 #include "llmproxy/admin/detail/input.hpp"
+#include "llmproxy/admin/detail/request_context.hpp"
 #include "llmproxy/admin/detail/views.hpp"
 #include "llmproxy/auth/token_service.hpp"
 #include "llmproxy/db/database.hpp"
@@ -25,31 +25,31 @@ void invalidate_token(const Deps& deps, const std::string& id) {
 
 }  // namespace
 
-HandlerResult list_tokens(Call& call) {
-  const auto page = parse_page(call.ex.request);
+HandlerResult list_tokens(RequestContext& ctx) {
+  const auto page = parse_page(ctx.ex.request);
   // `project_id` as documented; `projectId` is what the reference's own clients send.
-  auto project_id = query_filter(call.ex.request, "project_id");
-  if (!project_id) project_id = query_filter(call.ex.request, "projectId");
-  db::Database* db = call.deps.db;
-  auto pending = run_db(call, [db, project_id, page] { return db->list_tokens(project_id, page); });
+  auto project_id = query_filter(ctx.ex.request, "project_id");
+  if (!project_id) project_id = query_filter(ctx.ex.request, "projectId");
+  db::Database* db = ctx.deps.db;
+  auto pending = run_db(ctx, [db, project_id, page] { return db->list_tokens(project_id, page); });
   auto rows = co_await std::move(pending);
   Json items = Json::array();
   for (const auto& t : rows.items) items.push_back(token_json(t));
-  add_pagination_headers(call.headers, page, rows.total_count);
+  add_pagination_headers(ctx.headers, page, rows.total_count);
   co_return json_response(200, items);
 }
 
-HandlerResult create_token(Call& call) {
-  const auto body = parse_object(call.ex.request.body);
+HandlerResult create_token(RequestContext& ctx) {
+  const auto body = parse_object(ctx.ex.request.body);
   reject_unknown_fields(body, {"project_id", "duration_minutes", "max_requests"});
   auto project_id = string_field(body, "project_id");
   if (!project_id) invalid("field \"project_id\" is required");
   if (project_id->empty()) invalid("field \"project_id\" must not be empty");
-  if (plausible_id(*project_id)) call.event->project_id = *project_id;
+  if (plausible_id(*project_id)) ctx.event->project_id = *project_id;
   const auto minutes = duration_minutes_field(body);
   const auto max_requests = max_requests_field(body).value_or(std::nullopt);
-  call.metadata["duration_minutes"] = minutes;
-  call.metadata["max_requests"] = max_requests ? Json(*max_requests) : Json(nullptr);
+  ctx.metadata["duration_minutes"] = minutes;
+  ctx.metadata["max_requests"] = max_requests ? Json(*max_requests) : Json(nullptr);
   if (!plausible_id(*project_id)) not_found("project", *project_id);
 
   // The secret exists only in this frame and in the response.
@@ -64,9 +64,9 @@ HandlerResult create_token(Call& call) {
   token.max_requests = max_requests;
   token.is_active = true;
 
-  db::Database* db = call.deps.db;
+  db::Database* db = ctx.deps.db;
   auto pending = run_db(
-      call,
+      ctx,
       [db, token] {
         if (!db->get_project(token.project_id).is_active) return false;
         db->create_token(token);
@@ -74,13 +74,13 @@ HandlerResult create_token(Call& call) {
       },
       DbMessages::missing("project \"" + *project_id + "\" not found"));
   const bool project_active = co_await std::move(pending);
-  call.ex.access.project_id = token.project_id;
+  ctx.ex.access.project_id = token.project_id;
   if (!project_active) {
     throw RequestError(403, "project_inactive", "cannot create tokens for inactive projects");
   }
-  call.event->token_id = token.id;
-  call.metadata["expires_at"] = util::format_time(*token.expires_at);
-  call.ex.access.token_hint = token.token_hint;
+  ctx.event->token_id = token.id;
+  ctx.metadata["expires_at"] = util::format_time(*token.expires_at);
+  ctx.ex.access.token_hint = token.token_hint;
 
   Json response;
   response["id"] = token.id;
@@ -90,19 +90,19 @@ HandlerResult create_token(Call& call) {
   co_return json_response(201, response);
 }
 
-HandlerResult get_token(Call& call) {
-  if (!plausible_id(call.id)) not_found("token", call.id);
-  db::Database* db = call.deps.db;
-  auto pending = run_db(call, [db, id = call.id] { return db->get_token(id); },
-                        DbMessages::missing(token_not_found(call.id)));
+HandlerResult get_token(RequestContext& ctx) {
+  if (!plausible_id(ctx.id)) not_found("token", ctx.id);
+  db::Database* db = ctx.deps.db;
+  auto pending = run_db(ctx, [db, id = ctx.id] { return db->get_token(id); },
+                        DbMessages::missing(token_not_found(ctx.id)));
   auto token = co_await std::move(pending);
-  call.ex.access.project_id = token.project_id;
+  ctx.ex.access.project_id = token.project_id;
   co_return json_response(200, token_json(token));
 }
 
-HandlerResult update_token(Call& call) {
-  if (plausible_id(call.id)) call.event->token_id = call.id;
-  const auto body = parse_object(call.ex.request.body);
+HandlerResult update_token(RequestContext& ctx) {
+  if (plausible_id(ctx.id)) ctx.event->token_id = ctx.id;
+  const auto body = parse_object(ctx.ex.request.body);
   reject_unknown_fields(body, {"is_active", "max_requests"});
   db::TokenUpdate update;
   update.is_active = bool_field(body, "is_active");
@@ -110,38 +110,38 @@ HandlerResult update_token(Call& call) {
   if (!update.is_active && !update.max_requests) {
     invalid("no fields to update: give \"is_active\" and/or \"max_requests\"");
   }
-  if (update.is_active) call.metadata["is_active"] = *update.is_active;
+  if (update.is_active) ctx.metadata["is_active"] = *update.is_active;
   if (update.max_requests) {
-    call.metadata["max_requests"] = *update.max_requests ? Json(**update.max_requests) : Json(nullptr);
+    ctx.metadata["max_requests"] = *update.max_requests ? Json(**update.max_requests) : Json(nullptr);
   }
-  if (!plausible_id(call.id)) not_found("token", call.id);
+  if (!plausible_id(ctx.id)) not_found("token", ctx.id);
 
-  db::Database* db = call.deps.db;
-  auto pending = run_db(call, [db, id = call.id, update] { return db->update_token(id, update, util::now()); },
-                        DbMessages::missing(token_not_found(call.id)));
+  db::Database* db = ctx.deps.db;
+  auto pending = run_db(ctx, [db, id = ctx.id, update] { return db->update_token(id, update, util::now()); },
+                        DbMessages::missing(token_not_found(ctx.id)));
   auto token = co_await std::move(pending);
-  invalidate_token(call.deps, token.id);
-  call.event->project_id = token.project_id;
-  call.ex.access.project_id = token.project_id;
+  invalidate_token(ctx.deps, token.id);
+  ctx.event->project_id = token.project_id;
+  ctx.ex.access.project_id = token.project_id;
   co_return json_response(200, token_json(token));
 }
 
-HandlerResult revoke_token(Call& call) {
-  if (!plausible_id(call.id)) not_found("token", call.id);
-  call.event->token_id = call.id;
-  db::Database* db = call.deps.db;
+HandlerResult revoke_token(RequestContext& ctx) {
+  if (!plausible_id(ctx.id)) not_found("token", ctx.id);
+  ctx.event->token_id = ctx.id;
+  db::Database* db = ctx.deps.db;
   auto pending = run_db(
-      call,
-      [db, id = call.id] {
+      ctx,
+      [db, id = ctx.id] {
         const bool active = db->revoke_token(id, util::now());
         return std::pair{active, db->get_token(id).project_id};
       },
-      DbMessages::missing(token_not_found(call.id)));
+      DbMessages::missing(token_not_found(ctx.id)));
   auto [was_active, project_id] = co_await std::move(pending);
-  invalidate_token(call.deps, call.id);
-  call.event->project_id = project_id;
-  call.ex.access.project_id = project_id;
-  call.metadata["already_revoked"] = !was_active;
+  invalidate_token(ctx.deps, ctx.id);
+  ctx.event->project_id = project_id;
+  ctx.ex.access.project_id = project_id;
+  ctx.metadata["already_revoked"] = !was_active;
   server::Response response;
   response.status = 204;  // idempotent: revoking a revoked token is still a success
   co_return response;

@@ -124,7 +124,7 @@ void add_pagination_headers(server::Headers& headers, const db::PageRequest& pag
 }
 
 server::Response json_response(int status, const Json& body) {
-  return server::Response::json(status, body.dump(-1, ' ', false, Json::error_handler_t::replace));
+  return server::Response::json(status, body.dump(-1, ' ', /*ensure_ascii=*/false, Json::error_handler_t::replace));
 }
 
 }  // namespace llmproxy::admin::detail

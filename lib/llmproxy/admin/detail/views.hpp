@@ -4,7 +4,7 @@
 #include <string>
 #include <string_view>
 
-#include "llmproxy/admin/detail/call.hpp"
+#include "llmproxy/admin/detail/request_context.hpp"
 #include "llmproxy/db/models.hpp"
 
 namespace llmproxy::admin::detail {

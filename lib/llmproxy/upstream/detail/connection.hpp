@@ -59,9 +59,9 @@ class Connection {
   /// non-blocking peek; catches idle connections the upstream dropped, before a request is wasted on them.
   bool usable() noexcept;
 
-  /// Bytes received but not parsed yet. Kept across exchanges so its capacity is reused.
+  /// Bytes received but not parsed yet. Kept across requests so its capacity is reused.
   beast::flat_buffer& buffer() noexcept { return buffer_; }
-  /// Scratch space for the serialized request head, reused across exchanges.
+  /// Scratch space for the serialized request head, reused across requests.
   std::string& head() noexcept { return head_; }
 
   Clock::time_point last_used{};

@@ -31,8 +31,10 @@ struct RequestError : std::runtime_error {
   std::string code;
 };
 
-/// One management request as the handlers see it. Lives in the dispatcher's coroutine frame.
-struct Call {
+/// The context of one management request as the handlers see it: the exchange, the published deps, the `{id}`
+/// segment, and what a handler adds to the audit event and the response. Lives in the dispatcher's coroutine
+/// frame.
+struct RequestContext {
   server::Exchange& ex;
   const Deps& deps;
   std::string id;  // the `{id}` path segment, if the route has one
@@ -61,11 +63,11 @@ struct DbMessages {
 
 /// Runs the blocking repository call `fn` on the DB pool (it must own what it touches: capture by value) and
 /// resumes on the caller's strand with its result. db errors are translated per rethrow_db_error on the pool
-/// thread. Call it outside the co_await (`auto pending = run_db(call, [..] {..}); co_await std::move(pending);`):
+/// thread. Call it outside the co_await (`auto pending = run_db(ctx, [..] {..}); co_await std::move(pending);`):
 /// GCC 12.2 destroys a lambda temporary with non-trivial captures twice when the lambda expression appears
 /// inside a co_await full-expression (double free; reproduced with ASan, with or without a wrapper).
 template <class Fn>
-auto run_db(const Call& call, Fn fn, DbMessages messages = {}) {
+auto run_db(const RequestContext& ctx, Fn fn, DbMessages messages = {}) {
   auto guarded = [fn = std::move(fn), messages = std::move(messages)]() {
     try {
       return fn();
@@ -73,27 +75,27 @@ auto run_db(const Call& call, Fn fn, DbMessages messages = {}) {
       rethrow_db_error(std::current_exception(), messages);
     }
   };
-  return call.deps.executor->run(std::move(guarded));
+  return ctx.deps.executor->run(std::move(guarded));
 }
 
 /// A handler produces the response; it throws RequestError for client mistakes and lets db::Error escape
 /// (the dispatcher maps it through db::map_to_http).
 using HandlerResult = net::awaitable<server::Response>;
 
-HandlerResult list_projects(Call& call);
-HandlerResult create_project(Call& call);
-HandlerResult get_project(Call& call);
-HandlerResult update_project(Call& call);
-HandlerResult delete_project(Call& call);
-HandlerResult revoke_project_tokens(Call& call);
+HandlerResult list_projects(RequestContext& ctx);
+HandlerResult create_project(RequestContext& ctx);
+HandlerResult get_project(RequestContext& ctx);
+HandlerResult update_project(RequestContext& ctx);
+HandlerResult delete_project(RequestContext& ctx);
+HandlerResult revoke_project_tokens(RequestContext& ctx);
 
-HandlerResult list_tokens(Call& call);
-HandlerResult create_token(Call& call);
-HandlerResult get_token(Call& call);
-HandlerResult update_token(Call& call);
-HandlerResult revoke_token(Call& call);
+HandlerResult list_tokens(RequestContext& ctx);
+HandlerResult create_token(RequestContext& ctx);
+HandlerResult get_token(RequestContext& ctx);
+HandlerResult update_token(RequestContext& ctx);
+HandlerResult revoke_token(RequestContext& ctx);
 
-HandlerResult list_audit_events(Call& call);
-HandlerResult get_audit_event(Call& call);
+HandlerResult list_audit_events(RequestContext& ctx);
+HandlerResult get_audit_event(RequestContext& ctx);
 
 }  // namespace llmproxy::admin::detail
