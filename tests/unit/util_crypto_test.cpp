@@ -208,3 +208,14 @@ TEST_CASE("Cipher rejects keys that are not 32 bytes", "[util][crypto]") {
   CHECK_THROWS_AS(util::Cipher{std::string(33, 'k')}, std::invalid_argument);
   CHECK_NOTHROW(util::Cipher{std::string(32, 'k')});
 }
+
+TEST_CASE("percent_decode: %XX decoded, a broken escape kept, + by the caller's rule", "[util][crypto]") {
+  using llmproxy::util::percent_decode;
+  using llmproxy::util::Plus;
+  CHECK(percent_decode("p%40ss%2Fw%20rd") == "p@ss/w rd");
+  CHECK(percent_decode("a+b") == "a+b");
+  CHECK(percent_decode("a+b%2B", Plus::space) == "a b+");
+  CHECK(percent_decode("100%") == "100%");
+  CHECK(percent_decode("%zz%4") == "%zz%4");
+  CHECK(percent_decode("%e6%97%a5") == "\xe6\x97\xa5");
+}

@@ -2,6 +2,8 @@
 
 #include <optional>
 
+#include "llmproxy/util/crypto.hpp"
+
 namespace llmproxy::config {
 
 namespace {
@@ -19,26 +21,6 @@ bool is_password_key(std::string_view key) {
     if (c != "password"[i]) return false;
   }
   return true;
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string percent_decode(std::string_view s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2])));
-      i += 2;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
 }
 
 /// One `key = value` pair of the key=value form; `value` is unquoted and unescaped, [value_begin, value_end) is
@@ -172,7 +154,7 @@ std::vector<std::string> database_url_passwords(std::string_view url) {
       for (const auto& [begin, end] : uri_password_spans(url)) {
         const std::string_view raw = url.substr(begin, end - begin);
         add(std::string{raw});
-        if (auto decoded = percent_decode(raw); decoded != raw) add(std::move(decoded));
+        if (auto decoded = util::percent_decode(raw); decoded != raw) add(std::move(decoded));
       }
       break;
     case DatabaseUrlForm::key_value: {

@@ -2,34 +2,12 @@
 
 #include <algorithm>
 
+#include "llmproxy/util/crypto.hpp"
+
 namespace llmproxy::server {
 namespace {
 
 char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string url_decode(std::string_view in) {
-  std::string out;
-  out.reserve(in.size());
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '+') {
-      out += ' ';
-    } else if (in[i] == '%' && i + 2 < in.size() && hex_value(in[i + 1]) >= 0 &&
-               hex_value(in[i + 2]) >= 0) {
-      out += static_cast<char>(hex_value(in[i + 1]) * 16 + hex_value(in[i + 2]));
-      i += 2;
-    } else {
-      out += in[i];
-    }
-  }
-  return out;
-}
 
 std::string json_escape(std::string_view s) {
   std::string out;
@@ -107,9 +85,9 @@ bool Request::query_param(std::string_view name, std::string& value) const {
     std::string_view pair = q.substr(0, amp);
     q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
     auto eq = pair.find('=');
-    std::string key = url_decode(pair.substr(0, eq));
+    std::string key = util::percent_decode(pair.substr(0, eq), util::Plus::space);
     if (key == name) {
-      value = eq == std::string_view::npos ? std::string{} : url_decode(pair.substr(eq + 1));
+      value = eq == std::string_view::npos ? std::string{} : util::percent_decode(pair.substr(eq + 1), util::Plus::space);
       return true;
     }
   }

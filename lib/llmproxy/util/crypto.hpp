@@ -26,6 +26,11 @@ std::optional<std::string> base64_decode(std::string_view text);  // nullopt if 
 std::string base64url_encode(std::string_view data);
 std::optional<std::string> base64url_decode(std::string_view text);
 
+/// What `+` means to percent_decode: itself (URI components) or a space (form-encoded query strings).
+enum class Plus { literal, space };
+/// `%XX` sequences decoded; a `%` not followed by two hex digits is kept as is (lenient, never fails).
+std::string percent_decode(std::string_view text, Plus plus = Plus::literal);
+
 /// Thrown by Cipher::decrypt when a value cannot be decrypted (wrong key, corrupted). Never contains secrets.
 struct CryptoError : std::runtime_error {
   using std::runtime_error::runtime_error;
