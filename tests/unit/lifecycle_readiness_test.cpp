@@ -28,7 +28,7 @@ TEST_CASE("Readiness moves booting -> migrating -> ready -> stopping, forward on
   CHECK(lc::to_string(lc::Phase::migrating) == "migrating");
 }
 
-TEST_CASE("Readiness: a stop during boot stays a stop; a late publish still publishes", "[lifecycle]") {
+TEST_CASE("Readiness: a stop during boot stays a stop, and a late publish still publishes", "[lifecycle]") {
   lc::Readiness r;
   CHECK(r.begin_stopping());
   r.begin_migrating();

@@ -129,10 +129,13 @@ Pool::Lease Pool::checkout(bool fresh) {
 }
 
 Pool::Lease Pool::open_reserved() {
+  // A connection's age (DATABASE_CONN_MAX_LIFETIME) counts from when it began to be opened, as the server sees
+  // its session: connecting and the session setup are part of its life.
+  const auto opened = Clock::now();
   try {
     auto conn = connect(settings_.conninfo, settings_.target);
     if (setup_) setup_(*conn);
-    return Lease(this, std::move(conn), Clock::now(), false);
+    return Lease(this, std::move(conn), opened, false);
   } catch (...) {
     {
       std::lock_guard lock(mutex_);
