@@ -5,9 +5,10 @@
 /// A statement that must differ per engine is not here: it lives in the driver's detail/queries.cpp with a
 /// comment saying why.
 ///
-/// Row layout: every SELECT and RETURNING lists the columns of its table in the order of kProjectColumnCount /
-/// kTokenColumnCount / kAuditColumnCount (see the drivers' detail/rows). Paged lists return `total` first and the
-/// row columns after it, one row per item; an empty page still returns one row whose item columns are NULL.
+/// Row layout: every SELECT and RETURNING lists the columns of its table in one order (PROJECT_COLUMNS,
+/// TOKEN_COLUMNS, AUDIT_COLUMNS in sql.cpp), which the drivers' detail/rows decode. Paged lists return `total`
+/// first and the row columns after it, one row per item; an empty page still returns one row whose item columns
+/// are NULL.
 #include <string>
 #include <string_view>
 
@@ -47,10 +48,6 @@ extern const Statement kSelectApplied;       // version, name, checksum, applied
 extern const Statement kMigrationRecorded;   // $1 version
 extern const Statement kInsertMigration;     // $1..$5 = version, name, checksum, applied_at, execution_ms
 extern const Statement kDeleteMigration;     // $1 version
-
-inline constexpr int kProjectColumnCount = 7;
-inline constexpr int kTokenColumnCount = 12;
-inline constexpr int kAuditColumnCount = 15;
 
 /// The audit list (paged, newest first): $1..$8 exact matches of action, project_id, outcome, actor, request_id,
 /// client_ip, method, path; $9/$10 an inclusive time range; $11 a like_contains_pattern matched case-insensitively
