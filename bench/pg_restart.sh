@@ -20,7 +20,7 @@ mock_port=$(awk '/^PORT /{print $2; exit}' "$work/mock.log")
 printf 'apis:\n  openai:\n    base_url: http://127.0.0.1:%s\n' "$mock_port" >"$work/providers.yaml"
 
 port=$(( 20000 + RANDOM % 20000 ))
-MANAGEMENT_TOKEN=bench LISTEN_ADDR=127.0.0.1:$port IO_THREADS=2 LOG_LEVEL=warn DB_DRIVER=postgres \
+MANAGEMENT_TOKEN=bench-management-token-0123456789abcdef LISTEN_ADDR=127.0.0.1:$port IO_THREADS=2 LOG_LEVEL=warn DB_DRIVER=postgres \
   DATABASE_URL="$TEST_DATABASE_URL" DATABASE_POOL_SIZE=10 DATABASE_CONNECT_TIMEOUT=1s \
   AUDIT_LOG_FILE="$work/audit.log" API_CONFIG_PATH="$work/providers.yaml" \
   "$build/apps/llm-proxy/llm-proxy" server >"$work/proxy.log" 2>&1 &

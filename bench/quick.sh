@@ -67,7 +67,7 @@ EOT
 start_proxy() {
   local name=$1 dir=$2
   mkdir -p "$work/$name"
-  MANAGEMENT_TOKEN=bench LISTEN_ADDR=127.0.0.1:0 IO_THREADS=${IO_THREADS:-1} LOG_LEVEL=warn \
+  MANAGEMENT_TOKEN=bench-management-token-0123456789abcdef LISTEN_ADDR=127.0.0.1:0 IO_THREADS=${IO_THREADS:-1} LOG_LEVEL=warn \
     DATABASE_PATH="$work/$name/db.sqlite" AUDIT_LOG_FILE="$work/$name/audit.log" API_CONFIG_PATH="$work/providers.yaml" \
     "$dir/apps/llm-proxy/llm-proxy" server >"$work/$name/proxy.log" 2>&1 &
   local pid=$!

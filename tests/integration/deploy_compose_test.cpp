@@ -29,7 +29,7 @@ struct ComposeDir {
     std::filesystem::copy_file(std::string(LLMPROXY_SOURCE_DIR) + "/deploy/docker-compose.yml",
                                dir.path() / "deploy" / "docker-compose.yml");
     std::string env = read_file(std::string(LLMPROXY_SOURCE_DIR) + "/deploy/.env.example");
-    env += "\nMANAGEMENT_TOKEN=compose-management-token\nPOSTGRES_PASSWORD=compose-pw-123\n"
+    env += "\nMANAGEMENT_TOKEN=compose-management-token-0123456789abcdef\nPOSTGRES_PASSWORD=compose-pw-123\n"
            "ENCRYPTION_KEY=AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=\n";
     std::ofstream(dir.file("deploy/.env")) << env;
   }
@@ -63,11 +63,22 @@ TEST_CASE("deploy: docker-compose.yml and its SQLite profile validate", "[deploy
   CHECK(services["llm-proxy"]["read_only"].as<bool>());
   CHECK(services["llm-proxy"]["cap_drop"][0].as<std::string>() == "ALL");
   CHECK(services["llm-proxy"]["environment"]["DB_DRIVER"].as<std::string>() == "postgres");
+  // Published on loopback only unless the operator sets LLM_PROXY_BIND.
+  const auto port = services["llm-proxy"]["ports"][0];
+  INFO(YAML::Dump(port));
+  CHECK((port.IsMap() ? port["host_ip"].as<std::string>() : port.as<std::string>()).rfind("127.0.0.1", 0) == 0);
 
   auto with_sqlite = YAML::Load(compose.config({"--profile", "sqlite"}));
   REQUIRE(with_sqlite["services"]["llm-proxy-sqlite"]);
   CHECK(with_sqlite["services"]["llm-proxy-sqlite"]["environment"]["DB_DRIVER"].as<std::string>() == "sqlite");
   CHECK(with_sqlite["volumes"]["sqlite-data"]);
+}
+
+TEST_CASE("deploy: .env.example holds no usable secret", "[deploy]") {
+  const std::string example = read_file(std::string(LLMPROXY_SOURCE_DIR) + "/deploy/.env.example");
+  CHECK(example.find("\nMANAGEMENT_TOKEN=\n") != std::string::npos);
+  CHECK(example.find("\nPOSTGRES_PASSWORD=\n") != std::string::npos);
+  CHECK(example.find("change-me") == std::string::npos);
 }
 
 TEST_CASE("deploy: .env.example lists every variable the binary reads", "[deploy]") {

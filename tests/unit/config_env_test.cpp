@@ -64,6 +64,7 @@ const std::vector<VariableCase>& variable_cases() {
   static const std::vector<VariableCase> kCases = {
       {"MANAGEMENT_TOKEN", "mgmt-secret-value", [](auto& c) { return c.management_token == "mgmt-secret-value"; },
        std::nullopt},
+      {"ALLOW_WEAK_MANAGEMENT_TOKEN", "yes", [](auto& c) { return c.allow_weak_management_token; }, "sometimes"},
       {"LISTEN_ADDR", "127.0.0.1:9090",
        [](auto& c) { return c.listen_host == "127.0.0.1" && c.listen_port == 9090; }, "127.0.0.1"},
       {"IO_THREADS", "37", [](auto& c) { return c.io_threads == 37; }, "abc"},
@@ -74,6 +75,11 @@ const std::vector<VariableCase>& variable_cases() {
       {"STREAM_IDLE_TIMEOUT", "45s", [](auto& c) { return c.stream_idle_timeout == 45s; }, "0"},
       {"HEADER_READ_TIMEOUT", "750ms", [](auto& c) { return c.header_read_timeout == 750ms; }, "-1s"},
       {"MAX_REQUEST_SIZE", "1048576", [](auto& c) { return c.max_request_size == 1048576u; }, "10MB"},
+      {"MAX_CONNECTIONS", "512", [](auto& c) { return c.max_connections == 512; }, "0"},
+      {"REQUEST_BODY_TIMEOUT", "15s", [](auto& c) { return c.request_body_timeout == 15s; }, "0"},
+      {"MAX_BUFFERED_RESPONSE_SIZE", "65536", [](auto& c) { return c.max_buffered_response_size == 65536u; },
+       "64k"},
+      {"MAX_HEADER_COUNT", "50", [](auto& c) { return c.max_header_count == 50; }, "10001"},
       {"DB_DRIVER", "Postgres", [](auto& c) { return c.db.driver == cfg::DbDriver::postgres; }, "mysql"},
       {"DATABASE_PATH", ":memory:", [](auto& c) { return c.db.path == ":memory:"; }, std::nullopt},
       {"DATABASE_URL", "postgres://app:pw@db:5432/llm",
@@ -93,6 +99,7 @@ const std::vector<VariableCase>& variable_cases() {
       {"TOKEN_CACHE_MAX", "500", [](auto& c) { return c.token_cache_max == 500u; }, "0"},
       {"NEGATIVE_CACHE_TTL", "1m", [](auto& c) { return c.negative_cache_ttl == 1min; }, "1.5s"},
       {"PROJECT_CACHE_TTL", "15s", [](auto& c) { return c.project_cache_ttl == 15s; }, "15 s"},
+      {"CACHE_STALE_IF_ERROR", "10m", [](auto& c) { return c.cache_stale_if_error == 10min; }, "-5m"},
       {"ENFORCE_PROJECT_ACTIVE", "0", [](auto& c) { return !c.enforce_project_active; }, "off"},
       {"USAGE_FLUSH_INTERVAL", "200ms", [](auto& c) { return c.usage_flush_interval == 200ms; }, "0"},
       {"CIRCUIT_BREAKER_THRESHOLD", "3", [](auto& c) { return c.circuit_breaker_threshold == 3; }, "0"},
@@ -399,15 +406,32 @@ TEST_CASE("require_server_settings needs MANAGEMENT_TOKEN and the key when requi
   CHECK(server_error(load({})) ==
         "MANAGEMENT_TOKEN is required for `llm-proxy server`; set it in the environment, e.g. export "
         "MANAGEMENT_TOKEN=$(openssl rand -hex 32)");
-  CHECK(server_error(load({{"MANAGEMENT_TOKEN", "m"}})) == "<no error>");
+  const std::string strong = "0123456789abcdef0123456789abcdef";
+  CHECK(server_error(load({{"MANAGEMENT_TOKEN", strong.c_str()}})) == "<no error>");
 
-  const auto required = load({{"MANAGEMENT_TOKEN", "m"}, {"REQUIRE_ENCRYPTION_KEY", "true"}});
+  const auto required = load({{"MANAGEMENT_TOKEN", strong.c_str()}, {"REQUIRE_ENCRYPTION_KEY", "true"}});
   const auto message = server_error(required);
   CHECK(message.find("REQUIRE_ENCRYPTION_KEY") != std::string::npos);
   CHECK(message.find("ENCRYPTION_KEY is not set") != std::string::npos);
-  CHECK(server_error(load({{"MANAGEMENT_TOKEN", "m"},
+  CHECK(server_error(load({{"MANAGEMENT_TOKEN", strong.c_str()},
                            {"REQUIRE_ENCRYPTION_KEY", "true"},
                            {"ENCRYPTION_KEY", kKeyBase64}})) == "<no error>");
+}
+
+TEST_CASE("a short or placeholder MANAGEMENT_TOKEN is refused unless explicitly allowed", "[config][secrets]") {
+  const std::string short_token(31, 'k');
+  const auto short_error = server_error(load({{"MANAGEMENT_TOKEN", short_token.c_str()}}));
+  CHECK(short_error.find("MANAGEMENT_TOKEN is shorter than 32 characters") == 0);
+  CHECK(short_error.find(short_token) == std::string::npos);  // the value is a secret, even a weak one
+  CHECK(short_error.find("openssl rand -hex 32") != std::string::npos);
+  CHECK(server_error(load({{"MANAGEMENT_TOKEN", std::string(32, 'k').c_str()}})) == "<no error>");
+  for (const char* placeholder : {"change-me", "CHANGEME", "your-management-token", "Secret"}) {
+    INFO(placeholder);
+    CHECK(server_error(load({{"MANAGEMENT_TOKEN", placeholder}})).find("a well-known placeholder") !=
+          std::string::npos);
+    CHECK(server_error(load({{"MANAGEMENT_TOKEN", placeholder}, {"ALLOW_WEAK_MANAGEMENT_TOKEN", "true"}})) ==
+          "<no error>");
+  }
 }
 
 TEST_CASE("redact_database_url removes passwords from every form", "[config][secrets]") {

@@ -19,7 +19,7 @@ namespace llmproxy::config {
 // - Values are taken verbatim: surrounding whitespace is an error, not trimmed.
 // - Durations must be > 0 for timeouts and periods, where 0 would mean "wait forever" to a driver or a
 //   spinning timer. Zero is allowed where it has a clear meaning: the three cache TTLs (0 = cache disabled),
-//   DATABASE_STARTUP_TIMEOUT (0 = try once) and SHUTDOWN_TIMEOUT (0 = do not wait for in-flight requests).
+//   CACHE_STALE_IF_ERROR (0 = never stale), DATABASE_STARTUP_TIMEOUT (0 = try once) and SHUTDOWN_TIMEOUT (0 = do not wait for in-flight requests).
 //   Every duration is at most 8760h so that adding it to a clock can never overflow.
 // - DATABASE_MAX_IDLE_CONNS above DATABASE_POOL_SIZE is capped to the pool size (a pool cannot keep more idle
 //   connections than it may open), like Go's database/sql that the reference uses.
@@ -36,6 +36,14 @@ constexpr Duration kMaxDuration{8760 * kMsPerHour};
 constexpr int kMaxIoThreads = 256;
 constexpr int kMaxPoolSize = 1000;
 constexpr int kMaxBreakerThreshold = 1000000;
+constexpr int kMaxConnections = 1000000;
+constexpr int kMaxHeaderCount = 10000;
+constexpr std::size_t kMinManagementTokenLength = 32;
+
+/// Values people paste from examples; never accepted as a management token (compared case-insensitively).
+constexpr std::string_view kPlaceholderTokens[] = {
+    "change-me", "changeme", "change_me", "your-management-token", "your_management_token",
+    "management-token", "secret", "password", "token", "replace-me", "xxx"};
 
 constexpr std::string_view kRedacted = "<redacted>";
 constexpr std::string_view kUnset = "<unset>";
@@ -291,6 +299,7 @@ EnvLookup process_env() {
 const std::vector<std::string>& known_variables() {
   static const std::vector<std::string> kNames = {
       "MANAGEMENT_TOKEN",
+      "ALLOW_WEAK_MANAGEMENT_TOKEN",
       "LISTEN_ADDR",
       "IO_THREADS",
       "API_CONFIG_PATH",
@@ -299,6 +308,10 @@ const std::vector<std::string>& known_variables() {
       "STREAM_IDLE_TIMEOUT",
       "HEADER_READ_TIMEOUT",
       "MAX_REQUEST_SIZE",
+      "MAX_CONNECTIONS",
+      "REQUEST_BODY_TIMEOUT",
+      "MAX_BUFFERED_RESPONSE_SIZE",
+      "MAX_HEADER_COUNT",
       "DB_DRIVER",
       "DATABASE_PATH",
       "DATABASE_URL",
@@ -316,6 +329,7 @@ const std::vector<std::string>& known_variables() {
       "TOKEN_CACHE_MAX",
       "NEGATIVE_CACHE_TTL",
       "PROJECT_CACHE_TTL",
+      "CACHE_STALE_IF_ERROR",
       "ENFORCE_PROJECT_ACTIVE",
       "USAGE_FLUSH_INTERVAL",
       "CIRCUIT_BREAKER_THRESHOLD",
@@ -338,6 +352,7 @@ Config load(const EnvLookup& env) {
   Config c;
 
   c.management_token = r.string("MANAGEMENT_TOKEN", "");
+  c.allow_weak_management_token = r.boolean("ALLOW_WEAK_MANAGEMENT_TOKEN", c.allow_weak_management_token);
 
   if (const auto addr = r.get("LISTEN_ADDR")) {
     const auto parsed = parse_listen_addr(*addr);
@@ -356,6 +371,12 @@ Config load(const EnvLookup& env) {
   c.header_read_timeout = r.duration("HEADER_READ_TIMEOUT", c.header_read_timeout, false);
   c.max_request_size = r.integer<std::uint64_t>("MAX_REQUEST_SIZE", c.max_request_size, 1,
                                                 std::numeric_limits<std::uint64_t>::max());
+  c.max_connections = r.integer<int>("MAX_CONNECTIONS", c.max_connections, 1, kMaxConnections);
+  c.request_body_timeout = r.duration("REQUEST_BODY_TIMEOUT", c.request_body_timeout, false);
+  c.max_buffered_response_size =
+      r.integer<std::uint64_t>("MAX_BUFFERED_RESPONSE_SIZE", c.max_buffered_response_size, 1,
+                               std::numeric_limits<std::uint64_t>::max());
+  c.max_header_count = r.integer<int>("MAX_HEADER_COUNT", c.max_header_count, 1, kMaxHeaderCount);
 
   DatabaseConfig& db = c.db;
   const std::string driver = r.choice("DB_DRIVER", "sqlite", {"sqlite", "postgres"}, "sqlite or postgres");
@@ -401,6 +422,7 @@ Config load(const EnvLookup& env) {
                                                std::numeric_limits<std::uint64_t>::max());
   c.negative_cache_ttl = r.duration("NEGATIVE_CACHE_TTL", c.negative_cache_ttl, true);
   c.project_cache_ttl = r.duration("PROJECT_CACHE_TTL", c.project_cache_ttl, true);
+  c.cache_stale_if_error = r.duration("CACHE_STALE_IF_ERROR", c.cache_stale_if_error, true);
   c.enforce_project_active = r.boolean("ENFORCE_PROJECT_ACTIVE", c.enforce_project_active);
   c.usage_flush_interval = r.duration("USAGE_FLUSH_INTERVAL", c.usage_flush_interval, false);
   c.circuit_breaker_threshold =
@@ -430,6 +452,18 @@ Config load(const EnvLookup& env) {
 
 void require_server_settings(const Config& config) {
   if (config.management_token.empty()) throw ConfigError(std::string{kManagementTokenHelp});
+  if (!config.allow_weak_management_token) {
+    const std::string lowered = lower(config.management_token);
+    const bool placeholder = std::any_of(std::begin(kPlaceholderTokens), std::end(kPlaceholderTokens),
+                                         [&](std::string_view p) { return lowered == p; });
+    if (placeholder || config.management_token.size() < kMinManagementTokenLength) {
+      throw ConfigError(std::string{"MANAGEMENT_TOKEN is "} +
+                        (placeholder ? "a well-known placeholder" : "shorter than 32 characters") +
+                        "; anyone who guesses it controls every project and key. Generate one with "
+                        "export MANAGEMENT_TOKEN=$(openssl rand -hex 32) (or set ALLOW_WEAK_MANAGEMENT_TOKEN=true "
+                        "for a throwaway local setup)");
+    }
+  }
   if (config.require_encryption_key && config.encryption_key.empty()) {
     throw ConfigError(
         "REQUIRE_ENCRYPTION_KEY=true but ENCRYPTION_KEY is not set; set it to base64 of 32 random bytes, e.g. "
@@ -446,6 +480,7 @@ std::string redacted_summary(const Config& c) {
   const auto& db = c.db;
 
   line("MANAGEMENT_TOKEN", secret(c.management_token));
+  line("ALLOW_WEAK_MANAGEMENT_TOKEN", boolean(c.allow_weak_management_token));
   line("LISTEN_ADDR", format_listen(c.listen_host, c.listen_port));
   line("IO_THREADS", std::to_string(c.io_threads));
   line("API_CONFIG_PATH", c.api_config_path);
@@ -454,6 +489,10 @@ std::string redacted_summary(const Config& c) {
   line("STREAM_IDLE_TIMEOUT", util::format_duration(c.stream_idle_timeout));
   line("HEADER_READ_TIMEOUT", util::format_duration(c.header_read_timeout));
   line("MAX_REQUEST_SIZE", std::to_string(c.max_request_size));
+  line("MAX_CONNECTIONS", std::to_string(c.max_connections));
+  line("REQUEST_BODY_TIMEOUT", util::format_duration(c.request_body_timeout));
+  line("MAX_BUFFERED_RESPONSE_SIZE", std::to_string(c.max_buffered_response_size));
+  line("MAX_HEADER_COUNT", std::to_string(c.max_header_count));
   line("DB_DRIVER", db.driver == DbDriver::postgres ? "postgres" : "sqlite");
   line("DATABASE_PATH", db.path);
   line("DATABASE_URL", db.url.empty() ? std::string{kUnset} : redact_database_url(db.url));
@@ -471,6 +510,7 @@ std::string redacted_summary(const Config& c) {
   line("TOKEN_CACHE_MAX", std::to_string(c.token_cache_max));
   line("NEGATIVE_CACHE_TTL", util::format_duration(c.negative_cache_ttl));
   line("PROJECT_CACHE_TTL", util::format_duration(c.project_cache_ttl));
+  line("CACHE_STALE_IF_ERROR", util::format_duration(c.cache_stale_if_error));
   line("ENFORCE_PROJECT_ACTIVE", boolean(c.enforce_project_active));
   line("USAGE_FLUSH_INTERVAL", util::format_duration(c.usage_flush_interval));
   line("CIRCUIT_BREAKER_THRESHOLD", std::to_string(c.circuit_breaker_threshold));

@@ -46,6 +46,7 @@ struct DatabaseConfig {
 
 struct Config {
   std::string management_token;  // empty when unset; required by `server` only
+  bool allow_weak_management_token = false;  // ALLOW_WEAK_MANAGEMENT_TOKEN: skip the length/placeholder check
   std::string listen_host;       // empty = all interfaces
   std::uint16_t listen_port = 8080;
   int io_threads = 1;
@@ -55,6 +56,11 @@ struct Config {
   Duration stream_idle_timeout = std::chrono::seconds(300);
   Duration header_read_timeout = std::chrono::seconds(30);
   std::uint64_t max_request_size = 10485760;
+  // Request hygiene limits (SPEC §5.5, docs/security.md).
+  int max_connections = 10000;                                   // open client connections; more are refused
+  Duration request_body_timeout = std::chrono::seconds(60);      // whole request body must arrive within this
+  std::uint64_t max_buffered_response_size = 10485760;           // larger non-streaming upstream bodies stream
+  int max_header_count = 100;                                    // request header fields (431 above it)
   DatabaseConfig db;
   std::string encryption_key;  // 32 raw bytes when set, else empty
   bool require_encryption_key = false;
@@ -62,6 +68,7 @@ struct Config {
   std::uint64_t token_cache_max = 100000;
   Duration negative_cache_ttl = std::chrono::seconds(5);
   Duration project_cache_ttl = std::chrono::seconds(5);
+  Duration cache_stale_if_error = std::chrono::hours(1);  // serve expired cache entries while the DB is down
   bool enforce_project_active = true;
   Duration usage_flush_interval = std::chrono::seconds(1);
   int circuit_breaker_threshold = 5;
@@ -81,7 +88,8 @@ struct Config {
 /// Does not require MANAGEMENT_TOKEN (only `server` does; see require_server_settings).
 Config load(const EnvLookup& env);
 
-/// Checks what only the server needs (MANAGEMENT_TOKEN, REQUIRE_ENCRYPTION_KEY). Throws ConfigError.
+/// Checks what only the server needs (MANAGEMENT_TOKEN set, at least 32 characters and not a well-known
+/// placeholder unless ALLOW_WEAK_MANAGEMENT_TOKEN; REQUIRE_ENCRYPTION_KEY). Throws ConfigError.
 void require_server_settings(const Config& config);
 
 /// Every variable name load() reads, in documentation order.
