@@ -139,7 +139,7 @@ TEST_CASE("deploy: the compose environment boots on PostgreSQL and data survives
     Proxy proxy(env);
     auto manage = [&](const std::string& method, const std::string& path, const std::string& body) {
       return proxy.request(method, path, body,
-                           {{"Authorization", "Bearer compose-management-token"}, {"Content-Type", "application/json"}});
+                           {{"Authorization", "Bearer compose-management-token-0123456789abcdef"}, {"Content-Type", "application/json"}});
     };
     auto p = manage("POST", "/manage/projects", R"({"name":"compose","api_key":"sk-compose-key"})");
     REQUIRE(p.status == 201);
@@ -153,7 +153,7 @@ TEST_CASE("deploy: the compose environment boots on PostgreSQL and data survives
   {
     Proxy proxy(env);
     auto t = proxy.request("GET", "/manage/tokens/" + token_id, "",
-                           {{"Authorization", "Bearer compose-management-token"}});
+                           {{"Authorization", "Bearer compose-management-token-0123456789abcdef"}});
     REQUIRE(t.status == 200);
     CHECK(nlohmann::json::parse(t.body)["project_id"] == project_id);
     CHECK_THAT(proxy.process().output(), !Contains("compose-pw-123"));
