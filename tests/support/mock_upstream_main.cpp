@@ -4,7 +4,8 @@
 ///
 /// `/v1/*` requests are recorded and answered like OpenAI (JSON, or SSE when the body has `"stream": true`).
 /// Request headers steer the answer: X-Mock-Status, X-Mock-Chunks, X-Mock-Delay-Ms, X-Mock-Stall-Ms,
-/// X-Mock-Body-Bytes, X-Mock-Close. `GET|DELETE /__mock/requests` and `GET /__mock/stats` inspect it.
+/// X-Mock-Body-Bytes, X-Mock-Close, X-Mock-Header (`Name: value`, repeatable: a field added to a complete
+/// response as one more header line). `GET|DELETE /__mock/requests` and `GET /__mock/stats` inspect it.
 /// One io_context on one thread, so all state below is confined to that thread and needs no locking.
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -91,6 +92,19 @@ std::optional<long long> knob(const Request& req, std::string_view name) {
 std::chrono::milliseconds knob_ms(const Request& req, std::string_view name) {
   auto v = knob(req, name);
   return std::chrono::milliseconds(v && *v > 0 ? *v : 0);
+}
+
+/// Appends one field per `X-Mock-Header: Name: value` request header (e.g. a Connection line naming a header).
+void add_mock_headers(const Request& req, Response& res) {
+  for (auto it = req.find("X-Mock-Header"); it != req.end(); ++it) {
+    if (!beast::iequals(it->name_string(), "X-Mock-Header")) continue;
+    const std::string_view v = it->value();
+    const std::size_t colon = v.find(':');
+    if (colon == std::string_view::npos || colon == 0) continue;
+    std::string_view value = v.substr(colon + 1);
+    while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    res.insert(v.substr(0, colon), value);
+  }
 }
 
 json parse_body(const Request& req) {
@@ -289,6 +303,7 @@ net::awaitable<bool> handle(beast::tcp_stream& stream, const Request& req, std::
     res.result(static_cast<unsigned>(*status));
     res.set("X-Upstream-Header", "yes");
     res.keep_alive(keep_alive);
+    add_mock_headers(req, res);
     co_return co_await send(stream, std::move(res));
   }
 
@@ -308,6 +323,7 @@ net::awaitable<bool> handle(beast::tcp_stream& stream, const Request& req, std::
   Response res = json_response(req, http::status::ok, completion_body(model, pad_to));
   res.set("X-Upstream-Header", "yes");
   res.keep_alive(keep_alive);
+  add_mock_headers(req, res);
   co_return co_await send(stream, std::move(res));
 }
 

@@ -387,7 +387,8 @@ TokenService::~TokenService() {
   }
 }
 
-net::awaitable<Authorization> TokenService::authorize(std::string_view authorization_header) {
+net::awaitable<Authorization> TokenService::authorize(std::string_view authorization_header,
+                                                      std::function<std::string()> admit) {
   Impl& s = *impl_;
   Authorization out;
   // `authorization_header` is read only before the first suspension: the caller's buffer need not outlive it.
@@ -449,6 +450,9 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
     if (!loaded) co_return denial(std::move(out), Outcome::service_unavailable, "Service temporarily unavailable");
   }
   if (s.judge_project(out, project)) co_return std::move(out);
+  if (admit) {
+    if (std::string refusal = admit(); !refusal.empty()) co_return denial(std::move(out), Outcome::not_admitted, refusal);
+  }
 
   if (!facts.max_requests) {
     // Unlimited: no database round trip; the usage is written by the periodic flush.

@@ -51,6 +51,7 @@ enum class Outcome {
   token_expired,        // 401
   project_inactive,     // 403
   rate_limit_exceeded,  // 429
+  not_admitted,         // the caller's admission check refused the request (nothing counted)
   service_unavailable,  // 503: the database was needed and is unavailable
 };
 
@@ -86,7 +87,11 @@ class TokenService {
   /// active -> not expired -> project active -> quota (one atomic DB statement for quota tokens; zero DB round
   /// trips for a cached unlimited token). Counts usage of unlimited tokens in memory. Any I/O thread.
   /// Denials caused by state (inactive project, revoked token seen in the database) are audited.
-  boost::asio::awaitable<Authorization> authorize(std::string_view authorization_header);
+  /// `admit`, if set, runs once the token and its project were accepted and before any quota or usage is counted
+  /// (the proxy's param whitelist: cost before trust, SPEC §5.5); a non-empty answer ends authorization with
+  /// Outcome::not_admitted and that answer as the message, and nothing is counted.
+  boost::asio::awaitable<Authorization> authorize(std::string_view authorization_header,
+                                                  std::function<std::string()> admit = {});
 
   /// Drops cached state of a token / a project at once (after a management change on this instance).
   void invalidate_token(const std::string& token_id);

@@ -3,7 +3,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <algorithm>
-#include <array>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string_view>
@@ -11,6 +11,9 @@
 #include "llmproxy/auth/token_service.hpp"
 #include "llmproxy/log/log.hpp"
 #include "llmproxy/metrics/metrics.hpp"
+#include "llmproxy/proxy/headers.hpp"
+#include "llmproxy/proxy/params.hpp"
+#include "llmproxy/proxy/target.hpp"
 #include "llmproxy/upstream/circuit_breaker.hpp"
 #include "llmproxy/upstream/client.hpp"
 
@@ -24,22 +27,6 @@ using server::Response;
 
 namespace {
 
-// Never forwarded in either direction (RFC 9110 §7.6.1 plus the legacy ones proxies strip).
-// Proxy-* headers are matched by prefix (see hop_by_hop()).
-constexpr std::array<std::string_view, 6> kHopByHop = {"Connection", "Keep-Alive", "TE",
-                                                       "Trailer", "Transfer-Encoding", "Upgrade"};
-// The client's network identity stays with the proxy.
-constexpr std::array<std::string_view, 6> kClientIp = {"X-Forwarded-For", "X-Real-IP", "CF-Connecting-IP",
-                                                       "X-Client-IP", "X-Original-Forwarded-For", "CF-IPCountry"};
-
-bool one_of(std::string_view name, auto const& list) {
-  return std::any_of(list.begin(), list.end(), [&](std::string_view n) { return iequals(n, name); });
-}
-
-bool hop_by_hop(std::string_view name) {
-  return one_of(name, kHopByHop) || (name.size() >= 6 && iequals(name.substr(0, 6), "Proxy-"));
-}
-
 /// Runs the pipeline for one request. Holds references only to state that outlives the server.
 class Pipeline {
  public:
@@ -50,7 +37,8 @@ class Pipeline {
     const std::string_view origin = ex.request.headers.get("Origin");
     // Every response is built into a named variable before co_await: GCC 12 mishandles some temporaries
     // (conditional ones in particular) inside co_await expressions.
-    std::optional<Response> answer = check_request(ex, origin);
+    NormalisedTarget target = normalise_target(ex.request.target);
+    std::optional<Response> answer = check_request(ex, target, origin);
     const Deps* deps = answer ? nullptr : deps_.get();
     if (!answer && deps == nullptr) {
       answer = Response::error(503, "service_unavailable", "the server is starting, try again shortly");
@@ -59,7 +47,9 @@ class Pipeline {
       co_await ex.respond(std::move(*answer));
       co_return;
     }
-    auto auth = co_await deps->tokens->authorize(ex.request.headers.get("Authorization"));
+    // The body is looked at only once the token and its project were accepted, and before the quota counts it.
+    std::function<std::string()> admit = [this, &ex] { return params_problem(ex.request); };
+    auto auth = co_await deps->tokens->authorize(ex.request.headers.get("Authorization"), std::move(admit));
     ex.access.token_hint = auth.token_hint;
     ex.access.project_id = auth.project_id;
     if (auth.outcome != auth::Outcome::authorized) {
@@ -73,6 +63,7 @@ class Pipeline {
       co_await ex.respond(std::move(*answer));
       co_return;
     }
+    upstream_target_ = options_.provider.base_path + target.target();  // the normalised target goes upstream
     co_await forward(ex, *deps, auth.api_key, origin_allowed(origin) ? origin : std::string_view{});
   }
 
@@ -85,16 +76,19 @@ class Pipeline {
       case auth::Outcome::token_expired: return {401, "token_expired"};
       case auth::Outcome::project_inactive: return {403, "project_inactive"};
       case auth::Outcome::rate_limit_exceeded: return {429, "rate_limit_exceeded"};
+      case auth::Outcome::not_admitted: return {400, "param_not_allowed"};
       case auth::Outcome::service_unavailable: return {503, "service_unavailable"};
       case auth::Outcome::authorized: break;
     }
     return {500, "internal_error"};
   }
 
-  /// The checks that need no state, in pipeline order: preflight, method, endpoint, params, origin.
+  /// The checks that need no state, in pipeline order: target, preflight, method, endpoint, origin.
   /// Returns the response to send instead of forwarding, if any.
-  std::optional<Response> check_request(const Exchange& ex, std::string_view origin) const {
+  std::optional<Response> check_request(const Exchange& ex, const NormalisedTarget& target,
+                                        std::string_view origin) const {
     const auto& p = options_.provider;
+    if (!target.ok()) return Response::error(400, "invalid_path", target.error);
     const bool origin_ok = origin_allowed(origin);
     if (iequals(ex.request.method, "OPTIONS")) {
       Response r;
@@ -107,14 +101,11 @@ class Pipeline {
                      [&](const std::string& m) { return iequals(m, ex.request.method); })) {
       return Response::error(405, "method_not_allowed", "method " + ex.request.method + " is not allowed");
     }
-    const std::string_view path = ex.request.path();
+    const std::string& path = target.path;
     if (!p.allowed_endpoints.empty() &&
         std::none_of(p.allowed_endpoints.begin(), p.allowed_endpoints.end(),
-                     [&](const std::string& prefix) { return path.starts_with(prefix); })) {
-      return Response::error(404, "endpoint_not_found", "endpoint " + std::string(path) + " is not allowed");
-    }
-    if (auto problem = check_params(ex.request.body); !problem.empty()) {
-      return Response::error(400, "param_not_allowed", problem);
+                     [&](const std::string& prefix) { return endpoint_matches(prefix, path); })) {
+      return Response::error(404, "endpoint_not_found", "endpoint " + path + " is not allowed");
     }
     if (origin.empty() &&
         std::find(p.required_headers.begin(), p.required_headers.end(), "origin") != p.required_headers.end()) {
@@ -147,40 +138,17 @@ class Pipeline {
     h.set("Access-Control-Max-Age", "600");
   }
 
-  /// An empty string when the body passes the whitelist, else the reason.
-  std::string check_params(const std::string& body) const {
-    const auto& whitelist = options_.provider.param_whitelist;
-    if (whitelist.empty() || body.empty()) return {};
-    auto json = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
-    // Not a JSON object (multipart uploads, garbage): nothing to check here; the upstream judges the body.
-    if (!json.is_object()) return {};
-    for (const auto& [field, patterns] : whitelist) {
-      auto it = json.find(field);
-      if (it == json.end()) continue;
-      if (!it->is_string()) return "parameter \"" + field + "\" must be a string";
-      const auto& value = it->get_ref<const std::string&>();
-      if (std::none_of(patterns.begin(), patterns.end(),
-                       [&](const std::string& pat) { return config::glob_match(pat, value); })) {
-        return "value \"" + value + "\" is not allowed for parameter \"" + field + "\"";
-      }
-    }
-    return {};
+  /// "" when the body passes the provider's param_whitelist, else the reason.
+  std::string params_problem(const server::Request& request) const {
+    return check_params(options_.provider.param_whitelist, request.headers.get("Content-Type"), request.body);
   }
-
 
   upstream::Request build_request(const Exchange& ex, const std::string& api_key) const {
     const auto& p = options_.provider;
     upstream::Request up;
     up.method = ex.request.method;
-    up.target = p.base_path + ex.request.target;
-    for (const auto& f : ex.request.headers) {
-      if (hop_by_hop(f.name) || one_of(f.name, kClientIp) || iequals(f.name, "Host") ||
-          iequals(f.name, "Authorization") || iequals(f.name, "Content-Length") || iequals(f.name, "X-Request-ID") ||
-          iequals(f.name, "Expect")) {
-        continue;
-      }
-      up.headers.add(f.name, f.value);
-    }
+    up.target = upstream_target_;
+    up.headers = filter_headers(ex.request.headers, Direction::to_upstream);
     const bool default_port = (p.scheme == "https" && p.port == 443) || (p.scheme == "http" && p.port == 80);
     up.headers.set("Host", default_port ? p.host : p.host + ":" + std::to_string(p.port));
     up.headers.set("Authorization", "Bearer " + api_key);
@@ -190,11 +158,7 @@ class Pipeline {
   }
 
   Headers response_headers(const upstream::Response& res, std::string_view origin) const {
-    Headers h;
-    for (const auto& f : res.headers) {
-      if (hop_by_hop(f.name) || iequals(f.name, "Content-Length") || iequals(f.name, "X-Request-ID")) continue;
-      h.add(f.name, f.value);
-    }
+    Headers h = filter_headers(res.headers, Direction::to_client);
     if (!origin.empty() && !options_.provider.allowed_origins.empty()) add_cors_headers(h, origin);
     return h;
   }
@@ -290,6 +254,7 @@ class Pipeline {
 
   const Options& options_;
   const lifecycle::Published<const Deps>& deps_;
+  std::string upstream_target_;  // base path + normalised path + original query; set before forward()
 };
 
 }  // namespace

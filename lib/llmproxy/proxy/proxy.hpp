@@ -1,6 +1,7 @@
 #pragma once
-/// The `/v1/*` request pipeline (SPEC §5.2): CORS preflight -> method -> endpoint -> param whitelist -> origin ->
-/// token -> project active -> quota -> circuit breaker -> forward, relaying responses (streams chunk by chunk).
+/// The `/v1/*` request pipeline (SPEC §5.2, §5.5): target normalisation -> CORS preflight -> method -> endpoint ->
+/// origin -> token -> project active -> param whitelist -> quota -> circuit breaker -> forward, relaying responses
+/// (streams chunk by chunk). The pure rules live in target.hpp, headers.hpp and params.hpp.
 #include <chrono>
 
 #include "llmproxy/config/providers.hpp"
@@ -34,7 +35,7 @@ struct Options {
   std::chrono::milliseconds stream_idle_timeout{300000};  // silence between two chunks of a stream
 };
 
-/// Registers the `/v1/` prefix. Checks that need no state (method, endpoint, params, origin) run before boot
+/// Registers the `/v1/` prefix. Checks that need no state (target, method, endpoint, origin) run before boot
 /// completes; anything needing the database answers 503 service_unavailable until `deps` is published.
 /// What `deps` refers to must outlive the router.
 void register_routes(server::Router& router, Options options, lifecycle::Published<const Deps> deps);
