@@ -229,7 +229,7 @@ server::Router ServerProcess::make_router() {
   ops::register_routes(router, {readiness_, services_.ops}, driver_name(cfg_));
   if (cfg_.enable_metrics) ops::register_metrics_endpoint(router, cfg_.metrics_path, registry_);
   proxy::register_routes(router, proxy_options(cfg_, provider_), {readiness_, services_.proxy});
-  admin::register_routes(router, {readiness_, services_.admin});
+  admin::register_routes(router, {readiness_, services_.admin}, registry_);
   return router;
 }
 
