@@ -113,6 +113,11 @@ void management_auth_failures(TestDatabase::Kind kind) {
   auto metrics = f.proxy->get("/metrics");
   REQUIRE(metrics.status == 200);
   CHECK(metric(metrics.body, "llm_proxy_management_auth_failures_total") == failures);
+  // Audit drops are one family with a label per kind, under one HELP/TYPE header.
+  CHECK(metric(metrics.body, "llm_proxy_audit_dropped_total{kind=\"proxy\"}") == 0);
+  CHECK(metric(metrics.body, "llm_proxy_audit_dropped_total{kind=\"management\"}") == 0);
+  CHECK_THAT(metrics.body, Contains("# TYPE llm_proxy_audit_dropped_total counter\nllm_proxy_audit_dropped_total{"));
+  CHECK_THAT(metrics.body, !Contains("# HELP llm_proxy_audit_dropped_total{"));
 
   nlohmann::json page;
   for (int i = 0; i < 50; ++i) {
