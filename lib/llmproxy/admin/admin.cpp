@@ -172,6 +172,9 @@ void audit_auth_failure(const server::Exchange& ex, const Deps& deps, const std:
   event.actor = "anonymous";
   event.outcome = "denied";
   event.reason = reason;
+  // Shorter than for authorized calls: up to coalesce_max_keys of these are held in memory at once.
+  if (event.path) event.path = detail::clean_text(*event.path, 256);
+  if (event.user_agent) event.user_agent = detail::clean_text(*event.user_agent, 256);
   std::string key = "management.auth_failed|" + event.client_ip.value_or("");
   deps.auditor->record_coalesced(std::move(key), std::move(event));
 }
