@@ -1,7 +1,10 @@
 #include "llmproxy/admin/admin.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdint>
 #include <initializer_list>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string_view>
 #include <utility>
@@ -12,6 +15,7 @@
 #include "llmproxy/admin/detail/views.hpp"
 #include "llmproxy/audit/auditor.hpp"
 #include "llmproxy/log/log.hpp"
+#include "llmproxy/metrics/metrics.hpp"
 #include "llmproxy/util/crypto.hpp"
 
 namespace llmproxy::admin {
@@ -158,7 +162,25 @@ server::Response unavailable() {
                                  "the server is starting: the database is not ready yet");
 }
 
-net::awaitable<void> dispatch(server::Exchange& ex, lifecycle::Published<const Deps> published) {
+using FailureCounter = std::shared_ptr<std::atomic<std::uint64_t>>;
+
+/// Audits a refused management login: one `management.auth_failed` row per client address and minute with a
+/// count (Auditor::record_coalesced). Only the reason is kept, never what was presented.
+void audit_auth_failure(const server::Exchange& ex, const Deps& deps, const std::string& reason) {
+  if (deps.auditor == nullptr) return;
+  db::AuditEvent event = base_event(ex, "management.auth_failed");
+  event.actor = "anonymous";
+  event.outcome = "denied";
+  event.reason = reason;
+  // Shorter than for authorized calls: up to coalesce_max_keys of these are held in memory at once.
+  if (event.path) event.path = detail::clean_text(*event.path, 256);
+  if (event.user_agent) event.user_agent = detail::clean_text(*event.user_agent, 256);
+  std::string key = "management.auth_failed|" + event.client_ip.value_or("");
+  deps.auditor->record_coalesced(std::move(key), std::move(event));
+}
+
+net::awaitable<void> dispatch(server::Exchange& ex, lifecycle::Published<const Deps> published,
+                              FailureCounter auth_failures) {
   ex.access.route = "manage";
   const Deps* deps = published.get();
   // Before boot completes there is no configuration to check the token against; nothing is revealed but the
@@ -168,6 +190,8 @@ net::awaitable<void> dispatch(server::Exchange& ex, lifecycle::Published<const D
     co_return;
   }
   if (auto denied = check_auth(ex.request, deps->management_token); !denied.empty()) {
+    auth_failures->fetch_add(1, std::memory_order_relaxed);
+    audit_auth_failure(ex, *deps, denied);
     auto response = server::Response::error(401, "unauthorized", denied);
     response.headers.set("WWW-Authenticate", "Bearer");
     co_await ex.respond(std::move(response));
@@ -226,8 +250,12 @@ net::awaitable<void> dispatch(server::Exchange& ex, lifecycle::Published<const D
 
 }  // namespace
 
-void register_routes(server::Router& router, lifecycle::Published<const Deps> deps) {
-  server::Handler handler = [deps](server::Exchange& ex) { return dispatch(ex, deps); };
+void register_routes(server::Router& router, lifecycle::Published<const Deps> deps, metrics::Registry& registry) {
+  auto auth_failures = std::make_shared<std::atomic<std::uint64_t>>(0);
+  registry.add_counter("llm_proxy_management_auth_failures_total",
+                       "Management API requests refused for a missing, malformed or wrong management token.",
+                       [auth_failures] { return static_cast<double>(auth_failures->load(std::memory_order_relaxed)); });
+  server::Handler handler = [deps, auth_failures](server::Exchange& ex) { return dispatch(ex, deps, auth_failures); };
   router.add_exact("/manage", handler);
   router.add_prefix(std::string(kPrefix), handler);
 }

@@ -18,6 +18,9 @@ class Auditor;
 namespace llmproxy::util {
 class Cipher;
 }
+namespace llmproxy::metrics {
+class Registry;
+}
 
 namespace llmproxy::admin {
 
@@ -34,7 +37,10 @@ struct Deps {
 
 /// Registers `/manage` and the `/manage/` prefix. Until `deps` is published every request answers 503
 /// service_unavailable, before the management token is checked (there is nothing to check it against yet).
-/// What `deps` refers to must outlive the router.
-void register_routes(server::Router& router, lifecycle::Published<const Deps> deps);
+/// A request with a missing, malformed or wrong management token answers 401, is counted in
+/// llm_proxy_management_auth_failures_total (registered in `registry`) and audited as `management.auth_failed`,
+/// coalesced per client address (Auditor::record_coalesced); the presented token is never logged or stored.
+/// What `deps` refers to and `registry` must outlive the router.
+void register_routes(server::Router& router, lifecycle::Published<const Deps> deps, metrics::Registry& registry);
 
 }  // namespace llmproxy::admin

@@ -226,10 +226,10 @@ ServerProcess::~ServerProcess() {
 
 server::Router ServerProcess::make_router() {
   server::Router router;
-  ops::register_routes(router, {readiness_, services_.ops}, driver_name(cfg_));
+  ops::register_routes(router, {readiness_, services_.ops}, driver_name(cfg_), registry_);
   if (cfg_.enable_metrics) ops::register_metrics_endpoint(router, cfg_.metrics_path, registry_);
   proxy::register_routes(router, proxy_options(cfg_, provider_), {readiness_, services_.proxy});
-  admin::register_routes(router, {readiness_, services_.admin});
+  admin::register_routes(router, {readiness_, services_.admin}, registry_);
   return router;
 }
 
@@ -289,7 +289,9 @@ void ServerProcess::build_services() {
   const upstream::Endpoint endpoint{provider_.scheme, provider_.host, provider_.port};
   s.client = std::make_unique<upstream::Client>(server_.io(), endpoint, client_options(provider_));
   s.breaker = std::make_unique<upstream::CircuitBreaker>(cfg_.circuit_breaker_threshold, cfg_.circuit_breaker_cooldown);
-  s.ops = {s.driver.get(), s.executor.get()};
+  s.ops = {s.driver.get(), s.executor.get(), [url = cfg_.db.url](std::string message) {
+             return config::scrub_database_url_passwords(std::move(message), url);
+           }};
   s.proxy = {s.tokens.get(), s.client.get(), s.breaker.get(), &registry_};
   s.admin = {s.driver.get(), s.executor.get(), s.tokens.get(), s.auditor.get(), &cipher_, cfg_.management_token};
 }

@@ -298,7 +298,7 @@ struct TokenService::Impl {
     ev.project_id = a.project_id;
     ev.reason = std::string(reason);
     ev.metadata = nlohmann::json{{"token_hint", a.token_hint}}.dump();
-    auditor->record(std::move(ev));
+    auditor->record_coalesced(std::move(ev));  // one row per token, reason and minute, with a count
   }
 
   // The project step, split so that a cache hit needs no nested coroutine (no frame allocation):

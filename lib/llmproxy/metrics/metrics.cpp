@@ -82,8 +82,13 @@ std::string Registry::render() const {
   header(out, "llm_proxy_upstream_duration_seconds", "histogram", "Time from sending upstream to its response headers.");
   upstream_seconds.render(out, "llm_proxy_upstream_duration_seconds");
 
+  // A name may carry labels (`family{kind="x"}`): samples of one family registered one after the other share
+  // one HELP/TYPE header.
+  std::string family;
   auto gauge = [&](const std::string& name, const char* type, const std::string& help, double v) {
-    header(out, name, type, help);
+    const std::string this_family = name.substr(0, name.find('{'));
+    if (this_family != family) header(out, this_family, type, help);
+    family = this_family;
     out += name + " " + number(v) + "\n";
   };
   gauge("llm_proxy_in_flight_requests", "gauge", "Requests being handled now.", static_cast<double>(in_flight.load()));

@@ -41,7 +41,8 @@ class Registry {
   std::atomic<std::uint64_t> upstream_errors{0};  // upstream exchanges that failed (connect, TLS, timeout)
 
   /// Values owned elsewhere, sampled at render time (pool stats, cache counters, breaker state, ...).
-  /// Register before the server starts.
+  /// Register before the server starts. A name may carry labels (`name{kind="x"}`); register the samples of one
+  /// family one after the other (they share the first one's HELP and TYPE).
   void add_gauge(std::string name, std::string help, std::function<double()> sample);
   void add_counter(std::string name, std::string help, std::function<double()> sample);
 

@@ -1,10 +1,23 @@
 #include "llmproxy/ops/ops.hpp"
 
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
 #include <chrono>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "llmproxy/db/database.hpp"
 #include "llmproxy/db/executor.hpp"
+#include "llmproxy/log/log.hpp"
 #include "llmproxy/metrics/metrics.hpp"
 
 #ifndef LLMPROXY_VERSION
@@ -17,13 +30,91 @@ namespace net = boost::asio;
 
 namespace {
 
-/// Runs the database health check on the DB pool (it is a blocking round trip). Down ("starting") before boot.
-net::awaitable<db::HealthReport> check(const Deps* deps) {
+using Clock = std::chrono::steady_clock;
+
+/// How long a database check answers /ready and /health.
+constexpr std::chrono::milliseconds kHealthLifetime{1000};
+/// How often a probe waiting for another probe's check looks for its result.
+constexpr std::chrono::milliseconds kWaitStep{5};
+
+/// The fixed category /health shows for a failed check: the driver's message names the host, port, user and
+/// database, which a public probe must not reveal.
+std::string error_category(const std::string& message) {
+  std::string m = message;
+  std::transform(m.begin(), m.end(), m.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  const auto has = [&m](const char* s) { return m.find(s) != std::string::npos; };
+  if (has("pool exhausted")) return "pool_exhausted";
+  if (has("timeout") || has("timed out") || has("canceling statement")) return "timeout";
+  if (has("connect") || has("connection") || has("refused") || has("unreachable") || has("no route")) {
+    return "unreachable";
+  }
+  return "error";
+}
+
+/// The database state behind /ready and /health: one check at a time, its result reused for kHealthLifetime.
+class HealthCache {
+ public:
+  /// The state at most kHealthLifetime old. Runs the check (on the DB pool: it is a blocking round trip) if
+  /// no fresh result exists and no other caller is running one; else waits for that caller's result.
+  net::awaitable<db::HealthReport> get(const Deps& deps) {
+    for (;;) {
+      bool lead = false;
+      {
+        std::lock_guard lock(mutex_);
+        if (report_ && Clock::now() - checked_at_ < kHealthLifetime) co_return *report_;
+        if (!checking_) lead = checking_ = true;
+      }
+      if (lead) co_return co_await refresh(deps);
+      net::steady_timer pause(co_await net::this_coro::executor, kWaitStep);
+      co_await pause.async_wait(net::use_awaitable);
+    }
+  }
+
+  std::uint64_t checks() const { return checks_.load(std::memory_order_relaxed); }
+
+ private:
+  net::awaitable<db::HealthReport> refresh(const Deps& deps) {
+    db::Database* database = deps.database;
+    // A named lambda: GCC 12 double-destroys lambda temporaries inside co_await expressions (see executor.hpp).
+    auto work = [database] { return database->health(); };
+    db::HealthReport report;
+    std::exception_ptr failed;
+    checks_.fetch_add(1, std::memory_order_relaxed);
+    try {
+      report = co_await deps.executor->run(std::move(work));
+    } catch (...) {
+      failed = std::current_exception();
+    }
+    bool was_up = true;
+    {
+      std::lock_guard lock(mutex_);
+      checking_ = false;
+      if (failed) std::rethrow_exception(failed);
+      was_up = !report_ || report_->up;
+      report_ = report;
+      checked_at_ = Clock::now();
+    }
+    if (was_up && !report.up) {
+      const std::string detail = deps.scrub ? deps.scrub(report.error) : report.error;
+      log::write(log::Level::warn, "health_check_failed",
+                 {{"category", error_category(report.error)}, {"error", detail}});
+    } else if (!was_up && report.up) {
+      log::write(log::Level::info, "health_check_recovered");
+    }
+    co_return report;
+  }
+
+  std::mutex mutex_;
+  std::optional<db::HealthReport> report_;  // guarded by mutex_
+  Clock::time_point checked_at_;            // guarded by mutex_
+  bool checking_ = false;                   // guarded by mutex_: a caller is running the check
+  std::atomic<std::uint64_t> checks_{0};
+};
+
+/// The database state: down ("starting") before boot.
+net::awaitable<db::HealthReport> check(const std::shared_ptr<HealthCache>& cache, const Deps* deps) {
   if (deps == nullptr) co_return db::HealthReport{};
-  db::Database* database = deps->database;
-  // A named lambda: GCC 12 double-destroys lambda temporaries inside co_await expressions (see executor.hpp).
-  auto work = [database] { return database->health(); };
-  co_return co_await deps->executor->run(std::move(work));
+  co_return co_await cache->get(*deps);
 }
 
 nlohmann::json pool_json(const db::PoolStats& p) {
@@ -32,14 +123,20 @@ nlohmann::json pool_json(const db::PoolStats& p) {
 
 }  // namespace
 
-void register_routes(server::Router& router, lifecycle::Published<const Deps> deps, std::string driver) {
+void register_routes(server::Router& router, lifecycle::Published<const Deps> deps, std::string driver,
+                     metrics::Registry& registry) {
+  auto cache = std::make_shared<HealthCache>();
+  registry.add_counter("llm_proxy_health_checks_total",
+                       "Database round trips made for /ready and /health (at most about one per second).",
+                       [cache] { return static_cast<double>(cache->checks()); });
+
   router.add_exact("/live", [](server::Exchange& ex) -> net::awaitable<void> {
     ex.access.route = "ops";
     server::Response response = server::Response::json(200, R"({"status":"alive"})");
     co_await ex.respond(std::move(response));
   });
 
-  router.add_exact("/ready", [deps](server::Exchange& ex) -> net::awaitable<void> {
+  router.add_exact("/ready", [deps, cache](server::Exchange& ex) -> net::awaitable<void> {
     ex.access.route = "ops";
     const Deps* booted = deps.get();
     if (booted == nullptr) {
@@ -47,7 +144,7 @@ void register_routes(server::Router& router, lifecycle::Published<const Deps> de
       co_await ex.respond(std::move(response));
       co_return;
     }
-    auto report = co_await check(booted);
+    auto report = co_await check(cache, booted);
     // Built before the co_await: GCC 12 mishandles conditional temporaries inside co_await expressions.
     server::Response response = server::Response::json(200, R"({"status":"ready"})");
     if (!report.up) response = server::Response::json(503, R"({"status":"database_unavailable"})");
@@ -55,18 +152,18 @@ void register_routes(server::Router& router, lifecycle::Published<const Deps> de
   });
 
   const auto started = std::chrono::steady_clock::now();
-  router.add_exact("/health", [deps, driver = std::move(driver), started](server::Exchange& ex)
+  router.add_exact("/health", [deps, cache, driver = std::move(driver), started](server::Exchange& ex)
                                   -> net::awaitable<void> {
     ex.access.route = "ops";
     const Deps* booted = deps.get();
-    auto report = co_await check(booted);
+    auto report = co_await check(cache, booted);
     const auto uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     nlohmann::json db = {{"driver", driver}, {"status", report.up ? "up" : "down"}};
     if (booted != nullptr) {
       db["latency_ms"] = report.latency_ms;
       db["pool"] = pool_json(report.pool);
     }
-    if (!report.up) db["error"] = booted != nullptr ? report.error : std::string("starting");
+    if (!report.up) db["error"] = booted != nullptr ? error_category(report.error) : std::string("starting");
     nlohmann::json body = {{"status", report.up ? "ok" : "degraded"},
                            {"version", LLMPROXY_VERSION},
                            {"uptime_seconds", static_cast<std::int64_t>(uptime)},

@@ -1,4 +1,7 @@
 // Audit trail reads: /manage/audit[/{id}] (SPEC §7.3), newest first, filtered and paginated.
+#include <algorithm>
+#include <chrono>
+
 #include "llmproxy/admin/detail/input.hpp"
 #include "llmproxy/admin/detail/request_context.hpp"
 #include "llmproxy/admin/detail/views.hpp"
@@ -17,7 +20,13 @@ std::optional<util::TimePoint> time_filter(const server::Request& request, const
     invalid(std::string("query parameter \"") + name +
             "\" must be an RFC 3339 time such as 2026-01-02T03:04:05Z or 2026-01-02T03:04:05.5+01:00");
   }
-  return parsed;
+  // Any syntactically valid time is a valid filter. Times outside years 1-9999 (year 0, or year 9999 shifted
+  // by an offset) are moved to the nearest end of that range: no stored event lies beyond it, so the result is
+  // the same, and both drivers can compare with it (PostgreSQL has no year 0 and fails on such literals).
+  using namespace std::chrono;
+  static const util::TimePoint kEarliest = sys_days{year{1} / January / 1};
+  static const util::TimePoint kLatest = sys_days{year{10000} / January / 1} - microseconds{1};
+  return std::clamp(*parsed, kEarliest, kLatest);
 }
 
 }  // namespace
