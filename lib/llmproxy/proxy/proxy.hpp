@@ -2,6 +2,7 @@
 /// The `/v1/*` request pipeline (SPEC §5.2): CORS preflight -> method -> endpoint -> param whitelist -> origin ->
 /// token -> project active -> quota -> circuit breaker -> forward, relaying responses (streams chunk by chunk).
 #include <chrono>
+#include <cstdint>
 
 #include "llmproxy/config/providers.hpp"
 #include "llmproxy/lifecycle/readiness.hpp"
@@ -32,6 +33,7 @@ struct Options {
   config::Provider provider;
   std::chrono::milliseconds request_timeout{300000};      // headers + non-streaming body
   std::chrono::milliseconds stream_idle_timeout{300000};  // silence between two chunks of a stream
+  std::uint64_t max_buffered_response_size = 10485760;    // larger non-streaming bodies are relayed as they arrive
 };
 
 /// Registers the `/v1/` prefix. Checks that need no state (method, endpoint, params, origin) run before boot
