@@ -63,6 +63,7 @@ server::ServerOptions server_options(const config::Config& cfg) {
   opts.io_threads = cfg.io_threads;
   opts.header_read_timeout = cfg.header_read_timeout;
   opts.body_read_timeout = cfg.request_body_timeout;
+  opts.write_timeout = cfg.request_timeout;
   opts.max_request_size = cfg.max_request_size;
   opts.max_header_count = static_cast<std::size_t>(cfg.max_header_count);
   opts.max_connections = cfg.max_connections;

@@ -227,7 +227,7 @@ class SessionExchange final : public Exchange {
     close_after_ = !res.keep_alive();
     res.body() = std::move(response.body);
     res.prepare_payload();
-    conn_.stream.expires_after(opts_.body_read_timeout);
+    conn_.stream.expires_after(opts_.write_timeout);
     beast::error_code ec;
     if (head_) {
       // Content-Length states what GET would send; no body byte follows (RFC 9110 §9.3.2).
@@ -281,7 +281,7 @@ class SessionExchange final : public Exchange {
     if (client_gone_ || mode_ == Mode::no_body || mode_ == Mode::none) co_return false;
     if (data.empty()) co_return true;  // an empty chunk would end the body
     if (mode_ == Mode::sized && data.size() > expected_ - bytes_) co_return false;  // more than announced
-    conn_.stream.expires_after(opts_.body_read_timeout);
+    conn_.stream.expires_after(opts_.write_timeout);
     beast::error_code ec;
     if (mode_ == Mode::chunked) {
       const auto chunk = http::make_chunk(net::const_buffer(data.data(), data.size()));
@@ -301,7 +301,7 @@ class SessionExchange final : public Exchange {
     if (client_gone_) co_return false;
     switch (mode_) {
       case Mode::chunked: {
-        conn_.stream.expires_after(opts_.body_read_timeout);
+        conn_.stream.expires_after(opts_.write_timeout);
         const auto last = http::make_chunk_last();
         auto [ec, n] = co_await net::async_write(conn_.stream, last, kUseTuple);
         if (ec) client_gone_ = true;
@@ -362,7 +362,7 @@ class SessionExchange final : public Exchange {
     close_after_ = !res.keep_alive() || mode_ == Mode::until_close;
     if (mode_ == Mode::no_body) stream_ended_ = true;
     http::response_serializer<http::empty_body> sr(res);
-    conn_.stream.expires_after(opts_.body_read_timeout);
+    conn_.stream.expires_after(opts_.write_timeout);
     auto [ec, n] = co_await http::async_write_header(conn_.stream, sr, kUseTuple);
     if (ec) client_gone_ = true;
     co_return !client_gone_ && mode_ != Mode::no_body;
@@ -633,8 +633,9 @@ struct Server::Impl {
       beast::error_code ignored;
       if (shared->open.load(std::memory_order_relaxed) >= shared->opts.max_connections) {
         // Over the cap: closed before reading a byte, no response (cheapest for the server under a flood).
-        socket.close(ignored);
+        // Counted first, so whoever sees the close also sees the count.
         if (shared->hooks.connection_rejected) shared->hooks.connection_rejected();
+        socket.close(ignored);
         note_rejection();
         continue;
       }

@@ -21,6 +21,7 @@ struct ServerOptions {
   int io_threads = 1;
   std::chrono::milliseconds header_read_timeout{30000};
   std::chrono::milliseconds body_read_timeout{60000};  // the whole body, from the end of the header (408)
+  std::chrono::milliseconds write_timeout{300000};     // each response write (a complete body, or one piece)
   std::uint64_t max_request_size = 10485760;
   std::size_t max_header_size = 16 * 1024;  // larger header sections get 431
   std::size_t max_header_count = 100;       // more header fields get 431
