@@ -31,7 +31,7 @@ class MockUpstream {
   /// Forgets the recorded requests.
   void clear();
   /// {"connections_opened","connections_closed","active_connections","streams_started","streams_completed",
-  ///  "streams_aborted"}. The connection asking for the stats is itself counted as active.
+  ///  "streams_aborted","stalls_aborted"} (stalls_aborted: X-Mock-Stall-Ms waits ended by the client closing). The connection asking for the stats is itself counted as active.
   nlohmann::json stats() const;
   /// Polls stats() until `predicate` holds or `timeout` passes; returns whether it held.
   bool wait_for_stats(const std::function<bool(const nlohmann::json&)>& predicate,

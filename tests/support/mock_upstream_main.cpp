@@ -57,6 +57,7 @@ struct Stats {
   std::uint64_t streams_started = 0;
   std::uint64_t streams_completed = 0;
   std::uint64_t streams_aborted = 0;
+  std::uint64_t stalls_aborted = 0;  // X-Mock-Stall-Ms waits cut short because the client closed the connection
 };
 
 /// Everything the mock remembers. Confined to the single io_context thread.
@@ -279,7 +280,8 @@ net::awaitable<bool> handle(beast::tcp_stream& stream, const Request& req, std::
                  {"active_connections", s.connections_opened - s.connections_closed},
                  {"streams_started", s.streams_started},
                  {"streams_completed", s.streams_completed},
-                 {"streams_aborted", s.streams_aborted}};
+                 {"streams_aborted", s.streams_aborted},
+                 {"stalls_aborted", s.stalls_aborted}};
     Response res = json_response(req, http::status::ok, body);
     co_return co_await send(stream, std::move(res));
   }
@@ -294,7 +296,19 @@ net::awaitable<bool> handle(beast::tcp_stream& stream, const Request& req, std::
 
   if (auto stall = knob_ms(req, "X-Mock-Stall-Ms"); stall.count() > 0) {
     net::steady_timer timer(stream.get_executor(), stall);
-    co_await timer.async_wait(kUseTuple);
+    // A client (the proxy) closing meanwhile ends the stall at once and is counted: tests measure how fast an
+    // abandoned request is cancelled upstream.
+    auto watch = std::make_shared<PeerWatch>();
+    watch->timer = &timer;
+    {
+      WatchGuard guard(watch, stream.socket());
+      PeerWatch::arm(watch, stream.socket());
+      co_await timer.async_wait(kUseTuple);
+    }
+    if (watch->peer_closed) {
+      ++state.stats.stalls_aborted;
+      co_return false;
+    }
   }
 
   if (auto status = knob(req, "X-Mock-Status"); status && *status >= 100 && *status <= 599) {

@@ -62,8 +62,11 @@ server::ServerOptions server_options(const config::Config& cfg) {
   opts.port = cfg.listen_port;
   opts.io_threads = cfg.io_threads;
   opts.header_read_timeout = cfg.header_read_timeout;
-  opts.body_read_timeout = cfg.request_timeout;
+  opts.body_read_timeout = cfg.request_body_timeout;
+  opts.write_timeout = cfg.request_timeout;
   opts.max_request_size = cfg.max_request_size;
+  opts.max_header_count = static_cast<std::size_t>(cfg.max_header_count);
+  opts.max_connections = cfg.max_connections;
   opts.shutdown_timeout = cfg.shutdown_timeout;
   return opts;
 }
@@ -73,6 +76,7 @@ proxy::Options proxy_options(const config::Config& cfg, const config::Provider& 
   opts.provider = provider;
   opts.request_timeout = cfg.request_timeout;
   opts.stream_idle_timeout = cfg.stream_idle_timeout;
+  opts.max_buffered_response_size = cfg.max_buffered_response_size;
   return opts;
 }
 

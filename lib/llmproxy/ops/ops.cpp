@@ -203,6 +203,12 @@ void register_pool_metrics(metrics::Registry& registry, lifecycle::Published<con
 server::ServerHooks request_metrics_hooks(metrics::Registry& registry) {
   server::ServerHooks hooks;
   hooks.connection_opened_closed = [&registry](int d) { registry.open_connections.fetch_add(d); };
+  // Atomic: bumped on the acceptor's strand, read by whoever renders /metrics.
+  auto rejected = std::make_shared<std::atomic<std::uint64_t>>(0);
+  registry.add_counter("llm_proxy_connections_rejected_total",
+                       "Client connections closed at once because MAX_CONNECTIONS were open.",
+                       [rejected] { return static_cast<double>(rejected->load(std::memory_order_relaxed)); });
+  hooks.connection_rejected = [rejected] { rejected->fetch_add(1, std::memory_order_relaxed); };
   hooks.request_in_flight = [&registry](int d) { registry.in_flight.fetch_add(d); };
   hooks.request_done = [&registry](const server::Request&, const server::AccessInfo& access, int status, double ms,
                                    std::uint64_t) {

@@ -1,8 +1,11 @@
 #include "llmproxy/proxy/proxy.hpp"
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include <algorithm>
+#include <array>
+#include <charconv>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -163,6 +166,72 @@ class Pipeline {
     return h;
   }
 
+  /// send() that never throws (the race in forward() needs both sides to finish normally): the response, or
+  /// the error. Cancellation (the client left) ends it with `error` set; the connection is closed then.
+  net::awaitable<void> send_upstream(const Deps& deps, const upstream::Request& request,
+                                     std::chrono::milliseconds header_timeout, std::unique_ptr<upstream::Response>& res,
+                                     std::optional<upstream::Error>& error) {
+    try {
+      res = co_await deps.client->send(request, header_timeout);
+    } catch (const upstream::Error& e) {
+      error = e;
+    } catch (const std::exception& e) {
+      error = upstream::Error(upstream::ErrorKind::closed, e.what());
+    }
+  }
+
+  /// read_all() that never throws, for the same race.
+  static net::awaitable<void> read_upstream_body(upstream::Response& res, std::chrono::milliseconds timeout,
+                                                 std::string& body, std::optional<upstream::ErrorKind>& error) {
+    try {
+      body = co_await res.read_all(timeout);
+    } catch (const upstream::Error& e) {
+      error = e.kind;
+    } catch (const std::exception&) {
+      error = upstream::ErrorKind::closed;
+    }
+  }
+
+  /// The upstream's Content-Length, when it sent exactly one valid one.
+  static std::optional<std::uint64_t> content_length(const upstream::Response& res) {
+    const std::string_view v = res.headers.get("Content-Length");
+    std::uint64_t n = 0;
+    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (v.empty() || ec != std::errc{} || end != v.data() + v.size()) return std::nullopt;
+    return n;
+  }
+
+  static void log_client_gone(const Exchange& ex) {
+    log::write(log::Level::info, "client_gone", {{"request_id", ex.request.request_id}});
+  }
+
+  /// Relays a body of known length without holding it: each piece goes out as it arrives. A failure on
+  /// either side closes both connections (the client sees a short body on a closed connection).
+  net::awaitable<void> relay_sized(Exchange& ex, upstream::Response& res, Headers headers, std::uint64_t length,
+                                   std::chrono::milliseconds idle_timeout) {
+    if (!co_await ex.begin_sized(res.status, std::move(headers), length)) {
+      res.abort();
+      co_return;
+    }
+    for (;;) {
+      std::optional<std::string> piece;
+      try {
+        piece = co_await res.read_some(idle_timeout);
+      } catch (const upstream::Error& e) {
+        log::write(log::Level::warn, "upstream_body_failed",
+                   {{"request_id", ex.request.request_id}, {"error", e.what()}});
+        res.abort();
+        co_return;
+      }
+      if (!piece) break;
+      if (!co_await ex.write_chunk(*piece)) {
+        res.abort();
+        co_return;
+      }
+    }
+    co_await ex.end_stream();
+  }
+
 // GCC 12 false positive (-Wmismatched-new-delete, also reported against Boost 1.81 elsewhere): Asio allocates a
 // coroutine frame with awaitable_frame_base::operator new, which may fall back to std::aligned_alloc, and frees it
 // with the matching awaitable_frame_base::operator delete; once both are inlined GCC pairs aligned_alloc with the
@@ -170,16 +239,24 @@ class Pipeline {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
   net::awaitable<void> forward(Exchange& ex, const Deps& deps, const std::string& api_key, std::string_view origin) {
+    using namespace net::experimental::awaitable_operators;
     const auto& p = options_.provider;
     const auto header_timeout = std::min(options_.request_timeout, p.timeouts.response_header);
     const auto sent = std::chrono::steady_clock::now();
     std::unique_ptr<upstream::Response> res;
     std::optional<upstream::Error> error;
     const upstream::Request request = build_request(ex, api_key);
-    try {
-      res = co_await deps.client->send(request, header_timeout);
-    } catch (const upstream::Error& e) {
-      error = e;
+    {
+      // Raced with the client leaving: a client that gives up cancels the upstream request (its connection is
+      // closed) instead of leaving it to run to the timeout. Named locals: GCC 12 and co_await temporaries.
+      auto call = send_upstream(deps, request, header_timeout, res, error);
+      auto gone = ex.client_gone();
+      auto race = std::move(call) || std::move(gone);
+      if ((co_await std::move(race)).index() == 1) {
+        if (res) res->abort();
+        log_client_gone(ex);
+        co_return;
+      }
     }
     ex.access.upstream_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - sent).count();
     if (error) {
@@ -197,13 +274,25 @@ class Pipeline {
     deps.breaker->record(upstream::outcome_of_status(res->status));
 
     Headers headers = response_headers(*res, origin);
+    const auto body_timeout = std::min(options_.request_timeout, p.timeouts.request);
+    const std::optional<std::uint64_t> length = content_length(*res);
+    if (!res->streaming && length && *length > options_.max_buffered_response_size) {
+      // Too large to hold: relayed piece by piece under the same Content-Length.
+      co_await relay_sized(ex, *res, std::move(headers), *length, body_timeout);
+      co_return;
+    }
     if (!res->streaming) {
       std::string body;
       std::optional<upstream::ErrorKind> read_error;
-      try {
-        body = co_await res->read_all(std::min(options_.request_timeout, p.timeouts.request));
-      } catch (const upstream::Error& e) {
-        read_error = e.kind;
+      {
+        auto read = read_upstream_body(*res, body_timeout, body, read_error);
+        auto gone = ex.client_gone();
+        auto race = std::move(read) || std::move(gone);
+        if ((co_await std::move(race)).index() == 1) {
+          res->abort();
+          log_client_gone(ex);
+          co_return;
+        }
       }
       if (read_error) {
         deps.metrics->upstream_errors.fetch_add(1, std::memory_order_relaxed);

@@ -3,6 +3,7 @@
 /// origin -> token -> project active -> param whitelist -> quota -> circuit breaker -> forward, relaying responses
 /// (streams chunk by chunk). The pure rules live in target.hpp, headers.hpp and params.hpp.
 #include <chrono>
+#include <cstdint>
 
 #include "llmproxy/config/providers.hpp"
 #include "llmproxy/lifecycle/readiness.hpp"
@@ -33,6 +34,7 @@ struct Options {
   config::Provider provider;
   std::chrono::milliseconds request_timeout{300000};      // headers + non-streaming body
   std::chrono::milliseconds stream_idle_timeout{300000};  // silence between two chunks of a stream
+  std::uint64_t max_buffered_response_size = 10485760;    // larger non-streaming bodies are relayed as they arrive
 };
 
 /// Registers the `/v1/` prefix. Checks that need no state (target, method, endpoint, origin) run before boot

@@ -3,6 +3,7 @@
 /// every method must be called from the handler's coroutine (which runs on that strand).
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <cstdint>
 #include <functional>
 #include <string_view>
 
@@ -17,15 +18,27 @@ class Exchange {
   Request request;
   AccessInfo access;
 
-  /// Sends a complete response (Content-Length framing). At most one response per exchange.
+  /// Sends a complete response (Content-Length framing). At most one response per exchange. For a HEAD
+  /// request only the header goes out (Content-Length states the body's length).
   virtual boost::asio::awaitable<void> respond(Response response) = 0;
-  /// Starts a chunked response. Returns false if the client is gone.
+  /// Starts a response whose body follows in pieces (write_chunk): chunked for HTTP/1.1 clients, delimited by
+  /// closing the connection for HTTP/1.0 clients. Returns false if no body is wanted (client gone, or HEAD).
   virtual boost::asio::awaitable<bool> begin_stream(int status, Headers headers) = 0;
-  /// Sends one chunk immediately (no coalescing). Returns false if the client is gone.
+  /// Starts a response of `content_length` body bytes that follow in pieces (write_chunk), so a large body is
+  /// relayed without being held whole. If fewer bytes are written before end_stream the connection is closed.
+  /// Returns false if no body is wanted (client gone, or HEAD).
+  virtual boost::asio::awaitable<bool> begin_sized(int status, Headers headers, std::uint64_t content_length) = 0;
+  /// Sends one piece of body immediately (no coalescing). Returns false if no more body is wanted.
   virtual boost::asio::awaitable<bool> write_chunk(std::string_view data) = 0;
-  /// Sends the last chunk. Returns false if the client is gone.
+  /// Ends the body (the last chunk, when chunked). Returns false if the client is gone.
   virtual boost::asio::awaitable<bool> end_stream() = 0;
-  /// True once respond() or begin_stream() was called.
+  /// Completes when the client closes its side of the connection or it fails; never completes otherwise
+  /// (cancel it: race it with the work it should abort, e.g. `work || ex.client_gone()`, awaitable_operators).
+  /// Bytes the client sends meanwhile (a pipelined request) are kept for the next exchange; once more than
+  /// the header limit is buffered the watch stops reading (it then waits until cancelled).
+  /// Only while no response has been started.
+  virtual boost::asio::awaitable<void> client_gone() = 0;
+  /// True once respond(), begin_stream() or begin_sized() was called.
   virtual bool responded() const = 0;
   /// The connection's strand.
   virtual boost::asio::any_io_executor executor() const = 0;

@@ -12,9 +12,13 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <sys/resource.h>
+
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <thread>
@@ -45,6 +49,79 @@ bool valid_request_id(std::string_view id) {
   return true;
 }
 
+/// How long and how much a connection keeps reading (and dropping) after an error response before it closes.
+constexpr auto kLingerTime = 1s;
+constexpr std::size_t kLingerBytes = 256 * 1024;
+/// At most one "connections refused" warning per this period (the metric counts every one).
+constexpr auto kRejectLogPeriod = 10s;
+
+std::string_view trim(std::string_view v) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return v;
+}
+
+/// Why a request head is refused before any handler sees it.
+struct Refusal {
+  int status;
+  std::string_view code;
+  std::string_view message;
+};
+
+/// The request target in origin form (path + query). Absolute form (`http://authority/path?q`, what a client
+/// talking to a forward proxy sends) is accepted as its path and query; its authority must be non-empty and
+/// is otherwise ignored (routing never depends on Host). Anything else but `*` is refused.
+std::optional<std::string> origin_form(std::string_view target) {
+  if (target.starts_with('/') || target == "*") return std::string(target);
+  const auto scheme_end = target.find("://");
+  if (scheme_end == std::string_view::npos) return std::nullopt;
+  const auto scheme = target.substr(0, scheme_end);
+  if (!iequals(scheme, "http") && !iequals(scheme, "https")) return std::nullopt;
+  std::string_view rest = target.substr(scheme_end + 3);
+  const auto path_start = rest.find_first_of("/?");
+  const auto authority = rest.substr(0, path_start);
+  if (authority.empty() || authority.find('@') != std::string_view::npos) return std::nullopt;
+  if (path_start == std::string_view::npos) return std::string("/");
+  std::string out(rest.substr(path_start));
+  if (out.front() == '?') out.insert(out.begin(), '/');
+  return out;
+}
+
+/// The framing and header rules Beast leaves to the application (RFC 9112 §6.1, §6.3, §3.2), decided like
+/// nginx: exactly one Host on HTTP/1.1; Transfer-Encoding only as a single `chunked`; at most one
+/// Content-Length, a plain number (Beast accepts `5, 5` and identical repeats; we refuse them), never with
+/// Transfer-Encoding; at most max_header_count fields.
+std::optional<Refusal> check_head(const http::request<http::string_body>& req, const ServerOptions& opts) {
+  std::size_t fields = 0, hosts = 0, lengths = 0, encodings = 0;
+  std::string_view encoding, length;
+  for (const auto& f : req) {
+    ++fields;
+    switch (f.name()) {
+      case http::field::host: ++hosts; break;
+      case http::field::content_length: ++lengths; length = f.value(); break;
+      case http::field::transfer_encoding: ++encodings; encoding = f.value(); break;
+      default: break;
+    }
+  }
+  if (fields > opts.max_header_count) {
+    return Refusal{431, "request_header_too_large", "too many request header fields"};
+  }
+  if (hosts > 1) return Refusal{400, "bad_request", "more than one Host header"};
+  if (hosts == 0 && req.version() >= 11) return Refusal{400, "bad_request", "missing Host header"};
+  if (encodings > 1 || (encodings == 1 && !iequals(trim(encoding), "chunked"))) {
+    return Refusal{400, "bad_request", "unsupported Transfer-Encoding (only chunked is accepted)"};
+  }
+  if (encodings > 0 && lengths > 0) return Refusal{400, "bad_request", "both Content-Length and Transfer-Encoding"};
+  if (lengths > 1) return Refusal{400, "bad_request", "more than one Content-Length header"};
+  if (lengths == 1) {
+    const auto v = trim(length);
+    if (v.empty() || v.find_first_not_of("0123456789") != std::string_view::npos) {
+      return Refusal{400, "bad_request", "invalid Content-Length"};
+    }
+  }
+  return std::nullopt;
+}
+
 /// One accepted connection, registered so stop() can close idle ones. `in_exchange` is written on the
 /// connection's strand and read by stop() from another thread, hence atomic.
 struct Conn {
@@ -63,6 +140,7 @@ struct Shared {
   ServerHooks hooks;
   std::mutex mu;
   std::unordered_set<std::shared_ptr<Conn>> conns;
+  std::atomic<int> open{0};  // accepted and not yet closed; counted by the accept loop, so the cap is exact
   std::atomic<bool> stopping{false};
   std::function<void()> on_empty;  // set by stop(); called once when the last connection leaves
 };
@@ -83,6 +161,7 @@ class ConnGuard {
       shared_->conns.erase(conn_);
       if (shared_->conns.empty() && shared_->stopping) notify = std::move(shared_->on_empty);
     }
+    shared_->open.fetch_sub(1, std::memory_order_relaxed);
     if (notify) notify();
   }
   ConnGuard(const ConnGuard&) = delete;
@@ -93,56 +172,123 @@ class ConnGuard {
   std::shared_ptr<Conn> conn_;
 };
 
+/// Cancels the connection's pending I/O when a deadline passes: socket.cancel(), not close, so the session
+/// can still answer (408). Runs on the connection's strand; disarmed when destroyed.
+class CancelAt {
+ public:
+  CancelAt(const std::shared_ptr<Conn>& conn, std::chrono::milliseconds after)
+      : state_(std::make_shared<State>()), timer_(conn->stream.get_executor()) {
+    timer_.expires_after(after);
+    timer_.async_wait([state = state_, conn](boost::system::error_code ec) {
+      if (ec || !state->armed) return;
+      state->fired = true;
+      boost::system::error_code ignored;
+      conn->stream.socket().cancel(ignored);
+    });
+  }
+  ~CancelAt() {
+    state_->armed = false;
+    timer_.cancel();
+  }
+  CancelAt(const CancelAt&) = delete;
+  CancelAt& operator=(const CancelAt&) = delete;
+
+  bool fired() const { return state_->fired; }
+
+ private:
+  struct State {
+    bool armed = true;
+    bool fired = false;
+  };
+  std::shared_ptr<State> state_;
+  net::steady_timer timer_;
+};
+
 class SessionExchange final : public Exchange {
  public:
-  SessionExchange(Conn& conn, const ServerOptions& opts, bool keep_alive, const std::atomic<bool>& stopping)
-      : conn_(conn), opts_(opts), keep_alive_(keep_alive), stopping_(stopping) {}
+  SessionExchange(Conn& conn, beast::flat_buffer& buffer, const ServerOptions& opts, unsigned version,
+                  bool keep_alive, bool head, const std::atomic<bool>& stopping)
+      : conn_(conn),
+        buffer_(buffer),
+        opts_(opts),
+        version_(version),
+        keep_alive_(keep_alive),
+        head_(head),
+        stopping_(stopping) {}
 
   net::awaitable<void> respond(Response response) override {
-    if (responded_) throw std::logic_error("respond() after a response was started");
-    responded_ = true;
-    status_ = response.status;
+    start("respond()", response.status);
     http::response<http::string_body> res;
-    res.version(11);
+    res.version(version_);
     res.result(static_cast<unsigned>(response.status));
     for (const auto& f : response.headers) res.insert(f.name, f.value);
     add_common(res);
     res.keep_alive(keep_alive_ && !conn_closing());
-    bytes_ = response.body.size();
+    close_after_ = !res.keep_alive();
     res.body() = std::move(response.body);
     res.prepare_payload();
-    conn_.stream.expires_after(opts_.body_read_timeout);
-    auto [ec, n] = co_await http::async_write(conn_.stream, res, kUseTuple);
+    conn_.stream.expires_after(opts_.write_timeout);
+    beast::error_code ec;
+    if (head_) {
+      // Content-Length states what GET would send; no body byte follows (RFC 9110 §9.3.2).
+      http::response_serializer<http::string_body> sr(res);
+      std::tie(ec, std::ignore) = co_await http::async_write_header(conn_.stream, sr, kUseTuple);
+    } else {
+      bytes_ = res.body().size();
+      std::tie(ec, std::ignore) = co_await http::async_write(conn_.stream, res, kUseTuple);
+    }
     if (ec) client_gone_ = true;
-    close_after_ = !res.keep_alive();
   }
 
   net::awaitable<bool> begin_stream(int status, Headers headers) override {
-    if (responded_) throw std::logic_error("begin_stream() after a response was started");
-    responded_ = true;
-    streaming_ = true;
-    status_ = status;
+    start("begin_stream()", status);
     http::response<http::empty_body> res;
-    res.version(11);
+    res.version(version_);
+    res.result(static_cast<unsigned>(status));
+    for (const auto& f : headers) res.insert(f.name, f.value);
+    add_common(res);
+    if (head_) {
+      mode_ = Mode::no_body;
+      res.keep_alive(keep_alive_ && !conn_closing());
+    } else if (version_ < 11) {
+      // HTTP/1.0 has no chunked coding: the body ends when the connection does.
+      mode_ = Mode::until_close;
+      res.keep_alive(false);
+      res.set(http::field::connection, "close");
+    } else {
+      mode_ = Mode::chunked;
+      res.keep_alive(keep_alive_ && !conn_closing());
+      res.chunked(true);
+    }
+    co_return co_await write_head(res);
+  }
+
+  net::awaitable<bool> begin_sized(int status, Headers headers, std::uint64_t content_length) override {
+    start("begin_sized()", status);
+    http::response<http::empty_body> res;
+    res.version(version_);
     res.result(static_cast<unsigned>(status));
     for (const auto& f : headers) res.insert(f.name, f.value);
     add_common(res);
     res.keep_alive(keep_alive_ && !conn_closing());
-    close_after_ = !res.keep_alive();
-    res.chunked(true);
-    http::response_serializer<http::empty_body> sr(res);
-    conn_.stream.expires_after(opts_.body_read_timeout);
-    auto [ec, n] = co_await http::async_write_header(conn_.stream, sr, kUseTuple);
-    if (ec) client_gone_ = true;
-    co_return !client_gone_;
+    res.content_length(content_length);
+    mode_ = head_ ? Mode::no_body : Mode::sized;
+    expected_ = content_length;
+    co_return co_await write_head(res);
   }
 
   net::awaitable<bool> write_chunk(std::string_view data) override {
-    if (client_gone_) co_return false;
+    if (client_gone_ || mode_ == Mode::no_body || mode_ == Mode::none) co_return false;
     if (data.empty()) co_return true;  // an empty chunk would end the body
-    conn_.stream.expires_after(opts_.body_read_timeout);
-    auto [ec, n] = co_await net::async_write(conn_.stream, http::make_chunk(net::const_buffer(data.data(), data.size())),
-                                             kUseTuple);
+    if (mode_ == Mode::sized && data.size() > expected_ - bytes_) co_return false;  // more than announced
+    conn_.stream.expires_after(opts_.write_timeout);
+    beast::error_code ec;
+    if (mode_ == Mode::chunked) {
+      const auto chunk = http::make_chunk(net::const_buffer(data.data(), data.size()));
+      std::tie(ec, std::ignore) = co_await net::async_write(conn_.stream, chunk, kUseTuple);
+    } else {
+      std::tie(ec, std::ignore) = co_await net::async_write(conn_.stream, net::buffer(data), kUseTuple);
+    }
     if (ec) {
       client_gone_ = true;
       co_return false;
@@ -153,22 +299,75 @@ class SessionExchange final : public Exchange {
 
   net::awaitable<bool> end_stream() override {
     if (client_gone_) co_return false;
-    conn_.stream.expires_after(opts_.body_read_timeout);
-    auto [ec, n] = co_await net::async_write(conn_.stream, http::make_chunk_last(), kUseTuple);
-    if (ec) client_gone_ = true;
-    stream_ended_ = !client_gone_;
+    switch (mode_) {
+      case Mode::chunked: {
+        conn_.stream.expires_after(opts_.write_timeout);
+        const auto last = http::make_chunk_last();
+        auto [ec, n] = co_await net::async_write(conn_.stream, last, kUseTuple);
+        if (ec) client_gone_ = true;
+        stream_ended_ = !client_gone_;
+        break;
+      }
+      case Mode::sized: stream_ended_ = bytes_ == expected_; break;
+      case Mode::until_close:
+      case Mode::no_body: stream_ended_ = true; break;
+      case Mode::none: break;
+    }
     co_return !client_gone_;
   }
 
-  bool responded() const override { return responded_; }
+  net::awaitable<void> client_gone() override {
+    // Reads into the session's buffer, so a pipelined request stays there for the next exchange; a read of
+    // zero bytes (EOF) or an error means the client left. The stream has no deadline while a handler runs.
+    while (buffer_.size() < opts_.max_header_size) {
+      auto space = buffer_.prepare(std::min<std::size_t>(4096, opts_.max_header_size - buffer_.size()));
+      auto [ec, n] = co_await conn_.stream.async_read_some(space, kUseTuple);
+      if (ec == net::error::operation_aborted) co_return;  // cancelled: the work it raced finished first
+      if (ec) {
+        client_gone_ = true;
+        co_return;
+      }
+      buffer_.commit(n);
+    }
+    // The client keeps sending: stop reading (memory stays bounded) and wait to be cancelled.
+    net::steady_timer never(conn_.stream.get_executor(), net::steady_timer::time_point::max());
+    co_await never.async_wait(kUseTuple);
+  }
+
+  bool responded() const override { return mode_ != Mode::none || responded_; }
   net::any_io_executor executor() const override { return conn_.stream.get_executor(); }
 
-  int status() const { return status_; }
+  /// The status sent; 499 (nginx's "client closed request") when the client left before any response.
+  int status() const { return status_ == 0 && client_gone_ ? 499 : status_; }
   std::uint64_t bytes() const { return bytes_; }
+  /// The client was seen leaving (a failed write, or client_gone()).
+  bool peer_gone() const { return client_gone_; }
   /// The connection cannot carry another request.
-  bool must_close() const { return client_gone_ || close_after_ || (streaming_ && !stream_ended_); }
+  bool must_close() const {
+    const bool body_open = mode_ != Mode::none && !stream_ended_;
+    return client_gone_ || close_after_ || body_open;
+  }
 
  private:
+  /// none: respond() or nothing yet; the others: how a body begun with begin_stream/begin_sized is framed.
+  enum class Mode { none, chunked, sized, until_close, no_body };
+
+  void start(const char* what, int status) {
+    if (responded()) throw std::logic_error(std::string(what) + " after a response was started");
+    responded_ = true;
+    status_ = status;
+  }
+
+  net::awaitable<bool> write_head(http::response<http::empty_body>& res) {
+    close_after_ = !res.keep_alive() || mode_ == Mode::until_close;
+    if (mode_ == Mode::no_body) stream_ended_ = true;
+    http::response_serializer<http::empty_body> sr(res);
+    conn_.stream.expires_after(opts_.write_timeout);
+    auto [ec, n] = co_await http::async_write_header(conn_.stream, sr, kUseTuple);
+    if (ec) client_gone_ = true;
+    co_return !client_gone_ && mode_ != Mode::no_body;
+  }
+
   template <class Res>
   void add_common(Res& res) const {
     res.set("X-Request-ID", request.request_id);
@@ -178,21 +377,26 @@ class SessionExchange final : public Exchange {
   bool conn_closing() const { return stopping_.load(std::memory_order_relaxed); }
 
   Conn& conn_;
+  beast::flat_buffer& buffer_;
   const ServerOptions& opts_;
+  unsigned version_;
   bool keep_alive_;
+  bool head_;
   const std::atomic<bool>& stopping_;
+  Mode mode_ = Mode::none;
   bool responded_ = false;
-  bool streaming_ = false;
   bool stream_ended_ = false;
   bool client_gone_ = false;
   bool close_after_ = false;
   int status_ = 0;
   std::uint64_t bytes_ = 0;
+  std::uint64_t expected_ = 0;
 };
 
-/// Writes a complete error response outside any handler (parse errors, 413, 431) and reports whether it went out.
+/// Writes a complete error response outside any handler (framing errors, 408, 413, 431) and reports whether
+/// it went out. The connection is closed after it (see linger_close).
 net::awaitable<bool> write_plain_error(Conn& conn, const ServerOptions& opts, int status, std::string_view code,
-                                       std::string_view message, std::string request_id) {
+                                       std::string_view message, std::string request_id, bool head = false) {
   Response r = Response::error(status, code, message);
   http::response<http::string_body> res;
   res.version(11);
@@ -204,8 +408,30 @@ net::awaitable<bool> write_plain_error(Conn& conn, const ServerOptions& opts, in
   res.body() = std::move(r.body);
   res.prepare_payload();
   conn.stream.expires_after(opts.header_read_timeout);
-  auto [ec, n] = co_await http::async_write(conn.stream, res, kUseTuple);
+  beast::error_code ec;
+  if (head) {
+    http::response_serializer<http::string_body> sr(res);
+    std::tie(ec, std::ignore) = co_await http::async_write_header(conn.stream, sr, kUseTuple);
+  } else {
+    std::tie(ec, std::ignore) = co_await http::async_write(conn.stream, res, kUseTuple);
+  }
   co_return !ec;
+}
+
+/// Ends a connection after an error response without resetting that response away: the client may still be
+/// sending the refused request, and closing a socket with unread input sends RST, which can destroy the
+/// response before the client reads it. Reads and drops input for at most kLingerTime / kLingerBytes.
+net::awaitable<void> linger_close(Conn& conn) {
+  beast::error_code ignored;
+  conn.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  conn.stream.expires_after(kLingerTime);
+  std::array<char, 4096> scratch{};
+  std::size_t dropped = 0;
+  while (dropped < kLingerBytes) {
+    auto [ec, n] = co_await conn.stream.async_read_some(net::buffer(scratch), kUseTuple);
+    if (ec) break;
+    dropped += n;
+  }
 }
 
 void log_access(const Request& req, const AccessInfo& access, int status, double ms, std::uint64_t bytes) {
@@ -237,6 +463,7 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
     if (!ec) client_ip = ep.address().to_string();
   }
   beast::flat_buffer buffer;
+  bool linger = false;  // an error response went out while the client may still be sending
   for (;;) {
     if (shared->stopping) break;
     http::request_parser<http::string_body> parser;
@@ -251,21 +478,38 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
       if (ec == http::error::header_limit) {
         co_await write_plain_error(*conn, opts, 431, "request_header_too_large", "request header fields too large",
                                    error_id);
+        linger = true;
       } else if (ec == http::error::body_limit) {
         // A declared Content-Length above MAX_REQUEST_SIZE: Beast compares it with body_limit() as soon as the
         // header is complete, so the body is never read; the connection cannot be reused since it is in flight.
         co_await write_plain_error(*conn, opts, 413, "request_too_large", "request body too large", error_id);
+        linger = true;
       } else if (ec != http::error::end_of_stream && ec != beast::error::timeout && ec != net::error::operation_aborted &&
                  ec != net::error::connection_reset && ec != net::error::eof && buffer.size() > 0) {
+        // Malformed lines, control characters (CR, LF, NUL) inside header values, conflicting Content-Length or
+        // Transfer-Encoding fields that Beast itself refuses.
         co_await write_plain_error(*conn, opts, 400, "bad_request", "malformed HTTP request", error_id);
+        linger = true;
       }
       break;
     }
     conn->in_exchange = true;
     const auto started = std::chrono::steady_clock::now();
     auto& hreq = parser.get();
+    const bool head = hreq.method() == http::verb::head;
     std::string request_id(hreq["X-Request-ID"]);
     if (!valid_request_id(request_id)) request_id = util::uuid_v4();
+
+    // Refused heads end the connection: the body of a request whose framing is in doubt must never be read
+    // as the next request.
+    std::optional<Refusal> refusal = check_head(hreq, opts);
+    std::optional<std::string> target = origin_form(hreq.target());
+    if (!refusal && !target) refusal = Refusal{400, "bad_request", "invalid request target"};
+    if (refusal) {
+      co_await write_plain_error(*conn, opts, refusal->status, refusal->code, refusal->message, request_id, head);
+      linger = true;
+      break;
+    }
 
     if (beast::iequals(hreq[http::field::expect], "100-continue")) {
       http::response<http::empty_body> cont{http::status::continue_, 11};
@@ -273,25 +517,37 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
       if (wec) break;
     }
     if (!parser.is_done()) {
-      conn->stream.expires_after(opts.body_read_timeout);
+      // One deadline for the whole body (a client dribbling a byte at a time does not extend it). A timer
+      // cancels the read instead of the stream's own timeout, which would close the socket before the 408.
+      conn->stream.expires_never();
+      CancelAt deadline(conn, opts.body_read_timeout);
       auto [bec, bn] = co_await http::async_read(conn->stream, buffer, parser, kUseTuple);
+      if (deadline.fired()) {
+        co_await write_plain_error(*conn, opts, 408, "request_timeout", "the request body did not arrive in time",
+                                   request_id, head);
+        linger = true;
+        break;
+      }
       if (bec == http::error::body_limit) {
-        co_await write_plain_error(*conn, opts, 413, "request_too_large", "request body too large", request_id);
+        co_await write_plain_error(*conn, opts, 413, "request_too_large", "request body too large", request_id, head);
+        linger = true;
         break;
       }
       if (bec) {
         if (bec != beast::error::timeout && bec != http::error::end_of_stream && bec != net::error::eof &&
-            bec != net::error::connection_reset)
-          co_await write_plain_error(*conn, opts, 400, "bad_request", "malformed HTTP request body", request_id);
+            bec != net::error::connection_reset && bec != net::error::operation_aborted) {
+          co_await write_plain_error(*conn, opts, 400, "bad_request", "malformed HTTP request body", request_id, head);
+          linger = true;
+        }
         break;
       }
     }
     conn->stream.expires_never();
 
     const bool keep_alive = hreq.keep_alive() && !shared->stopping;
-    SessionExchange ex(*conn, opts, keep_alive, shared->stopping);
+    SessionExchange ex(*conn, buffer, opts, hreq.version() < 11 ? 10 : 11, keep_alive, head, shared->stopping);
     ex.request.method = std::string(hreq.method_string());
-    ex.request.target = std::string(hreq.target());
+    ex.request.target = std::move(*target);
     for (const auto& field : hreq) ex.request.headers.add(field.name_string(), field.value());
     ex.request.body = std::move(hreq.body());
     ex.request.request_id = std::move(request_id);
@@ -306,7 +562,7 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
       log::write(log::Level::error, "handler_exception",
                  {{"request_id", ex.request.request_id}, {"error", e.what()}});
     }
-    if (!ex.responded()) {
+    if (!ex.responded() && !ex.peer_gone()) {
       Response internal = Response::error(500, "internal_error", "internal server error");
       co_await ex.respond(std::move(internal));
     }
@@ -318,9 +574,32 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
     conn->in_exchange = false;
     if (failed || ex.must_close() || !keep_alive) break;
   }
+  if (linger) co_await linger_close(*conn);
   beast::error_code ignored;
   conn->stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
   conn->stream.socket().close(ignored);
+}
+
+/// Raises the open-files soft limit to the hard limit, so MAX_CONNECTIONS is not capped by a low default
+/// (1024 in many shells and units); warns when even the hard limit cannot hold it.
+void raise_open_files_limit(int max_connections) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  // A client connection holds one descriptor and usually one upstream connection; plus files, database, logs.
+  const auto needed = static_cast<rlim_t>(max_connections) * 2 + 64;
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < needed) {
+    log::write(log::Level::warn, "open_files_limit_low",
+               {{"max_connections", max_connections},
+                {"open_files_limit", static_cast<std::uint64_t>(limit.rlim_cur)},
+                {"needed", static_cast<std::uint64_t>(needed)},
+                {"hint", "raise the hard limit (ulimit -Hn, LimitNOFILE=, docker --ulimit nofile=) or lower "
+                         "MAX_CONNECTIONS; connections beyond the limit fail to be accepted"}});
+  }
 }
 
 }  // namespace
@@ -328,10 +607,15 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
 struct Server::Impl {
   // Declared first so it is destroyed last: every I/O object below belongs to it.
   net::io_context io;
+  // The acceptor, the shutdown timer and the accept loop live on this strand: stop() (any thread), the
+  // drain notification (whichever session closes last) and the accept loop never touch them concurrently.
+  net::strand<net::io_context::executor_type> strand{io.get_executor()};
   std::shared_ptr<Shared> shared = std::make_shared<Shared>();
-  tcp::acceptor acceptor{io};
-  net::steady_timer shutdown_timer{io};
+  tcp::acceptor acceptor{strand};
+  net::steady_timer shutdown_timer{strand};
   std::atomic<bool> stop_requested{false};
+  std::uint64_t rejected_since_log = 0;                  // strand-confined
+  std::chrono::steady_clock::time_point last_reject_log{};  // strand-confined
 
   explicit Impl(int threads) : io(threads) {}
 
@@ -342,16 +626,35 @@ struct Server::Impl {
         if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
         // EMFILE and friends: back off briefly instead of spinning.
         log::write(log::Level::warn, "accept_failed", {{"error", ec.message()}});
-        net::steady_timer t(io, 50ms);
+        net::steady_timer t(strand, 50ms);
         co_await t.async_wait(kUseTuple);
         continue;
       }
       beast::error_code ignored;
+      if (shared->open.load(std::memory_order_relaxed) >= shared->opts.max_connections) {
+        // Over the cap: closed before reading a byte, no response (cheapest for the server under a flood).
+        // Counted first, so whoever sees the close also sees the count.
+        if (shared->hooks.connection_rejected) shared->hooks.connection_rejected();
+        socket.close(ignored);
+        note_rejection();
+        continue;
+      }
+      shared->open.fetch_add(1, std::memory_order_relaxed);
       socket.set_option(tcp::no_delay(true), ignored);
       auto conn = std::make_shared<Conn>(std::move(socket));
       auto ex = conn->stream.get_executor();
       net::co_spawn(ex, run_session(shared, std::move(conn)), net::detached);
     }
+  }
+
+  void note_rejection() {
+    ++rejected_since_log;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_reject_log < kRejectLogPeriod) return;
+    log::write(log::Level::warn, "connections_rejected",
+               {{"count", rejected_since_log}, {"max_connections", shared->opts.max_connections}});
+    rejected_since_log = 0;
+    last_reject_log = now;
   }
 };
 
@@ -368,6 +671,7 @@ net::io_context& Server::io() { return impl_->io; }
 
 std::uint16_t Server::listen() {
   const auto& opts = impl_->shared->opts;
+  raise_open_files_limit(opts.max_connections);
   const std::string shown = (opts.host.empty() ? std::string() : opts.host) + ":" + std::to_string(opts.port);
   try {
     tcp::endpoint ep;
@@ -402,7 +706,7 @@ std::uint16_t Server::listen() {
 }
 
 void Server::run() {
-  net::co_spawn(impl_->io, impl_->accept_loop(), net::detached);
+  net::co_spawn(impl_->strand, impl_->accept_loop(), net::detached);
   auto work = net::make_work_guard(impl_->io);
   const int n = std::max(1, impl_->shared->opts.io_threads);
   std::vector<std::thread> threads;
@@ -415,12 +719,12 @@ void Server::run() {
 
 void Server::stop(std::function<void()> on_drained) {
   if (impl_->stop_requested.exchange(true)) return;
-  net::post(impl_->io, [this, on_drained = std::move(on_drained)]() mutable {
+  net::post(impl_->strand, [this, on_drained = std::move(on_drained)]() mutable {
     auto shared = impl_->shared;
     boost::system::error_code ignored;
     impl_->acceptor.close(ignored);
     auto finish = [this, on_drained]() {
-      net::post(impl_->io, [this, on_drained] {
+      net::post(impl_->strand, [this, on_drained] {
         impl_->shutdown_timer.cancel();
         if (on_drained) on_drained();
         impl_->io.stop();
@@ -469,7 +773,7 @@ void Server::stop(std::function<void()> on_drained) {
         });
       }
       // Give the closed sessions a moment to unwind, then stop regardless.
-      auto t = std::make_shared<net::steady_timer>(impl_->io, 200ms);
+      auto t = std::make_shared<net::steady_timer>(impl_->strand, 200ms);
       t->async_wait([this, t](boost::system::error_code) { impl_->io.stop(); });
     });
   });

@@ -1,6 +1,6 @@
 #pragma once
 /// The HTTP/1.1 front end: listener, sessions (one strand + one coroutine per connection), keep-alive,
-/// header-read timeout, request size limits, graceful shutdown.
+/// header-read timeout and body deadline, request size and framing rules, a connection cap, graceful shutdown.
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -20,15 +20,20 @@ struct ServerOptions {
   std::uint16_t port = 8080;  // 0 = ephemeral
   int io_threads = 1;
   std::chrono::milliseconds header_read_timeout{30000};
-  std::chrono::milliseconds body_read_timeout{300000};
+  std::chrono::milliseconds body_read_timeout{60000};  // the whole body, from the end of the header (408)
+  std::chrono::milliseconds write_timeout{300000};     // each response write (a complete body, or one piece)
   std::uint64_t max_request_size = 10485760;
   std::size_t max_header_size = 16 * 1024;  // larger header sections get 431
+  std::size_t max_header_count = 100;       // more header fields get 431
+  int max_connections = 10000;              // open client connections; a connection over the cap is closed at once
   std::chrono::milliseconds shutdown_timeout{30000};
 };
 
 /// Observers for metrics (called on I/O threads; must be cheap and thread-safe).
 struct ServerHooks {
   std::function<void(int delta)> connection_opened_closed;
+  /// A connection was closed at once because MAX_CONNECTIONS were open (called on the acceptor's strand).
+  std::function<void()> connection_rejected;
   std::function<void(int delta)> request_in_flight;
   std::function<void(const Request&, const AccessInfo&, int status, double duration_ms, std::uint64_t bytes)>
       request_done;
@@ -44,7 +49,8 @@ class Server {
   /// The io_context the server runs on (for timers and other work of the application).
   boost::asio::io_context& io();
 
-  /// Binds and listens. Returns the bound port. Throws std::runtime_error naming the address on failure.
+  /// Raises the open-files soft limit to the hard limit (warning when it cannot hold max_connections), binds
+  /// and listens. Returns the bound port. Throws std::runtime_error naming the address on failure.
   std::uint16_t listen();
 
   /// Runs the io_context on io_threads threads (the caller's thread is one of them) until stop completes.
