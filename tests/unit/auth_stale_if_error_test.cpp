@@ -102,3 +102,26 @@ TEST_CASE("a stale project answers when only the project lookup fails", "[auth][
   CHECK(a.api_key == kUpstreamKey);
   CHECK(env.svc().stats().stale_served == 1);
 }
+
+TEST_CASE("once stale entries are served, they answer without a database attempt until the next probe",
+          "[auth][stale]") {
+  auth::Options o = short_ttls(1h);
+  o.outage_probe_interval = 1h;  // no probe during the test: every attempt below would be one too many
+  AuthEnv env(o);
+  const db::Project project = env.add_project();
+  const std::string token = env.add_token(project, std::nullopt, env.clock + 24h);
+  const std::string quota = env.add_token(project, 10, env.clock + 24h);
+  REQUIRE(env.authorize(bearer(token)).outcome == auth::Outcome::authorized);
+  REQUIRE(env.authorize(bearer(quota)).outcome == auth::Outcome::authorized);
+  env.db.down = true;
+  env.clock += 3s;
+  REQUIRE(env.authorize(bearer(token)).outcome == auth::Outcome::authorized);  // tried the database, then stale
+  const int attempts = env.db.refused;
+  CHECK(attempts >= 1);
+  for (int i = 0; i < 20; ++i) CHECK(env.authorize(bearer(token)).outcome == auth::Outcome::authorized);
+  CHECK(env.db.refused == attempts);
+  CHECK(env.svc().stats().stale_served == 21);
+  // A quota token still asks the database for its grant.
+  CHECK(env.authorize(bearer(quota)).outcome == auth::Outcome::service_unavailable);
+  CHECK(env.db.refused == attempts + 1);
+}

@@ -46,6 +46,7 @@ class FaultyDatabase final : public db::Database {
   std::atomic<int> quota_calls{0};
   std::atomic<int> usage_writes{0};
   std::atomic<int> audit_writes{0};
+  mutable std::atomic<int> refused{0};  // atomic counter: calls refused while `down`
 
   int round_trips() const { return token_lookups + project_lookups + quota_calls + usage_writes + audit_writes; }
 
@@ -128,7 +129,10 @@ class FaultyDatabase final : public db::Database {
 
  private:
   void gate() const {
-    if (down.load()) throw db::Unavailable("database unavailable (injected by the test)");
+    if (down.load()) {
+      ++refused;
+      throw db::Unavailable("database unavailable (injected by the test)");
+    }
   }
 
   db::Database& real_;

@@ -295,6 +295,7 @@ struct TokenService::Impl {
   std::atomic<std::uint64_t> shared_lookups{0};  // atomic counter: misses that joined a lookup in flight
   std::atomic<std::uint64_t> stale_served{0};    // atomic counter: requests answered from stale entries
   std::atomic<bool> serving_stale{false};  // atomic: stale entries served since the database last answered
+  std::atomic<std::int64_t> next_probe_ns{0};  // atomic: steady-clock ns; during an outage, next database probe
   detail::SingleFlight<Lookup> token_flights;  // one mutex inside; key: SHA-256 hex of the token
   std::shared_ptr<UsageBook> usage = std::make_shared<UsageBook>();  // internally synchronized
   std::shared_ptr<FlushControl> flush;  // written by start() before any traffic; read by stop_and_flush()
@@ -325,6 +326,8 @@ struct TokenService::Impl {
     stale_served.fetch_add(1, std::memory_order_relaxed);
     bool expected = false;
     if (serving_stale.compare_exchange_strong(expected, true)) {
+      next_probe_ns.store(steady_ns() + std::chrono::nanoseconds(options.outage_probe_interval).count(),
+                          std::memory_order_relaxed);
       log::write(log::Level::warn, "serving_stale_cache",
                  {{"message", "database unavailable: serving cached tokens and projects past their TTL"},
                   {"max_staleness_ms", options.cache_stale_if_error.count()}});
@@ -362,6 +365,16 @@ struct TokenService::Impl {
     const Authorization& out_;
     bool used_ = false;
   };
+
+  /// True while stale entries are being served and this request is not the one that probes the database: a
+  /// stale entry may answer at once. Probes are at most one per outage_probe_interval.
+  bool skip_database_for_stale() {
+    if (!serving_stale.load(std::memory_order_relaxed)) return false;
+    const std::int64_t now_ns = steady_ns();
+    std::int64_t next = next_probe_ns.load(std::memory_order_relaxed);
+    const std::int64_t interval = std::chrono::nanoseconds(options.outage_probe_interval).count();
+    return !(now_ns >= next && next_probe_ns.compare_exchange_strong(next, now_ns + interval));
+  }
 
   /// Cache miss: the row of `hash`, read once for all concurrent askers (single-flight). The leader caches what
   /// it read before the waiters resume. Never throws a db::Error: failures are in the result.
@@ -541,28 +554,41 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
   if (!cached) {
     if (s.unknown.visit(hash, at, [](const Unknown&) {}))
       co_return denial(std::move(out), Outcome::token_not_found, "Token not found");
-    const Lookup found = co_await s.lookup_token(hash, at);
-    if (found.failure == LookupFailure::unavailable) {
-      // Stale-if-error: the last state the database confirmed, within CACHE_STALE_IF_ERROR past its TTL.
-      const bool known = s.tokens.visit_stale(hash, at, [&](const CachedToken& t) {
-        out.token_id = t.id;
-        out.token_hint = t.hint;
-        out.project_id = t.project_id;
-        facts = TokenFacts{t.expires_at, t.max_requests, t.is_active};
-      });
-      if (!known && !s.unknown.visit_stale(hash, at, [](const Unknown&) {}))
+    // Stale-if-error: the last state the database confirmed, within CACHE_STALE_IF_ERROR past its TTL.
+    const auto read_stale = [&](const CachedToken& t) {
+      out.token_id = t.id;
+      out.token_hint = t.hint;
+      out.project_id = t.project_id;
+      facts = TokenFacts{t.expires_at, t.max_requests, t.is_active};
+    };
+    bool answered = false;
+    if (s.skip_database_for_stale()) {
+      if (s.tokens.visit_stale(hash, at, read_stale)) {
+        stale.used();
+        answered = true;
+      } else if (s.unknown.visit_stale(hash, at, [](const Unknown&) {})) {
+        stale.used();
+        co_return denial(std::move(out), Outcome::token_not_found, "Token not found");
+      }
+    }
+    if (!answered) {
+      const Lookup found = co_await s.lookup_token(hash, at);
+      if (found.failure == LookupFailure::unavailable) {
+        const bool known = s.tokens.visit_stale(hash, at, read_stale);
+        if (!known && !s.unknown.visit_stale(hash, at, [](const Unknown&) {}))
+          co_return denial(std::move(out), Outcome::service_unavailable, "Service temporarily unavailable");
+        stale.used();
+        if (!known) co_return denial(std::move(out), Outcome::token_not_found, "Token not found");
+      } else if (found.failure == LookupFailure::error) {
         co_return denial(std::move(out), Outcome::service_unavailable, "Service temporarily unavailable");
-      stale.used();
-      if (!known) co_return denial(std::move(out), Outcome::token_not_found, "Token not found");
-    } else if (found.failure == LookupFailure::error) {
-      co_return denial(std::move(out), Outcome::service_unavailable, "Service temporarily unavailable");
-    } else if (!found.row) {
-      co_return denial(std::move(out), Outcome::token_not_found, "Token not found");
-    } else {
-      out.token_id = found.row->id;
-      out.token_hint = found.row->token_hint;
-      out.project_id = found.row->project_id;
-      facts = TokenFacts{found.row->expires_at, found.row->max_requests, found.row->is_active};
+      } else if (!found.row) {
+        co_return denial(std::move(out), Outcome::token_not_found, "Token not found");
+      } else {
+        out.token_id = found.row->id;
+        out.token_hint = found.row->token_hint;
+        out.project_id = found.row->project_id;
+        facts = TokenFacts{found.row->expires_at, found.row->max_requests, found.row->is_active};
+      }
     }
   }
 
@@ -578,8 +604,13 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
       s.projects.visit(out.project_id, at, [&](const CachedProject& p) { s.read_project(p, out, project); });
   if (!project_cached) {
     bool project_stale = false;
-    const bool loaded = co_await s.load_project_facts(out, at, project, project_stale);
-    if (!loaded) co_return denial(std::move(out), Outcome::service_unavailable, "Service temporarily unavailable");
+    if (s.skip_database_for_stale() &&
+        s.projects.visit_stale(out.project_id, at, [&](const CachedProject& p) { s.read_project(p, out, project); })) {
+      project_stale = true;
+    } else {
+      const bool loaded = co_await s.load_project_facts(out, at, project, project_stale);
+      if (!loaded) co_return denial(std::move(out), Outcome::service_unavailable, "Service temporarily unavailable");
+    }
     if (project_stale) stale.used();
   }
   if (s.judge_project(out, project)) co_return std::move(out);

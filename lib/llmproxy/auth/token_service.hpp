@@ -41,6 +41,9 @@ struct Options {
   /// While the database is unavailable, token, negative and project entries are served this long past their
   /// TTL (the last state the database confirmed; SPEC §6.3). 0: never.
   std::chrono::milliseconds cache_stale_if_error{3600000};
+  /// Once stale entries are being served (an outage), they answer without trying the database first, except
+  /// for one request per this interval, which probes it (so a hanging connect does not delay every request).
+  std::chrono::milliseconds outage_probe_interval{1000};
   bool enforce_project_active = true;
   std::chrono::milliseconds usage_flush_interval{1000};
 };
