@@ -64,6 +64,9 @@ void revoked_and_unknown_floods(TestDatabase::Kind kind) {
   CHECK(flood(f, unknown, 200, 8, "token_not_found") == 200);
   CHECK(metric(*f.proxy, "llm_proxy_token_cache_misses_total") == before + 2);
   CHECK(f.mock.requests().size() == 1);  // nothing denied reached the upstream
+  CHECK(metric(*f.proxy, "llm_proxy_token_lookups_shared_total") >= 0);  // registered
+  CHECK(metric(*f.proxy, "llm_proxy_db_queue_rejected_total") == 0);    // registered, nothing refused
+  CHECK(metric(*f.proxy, "llm_proxy_db_queue_pending") >= 0);
 
   // Reactivated through this instance: works at once, whatever was remembered.
   auto r = f.proxy->manage("PATCH", "/manage/tokens/" + id, R"({"is_active":true})");
