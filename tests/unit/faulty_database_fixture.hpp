@@ -5,6 +5,8 @@
 /// (db::Unavailable). It also counts round trips, so tests can assert that a path made none.
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -44,8 +46,27 @@ class FaultyDatabase final : public db::Database {
   std::atomic<int> quota_calls{0};
   std::atomic<int> usage_writes{0};
   std::atomic<int> audit_writes{0};
+  mutable std::atomic<int> refused{0};  // atomic counter: calls refused while `down`
 
   int round_trips() const { return token_lookups + project_lookups + quota_calls + usage_writes + audit_writes; }
+
+  /// While held, find_token_by_hash blocks its pool thread until release_token_lookups() (a slow database).
+  void hold_token_lookups() {
+    std::lock_guard lock(hold_mutex_);
+    held_ = true;
+  }
+  void release_token_lookups() {
+    {
+      std::lock_guard lock(hold_mutex_);
+      held_ = false;
+    }
+    hold_released_.notify_all();
+  }
+  /// Token lookups blocked in hold_token_lookups() now.
+  int token_lookups_held() const {
+    std::lock_guard lock(hold_mutex_);
+    return blocked_;
+  }
 
   void create_project(const db::Project& p) override { gate(), real_.create_project(p); }
   db::Project get_project(const std::string& id) override {
@@ -63,6 +84,12 @@ class FaultyDatabase final : public db::Database {
   std::optional<db::Token> find_token_by_hash(const std::string& hash) override {
     gate();
     ++token_lookups;
+    {
+      std::unique_lock lock(hold_mutex_);
+      ++blocked_;
+      hold_released_.wait(lock, [this] { return !held_; });
+      --blocked_;
+    }
     return real_.find_token_by_hash(hash);
   }
   db::Page<db::Token> list_tokens(const std::optional<std::string>& project_id, db::PageRequest page) override {
@@ -102,10 +129,17 @@ class FaultyDatabase final : public db::Database {
 
  private:
   void gate() const {
-    if (down.load()) throw db::Unavailable("database unavailable (injected by the test)");
+    if (down.load()) {
+      ++refused;
+      throw db::Unavailable("database unavailable (injected by the test)");
+    }
   }
 
   db::Database& real_;
+  mutable std::mutex hold_mutex_;  // guards held_ and blocked_
+  std::condition_variable hold_released_;
+  bool held_ = false;
+  int blocked_ = 0;
 };
 
 }  // namespace llmproxy::testing

@@ -94,6 +94,7 @@ auth::Options auth_options(const config::Config& cfg) {
   opts.token_cache_max = cfg.token_cache_max;
   opts.negative_cache_ttl = cfg.negative_cache_ttl;
   opts.project_cache_ttl = cfg.project_cache_ttl;
+  opts.cache_stale_if_error = cfg.cache_stale_if_error;
   opts.enforce_project_active = cfg.enforce_project_active;
   opts.usage_flush_interval = cfg.usage_flush_interval;
   return opts;
@@ -243,6 +244,18 @@ void ServerProcess::register_module_metrics() {
   upstream::register_metrics(registry_, {readiness_, services_.breaker});
   ops::register_pool_metrics(registry_, {readiness_, services_.ops});
   auth::register_metrics(registry_, {readiness_, services_.tokens});
+  // The DB task queue (db/executor.hpp, header-only, no metrics dependency) is sampled here.
+  const lifecycle::Published<const db::Executor> executor{readiness_, services_.executor};
+  registry_.add_gauge("llm_proxy_db_queue_pending", "Database tasks queued or running on the DB thread pool.",
+                      [executor] {
+                        const db::Executor* e = executor.get();
+                        return e != nullptr ? static_cast<double>(e->pending()) : 0.0;
+                      });
+  registry_.add_counter("llm_proxy_db_queue_rejected_total",
+                        "Database calls refused at once (503) because the DB task queue was full.", [executor] {
+                          const db::Executor* e = executor.get();
+                          return e != nullptr ? static_cast<double>(e->rejected()) : 0.0;
+                        });
   audit::register_metrics(registry_, {readiness_, services_.auditor});
 }
 

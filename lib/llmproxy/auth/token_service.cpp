@@ -23,6 +23,7 @@
 #include "llmproxy/audit/auditor.hpp"
 #include "llmproxy/auth/detail/bearer.hpp"
 #include "llmproxy/auth/detail/lru_cache.hpp"
+#include "llmproxy/auth/detail/single_flight.hpp"
 #include "llmproxy/auth/detail/usage_accumulator.hpp"
 #include "llmproxy/db/database.hpp"
 #include "llmproxy/db/errors.hpp"
@@ -80,6 +81,18 @@ struct CachedProject {
 
 /// Negative cache entries carry nothing: presence is the information.
 struct Unknown {};
+
+/// How a token lookup ended; shared by the requests that waited for it (single-flight).
+enum class LookupFailure {
+  none,
+  unavailable,  // db::Unavailable (includes Timeout): stale entries may answer
+  error,        // any other db::Error: 503, nothing stale
+};
+struct Lookup {
+  std::optional<db::Token> row;  // nullopt and failure == none: the token does not exist
+  LookupFailure failure = LookupFailure::none;
+};
+using Lifetime = detail::ShardedLruCache<CachedToken>::Duration;
 
 std::int64_t steady_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -256,9 +269,11 @@ struct TokenService::Impl {
         auditor(auditor_),
         options(options_),
         now(std::move(now_)),
-        tokens(options.token_cache_max, options.token_cache_ttl, shards_for(options.token_cache_max)),
-        unknown(options.token_cache_max, options.negative_cache_ttl, shards_for(options.token_cache_max)),
-        projects(kProjectCacheMax, options.project_cache_ttl, kMaxShards) {}
+        tokens(options.token_cache_max, options.token_cache_ttl, shards_for(options.token_cache_max),
+               options.cache_stale_if_error),
+        unknown(options.token_cache_max, options.negative_cache_ttl, shards_for(options.token_cache_max),
+                options.cache_stale_if_error),
+        projects(kProjectCacheMax, options.project_cache_ttl, kMaxShards, options.cache_stale_if_error) {}
 
   static std::size_t shards_for(std::size_t capacity) { return std::clamp<std::size_t>(capacity, 1, kMaxShards); }
 
@@ -277,6 +292,11 @@ struct TokenService::Impl {
   std::atomic<std::uint64_t> token_epoch{0};    // atomic
   std::atomic<std::uint64_t> project_epoch{0};  // atomic
   std::atomic<std::uint64_t> db_lookups{0};     // atomic counter: token lookups that reached the database
+  std::atomic<std::uint64_t> shared_lookups{0};  // atomic counter: misses that joined a lookup in flight
+  std::atomic<std::uint64_t> stale_served{0};    // atomic counter: requests answered from stale entries
+  std::atomic<bool> serving_stale{false};  // atomic: stale entries served since the database last answered
+  std::atomic<std::int64_t> next_probe_ns{0};  // atomic: steady-clock ns; during an outage, next database probe
+  detail::SingleFlight<Lookup> token_flights;  // one mutex inside; key: SHA-256 hex of the token
   std::shared_ptr<UsageBook> usage = std::make_shared<UsageBook>();  // internally synchronized
   std::shared_ptr<FlushControl> flush;  // written by start() before any traffic; read by stop_and_flush()
   std::atomic<bool> stopped{false};     // atomic: stop_and_flush() ran
@@ -286,6 +306,79 @@ struct TokenService::Impl {
     if (!db_error_log.allow()) return;
     log::write(log::Level::warn, "auth_database_unavailable", {{"operation", operation}, {"error", e.what()}});
   }
+
+  /// How long a token row is trusted. Expiry is final (the API cannot move expires_at): until evicted. A revoked
+  /// token is a denial like an unknown one: at least NEGATIVE_CACHE_TTL, so a flood of it costs no query even
+  /// with TOKEN_CACHE_TTL=0. A reactivation through this instance invalidates at once (invalidate_token).
+  Lifetime token_lifetime(const db::Token& t, util::TimePoint at) const {
+    if (t.expires_at && at >= *t.expires_at) return detail::ShardedLruCache<CachedToken>::kForever;
+    if (!t.is_active) return std::max<Lifetime>(options.token_cache_ttl, options.negative_cache_ttl);
+    return options.token_cache_ttl;
+  }
+
+  /// Stores a row read from the database unless an invalidation happened since `epoch`.
+  void cache_token(const std::string& hash, const db::Token& row, util::TimePoint at, std::uint64_t epoch) {
+    tokens.put_for(hash, cached_from(row), at, token_lifetime(row, at), [&] { return token_epoch.load() == epoch; });
+  }
+
+  /// A request was answered from entries past their TTL: counted; logged once per outage.
+  void stale_request_answered() {
+    stale_served.fetch_add(1, std::memory_order_relaxed);
+    bool expected = false;
+    if (serving_stale.compare_exchange_strong(expected, true)) {
+      next_probe_ns.store(steady_ns() + std::chrono::nanoseconds(options.outage_probe_interval).count(),
+                          std::memory_order_relaxed);
+      log::write(log::Level::warn, "serving_stale_cache",
+                 {{"message", "database unavailable: serving cached tokens and projects past their TTL"},
+                  {"max_staleness_ms", options.cache_stale_if_error.count()}});
+    }
+  }
+
+  /// The database answered: ends a stale-serving period (logged once).
+  void database_answered() {
+    if (!serving_stale.load(std::memory_order_relaxed)) return;
+    bool expected = true;
+    if (serving_stale.compare_exchange_strong(expected, false)) {
+      log::write(log::Level::info, "serving_stale_cache_ended",
+                 {{"stale_served_total", stale_served.load(std::memory_order_relaxed)}});
+    }
+  }
+
+  /// Counts a request in llm_proxy_stale_served_total when it ends, if stale entries decided it and it was not a
+  /// 503 anyway (a quota token still needs the database). Reads only the outcome, which a move leaves in place.
+  class StaleAnswer {
+   public:
+    StaleAnswer(Impl& s, const Authorization& out) : s_(s), out_(out) {}
+    ~StaleAnswer() {
+      if (!used_ || out_.outcome == Outcome::service_unavailable) return;
+      try {
+        s_.stale_request_answered();
+      } catch (...) {  // logging failed: the count is already taken
+      }
+    }
+    StaleAnswer(const StaleAnswer&) = delete;
+    StaleAnswer& operator=(const StaleAnswer&) = delete;
+    void used() { used_ = true; }
+
+   private:
+    Impl& s_;
+    const Authorization& out_;
+    bool used_ = false;
+  };
+
+  /// True while stale entries are being served and this request is not the one that probes the database: a
+  /// stale entry may answer at once. Probes are at most one per outage_probe_interval.
+  bool skip_database_for_stale() {
+    if (!serving_stale.load(std::memory_order_relaxed)) return false;
+    const std::int64_t now_ns = steady_ns();
+    std::int64_t next = next_probe_ns.load(std::memory_order_relaxed);
+    const std::int64_t interval = std::chrono::nanoseconds(options.outage_probe_interval).count();
+    return !(now_ns >= next && next_probe_ns.compare_exchange_strong(next, now_ns + interval));
+  }
+
+  /// Cache miss: the row of `hash`, read once for all concurrent askers (single-flight). The leader caches what
+  /// it read before the waiters resume. Never throws a db::Error: failures are in the result.
+  net::awaitable<Lookup> lookup_token(const std::string& hash, util::TimePoint at);
 
   /// Records `proxy.denied` for a denial caused by the token's or project's state (SPEC §7.3).
   void audit_denied(const Authorization& a, std::string_view reason) {
@@ -303,8 +396,10 @@ struct TokenService::Impl {
 
   // The project step, split so that a cache hit needs no nested coroutine (no frame allocation):
   void read_project(const CachedProject& p, Authorization& out, CachedProject& facts) const;
-  /// Cache miss: reads and caches the project. False if the database is unavailable.
-  net::awaitable<bool> load_project_facts(Authorization& out, util::TimePoint at, CachedProject& facts);
+  /// Cache miss: reads and caches the project. While the database is unavailable, a stale entry answers (sets
+  /// `stale`). False if neither the database nor a stale entry could.
+  net::awaitable<bool> load_project_facts(Authorization& out, util::TimePoint at, CachedProject& facts,
+                                          bool& stale);
   /// Applies the checks; nullopt if the request may go on, else the denial (already set in `out`).
   std::optional<Outcome> judge_project(Authorization& out, const CachedProject& facts);
 };
@@ -333,16 +428,28 @@ void TokenService::Impl::read_project(const CachedProject& p, Authorization& out
 }
 
 net::awaitable<bool> TokenService::Impl::load_project_facts(Authorization& out, util::TimePoint at,
-                                                            CachedProject& facts) {
+                                                            CachedProject& facts, bool& stale) {
   const std::uint64_t epoch = project_epoch.load();
   std::optional<CachedProject> loaded;
+  bool unavailable = false;
   auto load = [&repo = db, &cipher = cipher, id = out.project_id] { return load_project(repo, cipher, id); };
   try {
     loaded = co_await executor.run(std::move(load));
+  } catch (const db::Unavailable& e) {
+    log_db_error("project lookup", e);
+    unavailable = true;
   } catch (const db::Error& e) {
     log_db_error("project lookup", e);
   }
-  if (!loaded) co_return false;
+  if (!loaded) {
+    if (unavailable &&
+        projects.visit_stale(out.project_id, at, [&](const CachedProject& p) { read_project(p, out, facts); })) {
+      stale = true;
+      co_return true;
+    }
+    co_return false;
+  }
+  database_answered();
   read_project(*loaded, out, facts);
   projects.put_if(out.project_id, std::move(*loaded), at, [&] { return project_epoch.load() == epoch; });
   co_return true;
@@ -387,10 +494,48 @@ TokenService::~TokenService() {
   }
 }
 
+net::awaitable<Lookup> TokenService::Impl::lookup_token(const std::string& hash, util::TimePoint at) {
+  const std::uint64_t epoch = token_epoch.load();
+  auto joined = token_flights.join(hash, epoch);
+  if (!joined.leader) {
+    shared_lookups.fetch_add(1, std::memory_order_relaxed);
+    co_return co_await token_flights.wait(std::move(joined.flight));
+  }
+  // If this frame is destroyed before finishing (shutdown), the waiters are told "unavailable", not left hanging.
+  detail::FlightLead<Lookup> lead(token_flights, hash, std::move(joined.flight),
+                                  Lookup{std::nullopt, LookupFailure::unavailable});
+  db_lookups.fetch_add(1, std::memory_order_relaxed);
+  Lookup result;
+  // Named, not a temporary inside the co_await expression: GCC 12 destroys such temporaries twice.
+  auto query = [&repo = db, hash] { return repo.find_token_by_hash(hash); };
+  try {
+    result.row = co_await executor.run(std::move(query));
+  } catch (const db::Unavailable& e) {
+    log_db_error("token lookup", e);
+    result.failure = LookupFailure::unavailable;
+  } catch (const db::Error& e) {
+    log_db_error("token lookup", e);
+    result.failure = LookupFailure::error;
+  }
+  if (result.failure == LookupFailure::none) {
+    database_answered();
+    if (result.row) {
+      // Inactive and expired rows are cached too: a client retrying a dead token is answered from memory.
+      cache_token(hash, *result.row, at, epoch);
+    } else {
+      tokens.erase(hash);  // a stale entry must not answer for a token the database no longer has
+      unknown.put(hash, Unknown{}, at);
+    }
+  }
+  lead.finish(result);
+  co_return result;
+}
+
 net::awaitable<Authorization> TokenService::authorize(std::string_view authorization_header,
                                                       std::function<std::string()> admit) {
   Impl& s = *impl_;
   Authorization out;
+  Impl::StaleAnswer stale(s, out);
   // `authorization_header` is read only before the first suspension: the caller's buffer need not outlive it.
   const std::optional<std::string_view> credentials = detail::bearer_credentials(authorization_header);
   if (!credentials)
@@ -410,29 +555,42 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
   if (!cached) {
     if (s.unknown.visit(hash, at, [](const Unknown&) {}))
       co_return denial(std::move(out), Outcome::token_not_found, "Token not found");
-    s.db_lookups.fetch_add(1, std::memory_order_relaxed);
-    const std::uint64_t epoch = s.token_epoch.load();
-    std::optional<db::Token> row;
-    bool failed = false;
-    // Named, not a temporary inside the co_await expression: GCC 12 destroys such temporaries twice.
-    auto lookup = [&repo = s.db, hash] { return repo.find_token_by_hash(hash); };
-    try {
-      row = co_await s.executor.run(std::move(lookup));
-    } catch (const db::Error& e) {
-      s.log_db_error("token lookup", e);
-      failed = true;
+    // Stale-if-error: the last state the database confirmed, within CACHE_STALE_IF_ERROR past its TTL.
+    const auto read_stale = [&](const CachedToken& t) {
+      out.token_id = t.id;
+      out.token_hint = t.hint;
+      out.project_id = t.project_id;
+      facts = TokenFacts{t.expires_at, t.max_requests, t.is_active};
+    };
+    bool answered = false;
+    if (s.skip_database_for_stale()) {
+      if (s.tokens.visit_stale(hash, at, read_stale)) {
+        stale.used();
+        answered = true;
+      } else if (s.unknown.visit_stale(hash, at, [](const Unknown&) {})) {
+        stale.used();
+        co_return denial(std::move(out), Outcome::token_not_found, "Token not found");
+      }
     }
-    if (failed) co_return denial(std::move(out), Outcome::service_unavailable, "Service temporarily unavailable");
-    if (!row) {
-      s.unknown.put(hash, Unknown{}, at);
-      co_return denial(std::move(out), Outcome::token_not_found, "Token not found");
+    if (!answered) {
+      const Lookup found = co_await s.lookup_token(hash, at);
+      if (found.failure == LookupFailure::unavailable) {
+        const bool known = s.tokens.visit_stale(hash, at, read_stale);
+        if (!known && !s.unknown.visit_stale(hash, at, [](const Unknown&) {}))
+          co_return denial(std::move(out), Outcome::service_unavailable, "Service temporarily unavailable");
+        stale.used();
+        if (!known) co_return denial(std::move(out), Outcome::token_not_found, "Token not found");
+      } else if (found.failure == LookupFailure::error) {
+        co_return denial(std::move(out), Outcome::service_unavailable, "Service temporarily unavailable");
+      } else if (!found.row) {
+        co_return denial(std::move(out), Outcome::token_not_found, "Token not found");
+      } else {
+        out.token_id = found.row->id;
+        out.token_hint = found.row->token_hint;
+        out.project_id = found.row->project_id;
+        facts = TokenFacts{found.row->expires_at, found.row->max_requests, found.row->is_active};
+      }
     }
-    out.token_id = row->id;
-    out.token_hint = row->token_hint;
-    out.project_id = row->project_id;
-    facts = TokenFacts{row->expires_at, row->max_requests, row->is_active};
-    // Inactive and expired rows are cached too: a client retrying a dead token is answered from memory.
-    s.tokens.put_if(hash, cached_from(*row), at, [&] { return s.token_epoch.load() == epoch; });
   }
 
   if (!facts.is_active) {
@@ -446,8 +604,15 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
   const bool project_cached =
       s.projects.visit(out.project_id, at, [&](const CachedProject& p) { s.read_project(p, out, project); });
   if (!project_cached) {
-    const bool loaded = co_await s.load_project_facts(out, at, project);
-    if (!loaded) co_return denial(std::move(out), Outcome::service_unavailable, "Service temporarily unavailable");
+    bool project_stale = false;
+    if (s.skip_database_for_stale() &&
+        s.projects.visit_stale(out.project_id, at, [&](const CachedProject& p) { s.read_project(p, out, project); })) {
+      project_stale = true;
+    } else {
+      const bool loaded = co_await s.load_project_facts(out, at, project, project_stale);
+      if (!loaded) co_return denial(std::move(out), Outcome::service_unavailable, "Service temporarily unavailable");
+    }
+    if (project_stale) stale.used();
   }
   if (s.judge_project(out, project)) co_return std::move(out);
   if (admit) {
@@ -473,12 +638,13 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
     failed = true;
   }
   if (failed) co_return denial(std::move(out), Outcome::service_unavailable, "Service temporarily unavailable");
+  s.database_answered();
 
   // The row changed elsewhere (limit, expiry): refresh what the cache believes.
   const auto refresh = [&] {
     if (quota.token &&
         (quota.token->max_requests != facts.max_requests || quota.token->expires_at != facts.expires_at)) {
-      s.tokens.put_if(hash, cached_from(*quota.token), at, [&] { return s.token_epoch.load() == epoch; });
+      s.cache_token(hash, *quota.token, at, epoch);
     }
   };
   switch (quota.outcome) {
@@ -490,8 +656,12 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
       refresh();
       co_return denial(std::move(out), Outcome::rate_limit_exceeded, "Token request limit exceeded");
     case db::QuotaOutcome::inactive:
-      // Revoked after it was cached (possibly by another instance).
-      s.tokens.erase(hash);
+      // Revoked after it was cached (possibly by another instance): remember the denial like any revoked row.
+      if (quota.token) {
+        s.cache_token(hash, *quota.token, at, epoch);
+      } else {
+        s.tokens.erase(hash);
+      }
       s.audit_denied(out, "token revoked");
       co_return denial(std::move(out), Outcome::token_inactive, "Token is inactive");
     case db::QuotaOutcome::expired:
@@ -579,7 +749,9 @@ Stats TokenService::stats() const {
   Stats st;
   st.cache_hits = s.tokens.hits();
   st.cache_misses = s.db_lookups.load(std::memory_order_relaxed);
+  st.shared_lookups = s.shared_lookups.load(std::memory_order_relaxed);
   st.negative_hits = s.unknown.hits();
+  st.stale_served = s.stale_served.load(std::memory_order_relaxed);
   st.cached_tokens = s.tokens.size();
   st.pending_usage_tokens = s.usage->pending.pending_tokens();
   st.pending_usage_requests = s.usage->pending.pending_requests();
@@ -600,8 +772,16 @@ void register_metrics(metrics::Registry& registry, lifecycle::Published<const To
   };
   registry.add_counter("llm_proxy_token_cache_hits_total", "Token validations answered from the cache.",
                        stat([](const Stats& st) { return st.cache_hits; }));
-  registry.add_counter("llm_proxy_token_cache_misses_total", "Token validations that needed the database.",
+  registry.add_counter("llm_proxy_token_cache_misses_total",
+                       "Token lookups sent to the database (concurrent misses of one token share one).",
                        stat([](const Stats& st) { return st.cache_misses; }));
+  registry.add_counter("llm_proxy_token_lookups_shared_total",
+                       "Token cache misses answered by a database lookup already in flight for the same token.",
+                       stat([](const Stats& st) { return st.shared_lookups; }));
+  registry.add_counter("llm_proxy_stale_served_total",
+                       "Requests answered from token or project cache entries past their TTL because the database "
+                       "was unavailable (CACHE_STALE_IF_ERROR).",
+                       stat([](const Stats& st) { return st.stale_served; }));
   registry.add_gauge("llm_proxy_token_cache_entries", "Tokens in the cache.",
                      stat([](const Stats& st) { return st.cached_tokens; }));
   registry.add_gauge("llm_proxy_usage_pending_deltas", "Tokens with usage not yet written to the database.",

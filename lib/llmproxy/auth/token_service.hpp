@@ -38,6 +38,12 @@ struct Options {
   std::size_t token_cache_max = 100000;
   std::chrono::milliseconds negative_cache_ttl{5000};
   std::chrono::milliseconds project_cache_ttl{5000};
+  /// While the database is unavailable, token, negative and project entries are served this long past their
+  /// TTL (the last state the database confirmed; SPEC §6.3). 0: never.
+  std::chrono::milliseconds cache_stale_if_error{3600000};
+  /// Once stale entries are being served (an outage), they answer without trying the database first, except
+  /// for one request per this interval, which probes it (so a hanging connect does not delay every request).
+  std::chrono::milliseconds outage_probe_interval{1000};
   bool enforce_project_active = true;
   std::chrono::milliseconds usage_flush_interval{1000};
 };
@@ -65,7 +71,11 @@ struct Authorization {
 };
 
 struct Stats {
-  std::uint64_t cache_hits = 0, cache_misses = 0, negative_hits = 0;
+  std::uint64_t cache_hits = 0;
+  std::uint64_t cache_misses = 0;     // token lookups sent to the database
+  std::uint64_t shared_lookups = 0;   // cache misses that waited for a lookup already in flight (single-flight)
+  std::uint64_t negative_hits = 0;
+  std::uint64_t stale_served = 0;     // requests answered from entries past their TTL while the database was down
   std::size_t cached_tokens = 0;
   std::size_t pending_usage_tokens = 0;  // distinct tokens with unflushed usage
   std::int64_t pending_usage_requests = 0;
@@ -87,6 +97,9 @@ class TokenService {
   /// active -> not expired -> project active -> quota (one atomic DB statement for quota tokens; zero DB round
   /// trips for a cached unlimited token). Counts usage of unlimited tokens in memory. Any I/O thread.
   /// Denials caused by state (inactive project, revoked token seen in the database) are audited.
+  /// Floods: denials are remembered (unknown: NEGATIVE_CACHE_TTL; revoked: the longer of TOKEN_CACHE_TTL and
+  /// NEGATIVE_CACHE_TTL; expired: until evicted, expiry is final), and concurrent misses of one token share one
+  /// lookup. While the database is unavailable, entries past their TTL by less than cache_stale_if_error answer.
   /// `admit`, if set, runs once the token and its project were accepted and before any quota or usage is counted
   /// (the proxy's param whitelist: cost before trust, SPEC §5.5); a non-empty answer ends authorization with
   /// Outcome::not_admitted and that answer as the message, and nothing is counted.
@@ -112,8 +125,9 @@ class TokenService {
   std::unique_ptr<Impl> impl_;
 };
 
-/// Registers the token cache and usage metrics (llm_proxy_token_cache_*, llm_proxy_usage_*), sampled from
-/// stats(); they read 0 until `tokens` is published.
+/// Registers the token cache, stale-if-error and usage metrics (llm_proxy_token_cache_*,
+/// llm_proxy_token_lookups_shared_total, llm_proxy_stale_served_total, llm_proxy_usage_*), sampled from stats();
+/// they read 0 until `tokens` is published.
 void register_metrics(metrics::Registry& registry, lifecycle::Published<const TokenService> tokens);
 
 }  // namespace llmproxy::auth
