@@ -43,7 +43,7 @@ std::string error_category(const std::string& message) {
   std::string m = message;
   std::transform(m.begin(), m.end(), m.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   const auto has = [&m](const char* s) { return m.find(s) != std::string::npos; };
-  if (has("pool exhausted")) return "pool_exhausted";
+  if (has("pool exhausted") || has("queue is full")) return "pool_exhausted";
   if (has("timeout") || has("timed out") || has("canceling statement")) return "timeout";
   if (has("connect") || has("connection") || has("refused") || has("unreachable") || has("no route")) {
     return "unreachable";
@@ -78,18 +78,19 @@ class HealthCache {
     // A named lambda: GCC 12 double-destroys lambda temporaries inside co_await expressions (see executor.hpp).
     auto work = [database] { return database->health(); };
     db::HealthReport report;
-    std::exception_ptr failed;
     checks_.fetch_add(1, std::memory_order_relaxed);
     try {
       report = co_await deps.executor->run(std::move(work));
-    } catch (...) {
-      failed = std::current_exception();
+    } catch (const std::exception& e) {
+      // Not even queued (the DB task queue is full) or the check itself threw: the database is not answering.
+      report = db::HealthReport{};
+      report.up = false;
+      report.error = e.what();
     }
     bool was_up = true;
     {
       std::lock_guard lock(mutex_);
       checking_ = false;
-      if (failed) std::rethrow_exception(failed);
       was_up = !report_ || report_->up;
       report_ = report;
       checked_at_ = Clock::now();
