@@ -38,6 +38,27 @@ TEST_CASE("server without MANAGEMENT_TOKEN exits 2 and says how to set it", "[se
   CHECK_THAT(out, Contains("MANAGEMENT_TOKEN"));
 }
 
+TEST_CASE("a placeholder or short MANAGEMENT_TOKEN exits 2 unless explicitly allowed", "[server][config]") {
+  TempDir dir;
+  for (const char* weak : {"change-me", "short-token-123"}) {
+    auto env = base_env(dir);
+    env["MANAGEMENT_TOKEN"] = weak;
+    env["DATABASE_PATH"] = dir.file("db.sqlite");
+    auto [code, out] = run_binary({"server"}, env, 20s);
+    INFO(weak << "\n" << out);
+    CHECK(code == 2);
+    CHECK_THAT(out, Contains("MANAGEMENT_TOKEN"));
+    CHECK_THAT(out, !Contains(weak));  // a weak secret is still a secret
+    CHECK_THAT(out, !Contains("\"event\":\"listening\""));
+  }
+  auto env = base_env(dir);
+  env["MANAGEMENT_TOKEN"] = "change-me";
+  env["ALLOW_WEAK_MANAGEMENT_TOKEN"] = "true";
+  env["DATABASE_PATH"] = dir.file("db-weak.sqlite");
+  Proxy allowed(env);
+  CHECK(allowed.get("/live").status == 200);
+}
+
 TEST_CASE("a port already in use exits 1 naming the address", "[server]") {
   TempDir dir;
   auto env = base_env(dir);
