@@ -13,6 +13,8 @@ packages=(
   catch2                      # Catch2 v2.13
   postgresql-15 postgresql-client-15   # throwaway test clusters (scripts/with-postgres.sh)
   gcovr                       # coverage gate
+  clang libclang-rt-14-dev    # libFuzzer targets (scripts/fuzz.sh); the runtime is only a Recommends of clang
+  llvm                        # llvm-symbolizer: symbolized sanitizer stacks (fuzz reproducers)
   docker-compose              # `docker-compose config` validation of deploy/ (no engine needed)
   nginx-light wrk             # bench/ harness
 )

@@ -65,7 +65,7 @@ Process::Process(std::string executable, std::vector<std::string> args, Environm
   log_path_ = path;
 
   // PATH, and the sanitizer settings of a sanitizer build, so children are checked like the test itself.
-  for (const char* inherited : {"PATH", "ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS"}) {
+  for (const char* inherited : {"PATH", "ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS"}) {
     if (env.contains(inherited)) continue;
     if (const char* value = std::getenv(inherited)) env[inherited] = value;
   }

@@ -110,3 +110,16 @@ TEST_CASE("glob patterns: * any run, ? one char, rest literal", "[unit][provider
   // Pathological input stays fast (no exponential backtracking).
   CHECK_FALSE(glob_match("*a*a*a*a*a*a*a*a*b", std::string(5000, 'a')));
 }
+
+TEST_CASE("glob patterns: a * matches values that contain a literal * too", "[unit][providers]") {
+  // Found by fuzz_providers_yaml: the `*` of the pattern was matched as a literal against the value's `*`,
+  // leaving no point to backtrack to, so "*" rejected "*0" and "gpt-*" rejected "gpt-*x".
+  CHECK(glob_match("*", "*0"));
+  CHECK(glob_match("*", "*"));
+  CHECK(glob_match("gpt-*", "gpt-*x"));
+  CHECK(glob_match("a*c", "a*bc"));
+  CHECK(glob_match("*0", "*0"));
+  CHECK(glob_match("?*", "**"));
+  CHECK_FALSE(glob_match("a*c", "a*b"));
+  CHECK_FALSE(glob_match("x*", "*x"));
+}

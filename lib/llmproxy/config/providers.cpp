@@ -207,13 +207,15 @@ const Provider& select_provider(const Providers& providers, const std::string& n
 bool glob_match(std::string_view pattern, std::string_view value) {
   // Iterative matcher with single-star backtracking: linear in practice, no recursion on hostile input.
   std::size_t p = 0, v = 0, star = std::string_view::npos, mark = 0;
+  // A `*` is a wildcard even where the value has a literal `*` at that point: it is tested before the
+  // one-character match, which would otherwise consume it without recording where to backtrack to.
   while (v < value.size()) {
-    if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == value[v])) {
-      ++p;
-      ++v;
-    } else if (p < pattern.size() && pattern[p] == '*') {
+    if (p < pattern.size() && pattern[p] == '*') {
       star = p++;
       mark = v;
+    } else if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == value[v])) {
+      ++p;
+      ++v;
     } else if (star != std::string_view::npos) {
       p = star + 1;
       v = ++mark;
