@@ -16,14 +16,18 @@ scripts/setup.sh
 build_dir=${BUILD_DIR:-build-tsan}
 jobs=${JOBS:-$(nproc)}
 
-# What runs: the server (HTTP front end), the proxy and its upstream client, auth (token service, usage
-# accumulator, caches), audit, readiness, the management API over the token service, and every database
-# contract case on SQLite and PostgreSQL.
+# What runs: the server (HTTP front end, its hygiene rules, connection cap and shutdown), the proxy and its
+# upstream client, auth (token service, single-flight lookups, stale-if-error, usage accumulator, caches), the
+# DB task queue, audit (coalescing), readiness and health probes, the management API over the token service,
+# and every database contract case on SQLite and PostgreSQL.
 default_files="
-  unit:auth_token_service_test unit:audit_auditor_test unit:lifecycle_readiness_test unit:upstream_circuit_breaker_test
+  unit:auth_token_service_test unit:auth_floods_test unit:auth_stale_if_error_test unit:db_executor_test
+  unit:audit_auditor_test unit:audit_coalescing_test unit:lifecycle_readiness_test unit:upstream_circuit_breaker_test
   contract:*
-  integration:server_http_test integration:proxy_pipeline_test integration:proxy_database_outage_test
-  integration:upstream_client_test integration:admin_api_test integration:ops_endpoints_test"
+  integration:server_http_test integration:server_hygiene_test integration:proxy_pipeline_test
+  integration:proxy_hygiene_test integration:proxy_token_floods_test integration:proxy_database_outage_test
+  integration:upstream_client_test integration:admin_api_test integration:admin_audit_floods_test
+  integration:ops_endpoints_test integration:ops_probes_test"
 files=${TSAN_FILES:-$default_files}
 
 echo "tsan: building in $build_dir/ (ThreadSanitizer, -O1)"
@@ -32,6 +36,8 @@ cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Debug -DLLMPROXY_TSAN=ON ${CMAKE_A
 cmake --build "$build_dir" -j"$jobs" --target llm-proxy mock-upstream \
   llmproxy_unit_tests llmproxy_contract_tests llmproxy_integration_tests
 
+# Cases tagged [memory] assert resident-set bounds; TSan's shadow memory multiplies RSS, so they run in the other
+# stages (README test command, ASan) and not here.
 # ctest names are "<label>:<TEST_CASE name>"; Catch knows which file a case is in (`-#` adds a [#file] tag).
 # Resolve the selection to ctest test numbers (-I), which needs no regex escaping of the case names.
 declare -A wanted=()
@@ -41,10 +47,10 @@ for label in unit contract integration; do
   all=""
   for f in $files; do
     [ "${f%%:*}" = "$label" ] || continue
-    if [ "${f#*:}" = "*" ]; then all=1; else tags+=("[#${f#*:}]"); fi
+    if [ "${f#*:}" = "*" ]; then all=1; else tags+=("[#${f#*:}]~[memory]"); fi
   done
   [ -n "$all" ] || [ ${#tags[@]} -gt 0 ] || continue
-  spec=()
+  spec=("~[memory]")
   if [ -z "$all" ]; then spec=(-# "$(IFS=,; echo "${tags[*]}")"); fi
   while IFS= read -r name; do
     [ -n "$name" ] && wanted["$label:$name"]=1

@@ -227,7 +227,7 @@ long long peak_rss(int pid) {
 
 }  // namespace
 
-TEST_CASE("hygiene: tokenless 10 MB deeply nested bodies cost no parse memory", "[proxy][hygiene]") {
+TEST_CASE("hygiene: tokenless 10 MB deeply nested bodies cost no parse memory", "[proxy][hygiene][memory]") {
   ProxyFixture f(TestDatabase::Kind::sqlite, {}, kWhitelist);
   const int port = f.proxy->port();
   const long long before = peak_rss(f.proxy->process().pid());

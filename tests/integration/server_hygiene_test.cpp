@@ -366,7 +366,7 @@ TEST_CASE("A 404 for a path with invalid UTF-8 has a valid UTF-8 JSON body", "[s
   }
 }
 
-TEST_CASE("A flood of slow connections beyond MAX_CONNECTIONS keeps memory bounded", "[server][hygiene]") {
+TEST_CASE("A flood of slow connections beyond MAX_CONNECTIONS keeps memory bounded", "[server][hygiene][memory]") {
   constexpr int kCap = 200;
   PlainProxy p([](Environment& env) { env["MAX_CONNECTIONS"] = std::to_string(kCap); });
   const int pid = p.proxy->process().pid();
