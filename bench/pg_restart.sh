@@ -26,7 +26,7 @@ MANAGEMENT_TOKEN=bench-management-token-0123456789abcdef LISTEN_ADDR=127.0.0.1:$
   "$build/apps/llm-proxy/llm-proxy" server >"$work/proxy.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do curl -sf "localhost:$port/ready" >/dev/null 2>&1 && break; sleep 0.1; done
-manage() { curl -sf -H "Authorization: Bearer bench" -H "Content-Type: application/json" -d "$2" "localhost:$port$1"; }
+manage() { curl -sf -H "Authorization: Bearer bench-management-token-0123456789abcdef" -H "Content-Type: application/json" -d "$2" "localhost:$port$1"; }
 project=$(manage /manage/projects '{"name":"restart","api_key":"sk-x"}' | sed 's/.*"id":"\([^"]*\)".*/\1/')
 created=$(manage /manage/tokens "{\"project_id\":\"$project\",\"duration_minutes\":60,\"max_requests\":100000000}")
 token=$(echo "$created" | sed 's/.*"token":"\([^"]*\)".*/\1/')

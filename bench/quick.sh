@@ -79,7 +79,7 @@ start_proxy() {
     [ -n "$PROXY_PORT" ] && curl -sf "localhost:$PROXY_PORT/ready" >/dev/null 2>&1 && break
     sleep 0.1
   done
-  manage() { curl -sf -H "Authorization: Bearer bench" -H "Content-Type: application/json" -d "$2" "localhost:$PROXY_PORT$1"; }
+  manage() { curl -sf -H "Authorization: Bearer bench-management-token-0123456789abcdef" -H "Content-Type: application/json" -d "$2" "localhost:$PROXY_PORT$1"; }
   local project
   project=$(manage /manage/projects '{"name":"bench","api_key":"sk-bench"}' | sed 's/.*"id":"\([^"]*\)".*/\1/')
   UNLIMITED=$(manage /manage/tokens "{\"project_id\":\"$project\",\"duration_minutes\":60}" | sed 's/.*"token":"\([^"]*\)".*/\1/')
