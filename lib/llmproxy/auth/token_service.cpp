@@ -23,10 +23,10 @@
 #include "llmproxy/audit/auditor.hpp"
 #include "llmproxy/auth/detail/bearer.hpp"
 #include "llmproxy/auth/detail/lru_cache.hpp"
-#include "llmproxy/auth/detail/single_flight.hpp"
 #include "llmproxy/auth/detail/usage_accumulator.hpp"
 #include "llmproxy/db/database.hpp"
 #include "llmproxy/db/errors.hpp"
+#include "llmproxy/db/single_flight.hpp"
 #include "llmproxy/db/executor.hpp"
 #include "llmproxy/log/log.hpp"
 #include "llmproxy/metrics/metrics.hpp"
@@ -296,7 +296,7 @@ struct TokenService::Impl {
   std::atomic<std::uint64_t> stale_served{0};    // atomic counter: requests answered from stale entries
   std::atomic<bool> serving_stale{false};  // atomic: stale entries served since the database last answered
   std::atomic<std::int64_t> next_probe_ns{0};  // atomic: steady-clock ns; during an outage, next database probe
-  detail::SingleFlight<Lookup> token_flights;  // one mutex inside; key: SHA-256 hex of the token
+  db::SingleFlight<Lookup> token_flights;  // one mutex inside; key: SHA-256 hex of the token
   std::shared_ptr<UsageBook> usage = std::make_shared<UsageBook>();  // internally synchronized
   std::shared_ptr<FlushControl> flush;  // written by start() before any traffic; read by stop_and_flush()
   std::atomic<bool> stopped{false};     // atomic: stop_and_flush() ran
@@ -502,8 +502,8 @@ net::awaitable<Lookup> TokenService::Impl::lookup_token(const std::string& hash,
     co_return co_await token_flights.wait(std::move(joined.flight));
   }
   // If this frame is destroyed before finishing (shutdown), the waiters are told "unavailable", not left hanging.
-  detail::FlightLead<Lookup> lead(token_flights, hash, std::move(joined.flight),
-                                  Lookup{std::nullopt, LookupFailure::unavailable});
+  db::FlightLead<Lookup> lead(token_flights, hash, std::move(joined.flight),
+                              Lookup{std::nullopt, LookupFailure::unavailable});
   db_lookups.fetch_add(1, std::memory_order_relaxed);
   Lookup result;
   // Named, not a temporary inside the co_await expression: GCC 12 destroys such temporaries twice.

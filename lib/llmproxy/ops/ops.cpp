@@ -1,7 +1,5 @@
 #include "llmproxy/ops/ops.hpp"
 
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
@@ -14,9 +12,12 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <string>
+#include <string_view>
 
 #include "llmproxy/db/database.hpp"
 #include "llmproxy/db/executor.hpp"
+#include "llmproxy/db/single_flight.hpp"
 #include "llmproxy/log/log.hpp"
 #include "llmproxy/metrics/metrics.hpp"
 
@@ -34,8 +35,6 @@ using Clock = std::chrono::steady_clock;
 
 /// How long a database check answers /ready and /health.
 constexpr std::chrono::milliseconds kHealthLifetime{1000};
-/// How often a probe waiting for another probe's check looks for its result.
-constexpr std::chrono::milliseconds kWaitStep{5};
 
 /// The fixed category /health shows for a failed check: the driver's message names the host, port, user and
 /// database, which a public probe must not reveal.
@@ -51,28 +50,32 @@ std::string error_category(const std::string& message) {
   return "error";
 }
 
-/// The database state behind /ready and /health: one check at a time, its result reused for kHealthLifetime.
+/// The database state behind /ready and /health: one check at a time (db::SingleFlight), its result reused for
+/// kHealthLifetime.
 class HealthCache {
  public:
-  /// The state at most kHealthLifetime old. Runs the check (on the DB pool: it is a blocking round trip) if
-  /// no fresh result exists and no other caller is running one; else waits for that caller's result.
+  /// The state at most kHealthLifetime old. Runs the check (on the DB pool: it is a blocking round trip) if no
+  /// fresh result exists and no other caller is running one; else waits for that caller's result.
   net::awaitable<db::HealthReport> get(const Deps& deps) {
-    for (;;) {
-      bool lead = false;
-      {
-        std::lock_guard lock(mutex_);
-        if (report_ && Clock::now() - checked_at_ < kHealthLifetime) co_return *report_;
-        if (!checking_) lead = checking_ = true;
-      }
-      if (lead) co_return co_await refresh(deps);
-      net::steady_timer pause(co_await net::this_coro::executor, kWaitStep);
-      co_await pause.async_wait(net::use_awaitable);
+    {
+      std::lock_guard lock(mutex_);
+      if (report_ && Clock::now() - checked_at_ < kHealthLifetime) co_return *report_;
     }
+    auto joined = flights_.join(kFlightKey, 0);
+    if (!joined.leader) co_return co_await flights_.wait(std::move(joined.flight));
+    // If this frame is destroyed mid-check (shutdown), the waiters read "down" rather than wait forever.
+    db::FlightLead<db::HealthReport> lead(flights_, std::string(kFlightKey), std::move(joined.flight),
+                                         db::HealthReport{});
+    db::HealthReport report = co_await refresh(deps);
+    lead.finish(report);
+    co_return report;
   }
 
   std::uint64_t checks() const { return checks_.load(std::memory_order_relaxed); }
 
  private:
+  static constexpr std::string_view kFlightKey = "health";
+
   net::awaitable<db::HealthReport> refresh(const Deps& deps) {
     db::Database* database = deps.database;
     // A named lambda: GCC 12 double-destroys lambda temporaries inside co_await expressions (see executor.hpp).
@@ -90,7 +93,6 @@ class HealthCache {
     bool was_up = true;
     {
       std::lock_guard lock(mutex_);
-      checking_ = false;
       was_up = !report_ || report_->up;
       report_ = report;
       checked_at_ = Clock::now();
@@ -108,7 +110,7 @@ class HealthCache {
   std::mutex mutex_;
   std::optional<db::HealthReport> report_;  // guarded by mutex_
   Clock::time_point checked_at_;            // guarded by mutex_
-  bool checking_ = false;                   // guarded by mutex_: a caller is running the check
+  db::SingleFlight<db::HealthReport> flights_;
   std::atomic<std::uint64_t> checks_{0};
 };
 

@@ -1,7 +1,8 @@
 #pragma once
 /// Single-flight (SPEC §5.5 "Floods"): concurrent requests that need the same database answer share one query.
 /// The first asker of a key leads (it runs the query and finishes the flight); the others wait for its result and
-/// resume on their own executors. Header-only; included by token_service.cpp and the unit tests only.
+/// resume on their own executors. Header-only; used by the token service (token lookups) and ops (the health
+/// check behind /ready and /health).
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -20,7 +21,7 @@
 #include <utility>
 #include <vector>
 
-namespace llmproxy::auth::detail {
+namespace llmproxy::db {
 
 template <class Result>
 class SingleFlight {
@@ -142,4 +143,4 @@ class FlightLead {
   Result fallback_;
 };
 
-}  // namespace llmproxy::auth::detail
+}  // namespace llmproxy::db
