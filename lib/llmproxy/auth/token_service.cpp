@@ -546,25 +546,20 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
   const util::TimePoint at = s.now();
 
   TokenFacts facts;
-  const bool cached = s.tokens.visit(hash, at, [&](const CachedToken& t) {
+  const auto read_cached = [&](const CachedToken& t) {
     out.token_id = t.id;
     out.token_hint = t.hint;
     out.project_id = t.project_id;
     facts = TokenFacts{t.expires_at, t.max_requests, t.is_active};
-  });
+  };
+  const bool cached = s.tokens.visit(hash, at, read_cached);
   if (!cached) {
     if (s.unknown.visit(hash, at, [](const Unknown&) {}))
       co_return denial(std::move(out), Outcome::token_not_found, "Token not found");
     // Stale-if-error: the last state the database confirmed, within CACHE_STALE_IF_ERROR past its TTL.
-    const auto read_stale = [&](const CachedToken& t) {
-      out.token_id = t.id;
-      out.token_hint = t.hint;
-      out.project_id = t.project_id;
-      facts = TokenFacts{t.expires_at, t.max_requests, t.is_active};
-    };
     bool answered = false;
     if (s.skip_database_for_stale()) {
-      if (s.tokens.visit_stale(hash, at, read_stale)) {
+      if (s.tokens.visit_stale(hash, at, read_cached)) {
         stale.used();
         answered = true;
       } else if (s.unknown.visit_stale(hash, at, [](const Unknown&) {})) {
@@ -575,7 +570,7 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
     if (!answered) {
       const Lookup found = co_await s.lookup_token(hash, at);
       if (found.failure == LookupFailure::unavailable) {
-        const bool known = s.tokens.visit_stale(hash, at, read_stale);
+        const bool known = s.tokens.visit_stale(hash, at, read_cached);
         if (!known && !s.unknown.visit_stale(hash, at, [](const Unknown&) {}))
           co_return denial(std::move(out), Outcome::service_unavailable, "Service temporarily unavailable");
         stale.used();
