@@ -118,23 +118,17 @@ Resolved resolve(std::string_view method, std::string_view path) {
   return r;
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 /// Checks `Authorization: Bearer <MANAGEMENT_TOKEN>` in constant time. Returns the 401 message, or empty when
 /// the caller is authorized.
 std::string check_auth(const server::Request& request, const std::string& expected) {
   constexpr std::string_view kScheme = "Bearer ";
-  const auto header = trim(request.headers.get("Authorization"));
+  const auto header = server::trim_ows(request.headers.get("Authorization"));
   if (header.size() <= kScheme.size() || !server::iequals(header.substr(0, kScheme.size()), kScheme) ||
-      trim(header.substr(kScheme.size())).empty()) {
+      server::trim_ows(header.substr(kScheme.size())).empty()) {
     return "missing or invalid Authorization header: expected \"Bearer <MANAGEMENT_TOKEN>\"";
   }
   // An empty configured token never matches (config refuses to boot without one; this is a second guard).
-  if (expected.empty() || !util::constant_time_equal(trim(header.substr(kScheme.size())), expected)) {
+  if (expected.empty() || !util::constant_time_equal(server::trim_ows(header.substr(kScheme.size())), expected)) {
     return "invalid management token";
   }
   return {};

@@ -8,6 +8,7 @@
 namespace llmproxy::proxy {
 
 using server::iequals;
+using server::trim_ows;
 
 namespace {
 
@@ -31,13 +32,6 @@ bool hop_by_hop(std::string_view name) {
   return one_of(name, kHopByHop) || (name.size() >= 6 && iequals(name.substr(0, 6), "Proxy-"));
 }
 
-std::string_view trim(std::string_view s) {
-  const auto ows = [](char c) { return c == ' ' || c == '\t'; };
-  while (!s.empty() && ows(s.front())) s.remove_prefix(1);
-  while (!s.empty() && ows(s.back())) s.remove_suffix(1);
-  return s;
-}
-
 /// The field names listed by every Connection field of `in` (views into `in`).
 std::vector<std::string_view> connection_options(const server::Headers& in) {
   std::vector<std::string_view> names;
@@ -46,7 +40,7 @@ std::vector<std::string_view> connection_options(const server::Headers& in) {
     std::string_view rest = f.value;
     while (!rest.empty()) {
       const std::size_t comma = rest.find(',');
-      const std::string_view token = trim(rest.substr(0, comma));
+      const std::string_view token = trim_ows(rest.substr(0, comma));
       if (!token.empty()) names.push_back(token);
       if (comma == std::string_view::npos) break;
       rest.remove_prefix(comma + 1);

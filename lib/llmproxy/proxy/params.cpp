@@ -10,6 +10,7 @@
 namespace llmproxy::proxy {
 
 using server::iequals;
+using server::trim_ows;
 
 namespace {
 
@@ -119,13 +120,6 @@ std::string check_json(const ParamWhitelist& whitelist, std::string_view body) {
 
 // ---- multipart/form-data (RFC 7578, RFC 2046 §5.1.1) ------------------------------------------------------
 
-std::string_view trim(std::string_view s) {
-  const auto ows = [](char c) { return c == ' ' || c == '\t'; };
-  while (!s.empty() && ows(s.front())) s.remove_prefix(1);
-  while (!s.empty() && ows(s.back())) s.remove_suffix(1);
-  return s;
-}
-
 /// Iterates the `; name=value` parameters after the first `;` of a header value, calling fn(name, value)
 /// with quotes removed (a backslash escapes the next character inside quotes). Returns false when malformed.
 /// Values with escapes are returned as written minus the quotes (good enough: names compared are plain tokens).
@@ -138,7 +132,7 @@ bool for_each_parameter(std::string_view value, Fn fn) {
     if (i == value.size()) break;
     const std::size_t eq = value.find('=', i);
     if (eq == std::string_view::npos) return false;
-    const std::string_view name = trim(value.substr(i, eq - i));
+    const std::string_view name = trim_ows(value.substr(i, eq - i));
     i = eq + 1;
     while (i < value.size() && (value[i] == ' ' || value[i] == '\t')) ++i;
     std::string_view param;
@@ -152,7 +146,7 @@ bool for_each_parameter(std::string_view value, Fn fn) {
       if (i < value.size() && value[i] != ';') return false;
     } else {
       const std::size_t end = value.find(';', i);
-      param = trim(value.substr(i, end == std::string_view::npos ? std::string_view::npos : end - i));
+      param = trim_ows(value.substr(i, end == std::string_view::npos ? std::string_view::npos : end - i));
       i = end;
       if (i == std::string_view::npos) {
         fn(name, param);
@@ -186,9 +180,9 @@ std::optional<std::string_view> field_name(std::string_view head) {
     head = eol == std::string_view::npos ? std::string_view{} : head.substr(eol + 2);
     const std::size_t colon = line.find(':');
     if (colon == std::string_view::npos) return std::nullopt;  // not a header line
-    if (!iequals(trim(line.substr(0, colon)), "Content-Disposition")) continue;
-    const std::string_view value = trim(line.substr(colon + 1));
-    if (value.size() < 9 || !iequals(trim(value.substr(0, value.find(';'))), "form-data")) return std::nullopt;
+    if (!iequals(trim_ows(line.substr(0, colon)), "Content-Disposition")) continue;
+    const std::string_view value = trim_ows(line.substr(colon + 1));
+    if (value.size() < 9 || !iequals(trim_ows(value.substr(0, value.find(';'))), "form-data")) return std::nullopt;
     bool ok = for_each_parameter(value, [&](std::string_view n, std::string_view v) {
       if (iequals(n, "name")) name = v;
     });
@@ -244,7 +238,7 @@ std::string check_multipart(const ParamWhitelist& whitelist, std::string_view co
 
 std::string check_params(const ParamWhitelist& whitelist, std::string_view content_type, std::string_view body) {
   if (whitelist.empty() || body.empty()) return {};
-  const std::string_view media_type = trim(content_type.substr(0, content_type.find(';')));
+  const std::string_view media_type = trim_ows(content_type.substr(0, content_type.find(';')));
   if (iequals(media_type, "multipart/form-data")) return check_multipart(whitelist, content_type, body);
   return check_json(whitelist, body);
 }

@@ -85,6 +85,12 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
+std::string_view trim_ows(std::string_view v) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return v;
+}
+
 std::string_view Headers::get(std::string_view name) const {
   for (const auto& f : fields_) {
     if (iequals(f.name, name)) return f.value;

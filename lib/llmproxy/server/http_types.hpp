@@ -11,6 +11,10 @@ namespace llmproxy::server {
 /// ASCII case-insensitive equality, for header names.
 bool iequals(std::string_view a, std::string_view b);
 
+/// `v` without leading and trailing optional white space (spaces and tabs, RFC 9110 §5.6.3), for header values
+/// and their comma-separated items.
+std::string_view trim_ows(std::string_view v);
+
 /// An ordered header list with case-insensitive lookup. Not thread-safe (owned by one request).
 class Headers {
  public:

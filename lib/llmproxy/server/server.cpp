@@ -55,12 +55,6 @@ constexpr std::size_t kLingerBytes = 256 * 1024;
 /// At most one "connections refused" warning per this period (the metric counts every one).
 constexpr auto kRejectLogPeriod = 10s;
 
-std::string_view trim(std::string_view v) {
-  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-  return v;
-}
-
 /// Why a request head is refused before any handler sees it.
 struct Refusal {
   int status;
@@ -108,13 +102,13 @@ std::optional<Refusal> check_head(const http::request<http::string_body>& req, c
   }
   if (hosts > 1) return Refusal{400, "bad_request", "more than one Host header"};
   if (hosts == 0 && req.version() >= 11) return Refusal{400, "bad_request", "missing Host header"};
-  if (encodings > 1 || (encodings == 1 && !iequals(trim(encoding), "chunked"))) {
+  if (encodings > 1 || (encodings == 1 && !iequals(trim_ows(encoding), "chunked"))) {
     return Refusal{400, "bad_request", "unsupported Transfer-Encoding (only chunked is accepted)"};
   }
   if (encodings > 0 && lengths > 0) return Refusal{400, "bad_request", "both Content-Length and Transfer-Encoding"};
   if (lengths > 1) return Refusal{400, "bad_request", "more than one Content-Length header"};
   if (lengths == 1) {
-    const auto v = trim(length);
+    const auto v = trim_ows(length);
     if (v.empty() || v.find_first_not_of("0123456789") != std::string_view::npos) {
       return Refusal{400, "bad_request", "invalid Content-Length"};
     }
