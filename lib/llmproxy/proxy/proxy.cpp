@@ -66,8 +66,7 @@ class Pipeline {
       co_await ex.respond(std::move(*answer));
       co_return;
     }
-    upstream_target_ = options_.provider.base_path + target.target();  // the normalised target goes upstream
-    co_await forward(ex, *deps, auth.api_key, origin_allowed(origin) ? origin : std::string_view{});
+    co_await forward(ex, *deps, target, auth.api_key, origin_allowed(origin) ? origin : std::string_view{});
   }
 
  private:
@@ -146,11 +145,12 @@ class Pipeline {
     return check_params(options_.provider.param_whitelist, request.headers.get("Content-Type"), request.body);
   }
 
-  upstream::Request build_request(const Exchange& ex, const std::string& api_key) const {
+  upstream::Request build_request(const Exchange& ex, const NormalisedTarget& target,
+                                  const std::string& api_key) const {
     const auto& p = options_.provider;
     upstream::Request up;
     up.method = ex.request.method;
-    up.target = upstream_target_;
+    up.target = p.base_path + target.target();  // the normalised target goes upstream
     up.headers = filter_headers(ex.request.headers, Direction::to_upstream);
     const bool default_port = (p.scheme == "https" && p.port == 443) || (p.scheme == "http" && p.port == 80);
     up.headers.set("Host", default_port ? p.host : p.host + ":" + std::to_string(p.port));
@@ -205,11 +205,13 @@ class Pipeline {
     log::write(log::Level::info, "client_gone", {{"request_id", ex.request.request_id}});
   }
 
-  /// Relays a body of known length without holding it: each piece goes out as it arrives. A failure on
-  /// either side closes both connections (the client sees a short body on a closed connection).
-  net::awaitable<void> relay_sized(Exchange& ex, upstream::Response& res, Headers headers, std::uint64_t length,
-                                   std::chrono::milliseconds idle_timeout) {
-    if (!co_await ex.begin_sized(res.status, std::move(headers), length)) {
+  /// Writes the rest of the body to the client piece by piece as it arrives, once begin_stream() or
+  /// begin_sized() sent the head (`begun`; false: the client is gone). A failure on either side closes the
+  /// upstream connection, so the provider stops working; the client sees a body cut short on a closed
+  /// connection (headers are out: that is the only honest signal left). `failure_event` names the log line.
+  static net::awaitable<void> relay_body(Exchange& ex, upstream::Response& res, bool begun,
+                                         std::chrono::milliseconds idle_timeout, const char* failure_event) {
+    if (!begun) {
       res.abort();
       co_return;
     }
@@ -218,8 +220,7 @@ class Pipeline {
       try {
         piece = co_await res.read_some(idle_timeout);
       } catch (const upstream::Error& e) {
-        log::write(log::Level::warn, "upstream_body_failed",
-                   {{"request_id", ex.request.request_id}, {"error", e.what()}});
+        log::write(log::Level::warn, failure_event, {{"request_id", ex.request.request_id}, {"error", e.what()}});
         res.abort();
         co_return;
       }
@@ -232,31 +233,38 @@ class Pipeline {
     co_await ex.end_stream();
   }
 
+  /// Runs `work` unless the client leaves first; then `work` is cancelled (a pending upstream read or
+  /// connect is abandoned) and the answer is false.
+  static net::awaitable<bool> unless_client_leaves(Exchange& ex, net::awaitable<void> work) {
+    using namespace net::experimental::awaitable_operators;
+    // Named locals: GCC 12 mishandles temporaries inside co_await expressions.
+    auto gone = ex.client_gone();
+    auto race = std::move(work) || std::move(gone);
+    const auto winner = co_await std::move(race);
+    co_return winner.index() == 0;
+  }
+
 // GCC 12 false positive (-Wmismatched-new-delete, also reported against Boost 1.81 elsewhere): Asio allocates a
 // coroutine frame with awaitable_frame_base::operator new, which may fall back to std::aligned_alloc, and frees it
 // with the matching awaitable_frame_base::operator delete; once both are inlined GCC pairs aligned_alloc with the
 // class's operator delete. Only for this function, whose frame GCC inlines into handle().
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-  net::awaitable<void> forward(Exchange& ex, const Deps& deps, const std::string& api_key, std::string_view origin) {
-    using namespace net::experimental::awaitable_operators;
+  net::awaitable<void> forward(Exchange& ex, const Deps& deps, const NormalisedTarget& target,
+                               const std::string& api_key, std::string_view origin) {
     const auto& p = options_.provider;
     const auto header_timeout = std::min(options_.request_timeout, p.timeouts.response_header);
     const auto sent = std::chrono::steady_clock::now();
     std::unique_ptr<upstream::Response> res;
     std::optional<upstream::Error> error;
-    const upstream::Request request = build_request(ex, api_key);
-    {
-      // Raced with the client leaving: a client that gives up cancels the upstream request (its connection is
-      // closed) instead of leaving it to run to the timeout. Named locals: GCC 12 and co_await temporaries.
-      auto call = send_upstream(deps, request, header_timeout, res, error);
-      auto gone = ex.client_gone();
-      auto race = std::move(call) || std::move(gone);
-      if ((co_await std::move(race)).index() == 1) {
-        if (res) res->abort();
-        log_client_gone(ex);
-        co_return;
-      }
+    const upstream::Request request = build_request(ex, target, api_key);
+    // Raced with the client leaving: a client that gives up cancels the upstream request (its connection is
+    // closed) instead of leaving it to run to the timeout.
+    auto call = send_upstream(deps, request, header_timeout, res, error);
+    if (!co_await unless_client_leaves(ex, std::move(call))) {
+      if (res) res->abort();
+      log_client_gone(ex);
+      co_return;
     }
     ex.access.upstream_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - sent).count();
     if (error) {
@@ -278,21 +286,18 @@ class Pipeline {
     const std::optional<std::uint64_t> length = content_length(*res);
     if (!res->streaming && length && *length > options_.max_buffered_response_size) {
       // Too large to hold: relayed piece by piece under the same Content-Length.
-      co_await relay_sized(ex, *res, std::move(headers), *length, body_timeout);
+      const bool begun = co_await ex.begin_sized(res->status, std::move(headers), *length);
+      co_await relay_body(ex, *res, begun, body_timeout, "upstream_body_failed");
       co_return;
     }
     if (!res->streaming) {
       std::string body;
       std::optional<upstream::ErrorKind> read_error;
-      {
-        auto read = read_upstream_body(*res, body_timeout, body, read_error);
-        auto gone = ex.client_gone();
-        auto race = std::move(read) || std::move(gone);
-        if ((co_await std::move(race)).index() == 1) {
-          res->abort();
-          log_client_gone(ex);
-          co_return;
-        }
+      auto read = read_upstream_body(*res, body_timeout, body, read_error);
+      if (!co_await unless_client_leaves(ex, std::move(read))) {
+        res->abort();
+        log_client_gone(ex);
+        co_return;
       }
       if (read_error) {
         deps.metrics->upstream_errors.fetch_add(1, std::memory_order_relaxed);
@@ -315,35 +320,13 @@ class Pipeline {
       headers.set("X-Accel-Buffering", "no");
       headers.set("Cache-Control", "no-cache");
     }
-    if (!co_await ex.begin_stream(res->status, std::move(headers))) {
-      res->abort();
-      co_return;
-    }
-    for (;;) {
-      std::optional<std::string> piece;
-      try {
-        piece = co_await res->read_some(options_.stream_idle_timeout);
-      } catch (const upstream::Error& e) {
-        // Headers are out: the only honest signal left is ending the connection without the last chunk.
-        log::write(log::Level::warn, "upstream_stream_failed",
-                   {{"request_id", ex.request.request_id}, {"error", e.what()}});
-        res->abort();
-        co_return;
-      }
-      if (!piece) break;
-      if (!co_await ex.write_chunk(*piece)) {
-        // The client went away: close the upstream connection so the provider stops generating.
-        res->abort();
-        co_return;
-      }
-    }
-    co_await ex.end_stream();
+    const bool begun = co_await ex.begin_stream(res->status, std::move(headers));
+    co_await relay_body(ex, *res, begun, options_.stream_idle_timeout, "upstream_stream_failed");
   }
 #pragma GCC diagnostic pop
 
   const Options& options_;
   const lifecycle::Published<const Deps>& deps_;
-  std::string upstream_target_;  // base path + normalised path + original query; set before forward()
 };
 
 }  // namespace
