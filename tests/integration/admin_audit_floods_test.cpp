@@ -43,15 +43,6 @@ std::int64_t sum_counts(const std::vector<nlohmann::json>& rows) {
   return sum;
 }
 
-/// The value of an unlabelled sample in the /metrics text, or -1.
-double metric(const std::string& text, const std::string& name) {
-  std::istringstream lines(text);
-  for (std::string line; std::getline(lines, line);) {
-    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
-  }
-  return -1;
-}
-
 std::string file_text(const std::string& path) {
   std::ifstream in(path);
   std::stringstream s;
@@ -112,10 +103,10 @@ void management_auth_failures(TestDatabase::Kind kind) {
 
   auto metrics = f.proxy->get("/metrics");
   REQUIRE(metrics.status == 200);
-  CHECK(metric(metrics.body, "llm_proxy_management_auth_failures_total") == failures);
+  CHECK(metric_sample(metrics.body, "llm_proxy_management_auth_failures_total") == failures);
   // Audit drops are one family with a label per kind, under one HELP/TYPE header.
-  CHECK(metric(metrics.body, "llm_proxy_audit_dropped_total{kind=\"proxy\"}") == 0);
-  CHECK(metric(metrics.body, "llm_proxy_audit_dropped_total{kind=\"management\"}") == 0);
+  CHECK(metric_sample(metrics.body, "llm_proxy_audit_dropped_total{kind=\"proxy\"}") == 0);
+  CHECK(metric_sample(metrics.body, "llm_proxy_audit_dropped_total{kind=\"management\"}") == 0);
   CHECK_THAT(metrics.body, Contains("# TYPE llm_proxy_audit_dropped_total counter\nllm_proxy_audit_dropped_total{"));
   CHECK_THAT(metrics.body, !Contains("# HELP llm_proxy_audit_dropped_total{"));
 

@@ -11,6 +11,7 @@
 #include <optional>
 #include <random>
 #include <regex>
+#include <sstream>
 #include <string>
 
 #include "support/http_client.hpp"
@@ -114,6 +115,16 @@ inline Environment base_env(const TempDir& dir) {
 }
 
 /// A running llm-proxy.
+/// The value of the sample `name` (with its labels, e.g. `x_total{kind="a"}`) in a /metrics text, or -1 if it
+/// is missing.
+inline double metric_sample(const std::string& metrics_text, const std::string& name) {
+  std::istringstream lines(metrics_text);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
+  }
+  return -1;
+}
+
 class Proxy {
  public:
   /// Starts the binary with `env`; waits for the listening line (and for `ready` unless told not to).
@@ -148,6 +159,13 @@ class Proxy {
     test::RequestHeaders h{{"Authorization", std::string("Bearer ") + kManagementToken}};
     if (!body.empty()) h.emplace_back("Content-Type", "application/json");
     return test::http_request(port_, method, target, body, h);
+  }
+
+  /// The value of a sample in this proxy's /metrics now, or -1 if it is missing.
+  double metric(const std::string& name) {
+    const auto r = get("/metrics");
+    REQUIRE(r.status == 200);
+    return metric_sample(r.body, name);
   }
 
   /// SIGTERM and wait for the exit code.

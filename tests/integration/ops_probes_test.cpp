@@ -13,18 +13,10 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-double metric(const std::string& text, const std::string& name) {
-  std::istringstream lines(text);
-  for (std::string line; std::getline(lines, line);) {
-    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
-  }
-  return -1;
-}
-
 void probe_flood(TestDatabase::Kind kind) {
   ProxyFixture f(kind);
   REQUIRE(f.proxy->get("/health").status == 200);
-  const double before = metric(f.proxy->get("/metrics").body, "llm_proxy_health_checks_total");
+  const double before = f.proxy->metric("llm_proxy_health_checks_total");
   REQUIRE(before >= 1);
 
   // At least 500 probes, spread over at least 2.5 s so that the cached state has to be refreshed a few times.
@@ -46,7 +38,7 @@ void probe_flood(TestDatabase::Kind kind) {
   CHECK(health_ok == health_sent);
   CHECK(ready_ok == ready_sent);
 
-  const double checks = metric(f.proxy->get("/metrics").body, "llm_proxy_health_checks_total") - before;
+  const double checks = f.proxy->metric("llm_proxy_health_checks_total") - before;
   INFO(health_sent + ready_sent << " probes in " << seconds << " s made " << checks << " database checks");
   CHECK(health_sent + ready_sent >= 500);
   CHECK(checks >= 1);  // the state is refreshed, not frozen

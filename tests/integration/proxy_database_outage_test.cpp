@@ -9,13 +9,11 @@
 using namespace llmproxy;
 using namespace llmproxy::itest;
 
-TEST_CASE("PostgreSQL outage: 503 where the database is needed, cached tokens work, recovery is automatic",
-          "[outage][postgres]") {
-  const int port = test::free_port();
-  Cluster cluster(port);
-  cluster.start();
-  test::MockUpstream mock;
-  TempDir dir;
+namespace {
+
+/// The proxy's environment for an outage test: PostgreSQL on `cluster`, the mock as the upstream, short
+/// database timeouts so an outage is noticed quickly, a fast usage flush.
+Environment outage_env(const Cluster& cluster, const test::MockUpstream& mock, const TempDir& dir) {
   auto env = base_env(dir);
   {
     std::ofstream out(dir.file("api_providers.yaml"));
@@ -26,29 +24,67 @@ TEST_CASE("PostgreSQL outage: 503 where the database is needed, cached tokens wo
   env["DATABASE_URL"] = cluster.url();
   env["DATABASE_CONNECT_TIMEOUT"] = "1s";
   env["DATABASE_STATEMENT_TIMEOUT"] = "2s";
-  env["TOKEN_CACHE_TTL"] = "1h";
   env["USAGE_FLUSH_INTERVAL"] = "200ms";
+  return env;
+}
+
+/// A management call that must succeed; its JSON answer.
+nlohmann::json manage_json(Proxy& proxy, const std::string& method, const std::string& path, const std::string& body) {
+  auto r = proxy.manage(method, path, body);
+  INFO(r.body);
+  REQUIRE(r.status / 100 == 2);
+  return nlohmann::json::parse(r.body);
+}
+
+test::HttpResponse chat(Proxy& proxy, const std::string& token) {
+  return proxy.request("POST", "/v1/chat/completions", R"({"model":"gpt-4o"})",
+                       {{"Authorization", "Bearer " + token}, {"Content-Type", "application/json"}});
+}
+
+/// Waits (up to 10 s) for /ready to answer 200 again after the database came back.
+void require_ready(Proxy& proxy) {
+  bool ready = false;
+  for (int i = 0; i < 100 && !ready; ++i) {
+    std::this_thread::sleep_for(100ms);
+    ready = proxy.get("/ready").status == 200;
+  }
+  REQUIRE(ready);
+}
+
+/// The token's request_count as the database has it, polled (up to 5 s) until it reads `expected`.
+std::string request_count(const Cluster& cluster, const std::string& token_id, const std::string& expected) {
+  std::string count;
+  for (int i = 0; i < 50 && count != expected; ++i) {
+    std::this_thread::sleep_for(100ms);
+    auto [code, out] = test::run_command(
+        {"psql", cluster.url(), "-qAtc", "SELECT request_count FROM tokens WHERE id = '" + token_id + "'"});
+    if (code == 0) count = out.substr(0, out.find('\n'));
+  }
+  return count;
+}
+
+}  // namespace
+
+TEST_CASE("PostgreSQL outage: 503 where the database is needed, cached tokens work, recovery is automatic",
+          "[outage][postgres]") {
+  const int port = test::free_port();
+  Cluster cluster(port);
+  cluster.start();
+  test::MockUpstream mock;
+  TempDir dir;
+  auto env = outage_env(cluster, mock, dir);
+  env["TOKEN_CACHE_TTL"] = "1h";
   Proxy proxy(env);
-  auto manage_json = [&](const std::string& method, const std::string& path, const std::string& body) {
-    auto r = proxy.manage(method, path, body);
-    INFO(r.body);
-    REQUIRE(r.status / 100 == 2);
-    return nlohmann::json::parse(r.body);
-  };
-  auto project = manage_json("POST", "/manage/projects", R"({"name":"outage","api_key":"sk-key"})")["id"];
-  auto cached = manage_json("POST", "/manage/tokens",
+  auto project = manage_json(proxy, "POST", "/manage/projects", R"({"name":"outage","api_key":"sk-key"})")["id"];
+  auto cached = manage_json(proxy, "POST", "/manage/tokens",
                             nlohmann::json{{"project_id", project}, {"duration_minutes", 60}}.dump());
-  auto uncached = manage_json("POST", "/manage/tokens",
+  auto uncached = manage_json(proxy, "POST", "/manage/tokens",
                               nlohmann::json{{"project_id", project}, {"duration_minutes", 60}}.dump());
-  auto chat = [&](const std::string& token) {
-    return proxy.request("POST", "/v1/chat/completions", R"({"model":"gpt-4o"})",
-                         {{"Authorization", "Bearer " + token}, {"Content-Type", "application/json"}});
-  };
-  REQUIRE(chat(cached["token"]).status == 200);
+  REQUIRE(chat(proxy, cached["token"]).status == 200);
 
   cluster.stop();
-  for (int i = 0; i < 3; ++i) CHECK(chat(cached["token"]).status == 200);
-  auto r = chat(uncached["token"]);
+  for (int i = 0; i < 3; ++i) CHECK(chat(proxy, cached["token"]).status == 200);
+  auto r = chat(proxy, uncached["token"]);
   CHECK(r.status == 503);
   CHECK(error_code(r) == "service_unavailable");
   CHECK(proxy.get("/ready").status == 503);
@@ -59,42 +95,14 @@ TEST_CASE("PostgreSQL outage: 503 where the database is needed, cached tokens wo
   std::this_thread::sleep_for(600ms);  // a few failed flushes: the deltas must survive them
 
   cluster.start();
-  bool ready = false;
-  for (int i = 0; i < 100 && !ready; ++i) {
-    std::this_thread::sleep_for(100ms);
-    ready = proxy.get("/ready").status == 200;
-  }
-  REQUIRE(ready);
-  CHECK(chat(uncached["token"]).status == 200);
+  require_ready(proxy);
+  CHECK(chat(proxy, uncached["token"]).status == 200);
   // 1 before + 3 during the outage for the cached token, all persisted after recovery.
-  std::string count;
-  for (int i = 0; i < 50 && count != "4"; ++i) {
-    std::this_thread::sleep_for(100ms);
-    auto [code, out] = test::run_command({"psql", cluster.url(), "-qAtc",
-                                          "SELECT request_count FROM tokens WHERE id = '" +
-                                              cached["id"].get<std::string>() + "'"});
-    if (code == 0) count = out.substr(0, out.find('\n'));
-  }
-  CHECK(count == "4");
+  CHECK(request_count(cluster, cached["id"].get<std::string>(), "4") == "4");
   const auto exit_code = proxy.terminate();
   INFO(proxy.process().output());
   CHECK(exit_code == 0);
 }
-
-namespace {
-
-/// The value of an unlabelled series in /metrics, or -1 if it is missing.
-double metric_value(Proxy& proxy, const std::string& name) {
-  const auto r = proxy.get("/metrics");
-  REQUIRE(r.status == 200);
-  std::istringstream lines(r.body);
-  for (std::string line; std::getline(lines, line);) {
-    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
-  }
-  return -1;
-}
-
-}  // namespace
 
 TEST_CASE("PostgreSQL outage longer than the cache TTLs: cached unlimited tokens are served stale, quota tokens 503",
           "[outage][stale][postgres]") {
@@ -103,70 +111,37 @@ TEST_CASE("PostgreSQL outage longer than the cache TTLs: cached unlimited tokens
   cluster.start();
   test::MockUpstream mock;
   TempDir dir;
-  auto env = base_env(dir);
-  {
-    std::ofstream out(dir.file("api_providers.yaml"));
-    out << providers_yaml(mock.base_url());
-  }
-  env["API_CONFIG_PATH"] = dir.file("api_providers.yaml");
-  env["DB_DRIVER"] = "postgres";
-  env["DATABASE_URL"] = cluster.url();
-  env["DATABASE_CONNECT_TIMEOUT"] = "1s";
-  env["DATABASE_STATEMENT_TIMEOUT"] = "2s";
+  auto env = outage_env(cluster, mock, dir);
   env["TOKEN_CACHE_TTL"] = "1s";
   env["PROJECT_CACHE_TTL"] = "1s";
-  env["USAGE_FLUSH_INTERVAL"] = "200ms";
   Proxy proxy(env);
-  auto manage_json = [&](const std::string& method, const std::string& path, const std::string& body) {
-    auto r = proxy.manage(method, path, body);
-    INFO(r.body);
-    REQUIRE(r.status / 100 == 2);
-    return nlohmann::json::parse(r.body);
-  };
-  auto project = manage_json("POST", "/manage/projects", R"({"name":"stale","api_key":"sk-key"})")["id"];
-  auto unlimited = manage_json("POST", "/manage/tokens",
+  auto project = manage_json(proxy, "POST", "/manage/projects", R"({"name":"stale","api_key":"sk-key"})")["id"];
+  auto unlimited = manage_json(proxy, "POST", "/manage/tokens",
                                nlohmann::json{{"project_id", project}, {"duration_minutes", 60}}.dump());
   auto quota = manage_json(
-      "POST", "/manage/tokens",
+      proxy, "POST", "/manage/tokens",
       nlohmann::json{{"project_id", project}, {"duration_minutes", 60}, {"max_requests", 100}}.dump());
-  auto chat = [&](const std::string& token) {
-    return proxy.request("POST", "/v1/chat/completions", R"({"model":"gpt-4o"})",
-                         {{"Authorization", "Bearer " + token}, {"Content-Type", "application/json"}});
-  };
-  REQUIRE(chat(unlimited["token"]).status == 200);
-  REQUIRE(chat(quota["token"]).status == 200);
-  CHECK(metric_value(proxy, "llm_proxy_stale_served_total") == 0);
+  REQUIRE(chat(proxy, unlimited["token"]).status == 200);
+  REQUIRE(chat(proxy, quota["token"]).status == 200);
+  CHECK(proxy.metric("llm_proxy_stale_served_total") == 0);
 
   cluster.stop();
   // Let every cache entry pass its 1 s TTL: from here on only stale-if-error can answer without the database.
   std::this_thread::sleep_for(3s);
-  auto served = chat(unlimited["token"]);
+  auto served = chat(proxy, unlimited["token"]);
   INFO(served.body);
   CHECK(served.status == 200);
   CHECK(mock.requests().size() == 3);  // it reached the upstream
-  CHECK(metric_value(proxy, "llm_proxy_stale_served_total") == 1);
-  auto refused = chat(quota["token"]);
+  CHECK(proxy.metric("llm_proxy_stale_served_total") == 1);
+  auto refused = chat(proxy, quota["token"]);
   CHECK(refused.status == 503);
   CHECK(error_code(refused) == "service_unavailable");
-  CHECK(metric_value(proxy, "llm_proxy_stale_served_total") == 1);
+  CHECK(proxy.metric("llm_proxy_stale_served_total") == 1);
 
   cluster.start();
-  bool ready = false;
-  for (int i = 0; i < 100 && !ready; ++i) {
-    std::this_thread::sleep_for(100ms);
-    ready = proxy.get("/ready").status == 200;
-  }
-  REQUIRE(ready);
+  require_ready(proxy);
   // 1 before + 1 stale during the outage, written once the database is back.
-  std::string count;
-  for (int i = 0; i < 50 && count != "2"; ++i) {
-    std::this_thread::sleep_for(100ms);
-    auto [code, out] = test::run_command({"psql", cluster.url(), "-qAtc",
-                                          "SELECT request_count FROM tokens WHERE id = '" +
-                                              unlimited["id"].get<std::string>() + "'"});
-    if (code == 0) count = out.substr(0, out.find('\n'));
-  }
-  CHECK(count == "2");
+  CHECK(request_count(cluster, unlimited["id"].get<std::string>(), "2") == "2");
   const auto exit_code = proxy.terminate();
   const std::string log = proxy.process().output();
   // Logged once for the outage, not once per request.

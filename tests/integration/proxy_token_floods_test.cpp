@@ -14,17 +14,6 @@ using namespace llmproxy::itest;
 
 namespace {
 
-/// The value of an unlabelled series in /metrics, or -1 if it is missing.
-double metric(Proxy& proxy, const std::string& name) {
-  const auto r = proxy.get("/metrics");
-  REQUIRE(r.status == 200);
-  std::istringstream lines(r.body);
-  for (std::string line; std::getline(lines, line);) {
-    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
-  }
-  return -1;
-}
-
 /// Sends `total` chat requests with `token` over `connections` parallel clients; returns how many got
 /// 401 with `code`.
 int flood(ProxyFixture& f, const std::string& token, int total, int connections, const std::string& code) {
@@ -55,18 +44,18 @@ void revoked_and_unknown_floods(TestDatabase::Kind kind) {
   REQUIRE(f.chat(secret).status == 200);
   REQUIRE(f.proxy->manage("DELETE", "/manage/tokens/" + id).status == 204);
 
-  const double before = metric(*f.proxy, "llm_proxy_token_cache_misses_total");
+  const double before = f.proxy->metric("llm_proxy_token_cache_misses_total");
   REQUIRE(before >= 1);
   CHECK(flood(f, secret, 200, 8, "token_inactive") == 200);
-  CHECK(metric(*f.proxy, "llm_proxy_token_cache_misses_total") == before + 1);
+  CHECK(f.proxy->metric("llm_proxy_token_cache_misses_total") == before + 1);
 
   const std::string unknown = "sk-AAAAAAAAAAAAAAAAAAAAAA";
   CHECK(flood(f, unknown, 200, 8, "token_not_found") == 200);
-  CHECK(metric(*f.proxy, "llm_proxy_token_cache_misses_total") == before + 2);
+  CHECK(f.proxy->metric("llm_proxy_token_cache_misses_total") == before + 2);
   CHECK(f.mock.requests().size() == 1);  // nothing denied reached the upstream
-  CHECK(metric(*f.proxy, "llm_proxy_token_lookups_shared_total") >= 0);  // registered
-  CHECK(metric(*f.proxy, "llm_proxy_db_queue_rejected_total") == 0);    // registered, nothing refused
-  CHECK(metric(*f.proxy, "llm_proxy_db_queue_pending") >= 0);
+  CHECK(f.proxy->metric("llm_proxy_token_lookups_shared_total") >= 0);  // registered
+  CHECK(f.proxy->metric("llm_proxy_db_queue_rejected_total") == 0);    // registered, nothing refused
+  CHECK(f.proxy->metric("llm_proxy_db_queue_pending") >= 0);
 
   // Reactivated through this instance: works at once, whatever was remembered.
   auto r = f.proxy->manage("PATCH", "/manage/tokens/" + id, R"({"is_active":true})");

@@ -18,6 +18,7 @@
 #include "llmproxy/auth/token_service.hpp"
 #include "llmproxy/util/token.hpp"
 #include "unit/auth_service_fixture.hpp"
+#include "unit/io_poll.hpp"
 
 namespace net = boost::asio;
 namespace auth = llmproxy::auth;
@@ -25,23 +26,8 @@ namespace db = llmproxy::db;
 namespace util = llmproxy::util;
 using llmproxy::testing::AuthEnv;
 using llmproxy::testing::bearer;
+using llmproxy::testing::poll_until;
 using namespace std::chrono_literals;
-
-namespace {
-
-/// Polls `done()` (running ready handlers of `io` in between) until it holds or 10 s passed.
-template <class Done>
-bool settle(net::io_context& io, Done done) {
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (!done() && std::chrono::steady_clock::now() < deadline) {
-    io.restart();
-    io.poll();
-    std::this_thread::sleep_for(1ms);
-  }
-  return done();
-}
-
-}  // namespace
 
 TEST_CASE("a revoked token repeated 200 times costs one lookup even with TOKEN_CACHE_TTL=0", "[auth][floods]") {
   auth::Options o;
@@ -115,12 +101,12 @@ TEST_CASE("concurrent first lookups of one token share one database query", "[au
         });
   }
   // Every request has reached the database or is waiting: one query is in flight, the others wait for it.
-  REQUIRE(settle(env.io, [&] { return env.db.token_lookups_held() >= 1 && results.empty(); }));
-  REQUIRE(settle(env.io, [&] { return env.svc().stats().shared_lookups == kRequests - 1; }));
+  REQUIRE(poll_until(env.io, [&] { return env.db.token_lookups_held() >= 1 && results.empty(); }));
+  REQUIRE(poll_until(env.io, [&] { return env.svc().stats().shared_lookups == kRequests - 1; }));
   CHECK(env.db.token_lookups == 1);
 
   env.db.release_token_lookups();
-  REQUIRE(settle(env.io, [&] { return results.size() == kRequests; }));
+  REQUIRE(poll_until(env.io, [&] { return results.size() == kRequests; }));
   for (const auto& a : results) {
     CHECK(a.outcome == auth::Outcome::authorized);
     CHECK(a.token_id == row.id);
@@ -191,7 +177,7 @@ TEST_CASE("waiters of a failed lookup get 503 and the next request asks again", 
           if (e) std::rethrow_exception(e);
         });
   }
-  REQUIRE(settle(env.io, [&] { return outcomes.size() == 5; }));
+  REQUIRE(poll_until(env.io, [&] { return outcomes.size() == 5; }));
   CHECK(std::count(outcomes.begin(), outcomes.end(), auth::Outcome::service_unavailable) == 5);
   CHECK(env.svc().stats().negative_hits == 0);  // an outage is not remembered as "unknown"
   env.db.down = false;

@@ -13,25 +13,12 @@
 
 #include "llmproxy/db/errors.hpp"
 #include "llmproxy/db/executor.hpp"
+#include "unit/io_poll.hpp"
 
 namespace net = boost::asio;
 namespace db = llmproxy::db;
 using namespace std::chrono_literals;
-
-namespace {
-
-template <class Done>
-bool settle(net::io_context& io, Done done) {
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (!done() && std::chrono::steady_clock::now() < deadline) {
-    io.restart();
-    io.poll();
-    std::this_thread::sleep_for(1ms);
-  }
-  return done();
-}
-
-}  // namespace
+using llmproxy::testing::poll_until;
 
 TEST_CASE("a full DB task queue refuses the next call at once with db::Unavailable", "[db][executor]") {
   net::io_context io;
@@ -55,7 +42,7 @@ TEST_CASE("a full DB task queue refuses the next call at once with db::Unavailab
           if (e) std::rethrow_exception(e);
         });
   }
-  REQUIRE(settle(io, [&] { return executor.pending() == 4; }));
+  REQUIRE(poll_until(io, [&] { return executor.pending() == 4; }));
 
   std::optional<std::string> refused;
   bool ran = false;
@@ -73,14 +60,14 @@ TEST_CASE("a full DB task queue refuses the next call at once with db::Unavailab
       [](std::exception_ptr e) {
         if (e) std::rethrow_exception(e);
       });
-  REQUIRE(settle(io, [&] { return refused.has_value(); }));
+  REQUIRE(poll_until(io, [&] { return refused.has_value(); }));
   CHECK(std::chrono::steady_clock::now() - started < 5s);  // not queued behind the blocked tasks
   CHECK_FALSE(ran);
   CHECK(executor.rejected() == 1);
   CHECK(executor.pending() == 4);
 
   release.set_value();
-  REQUIRE(settle(io, [&] { return finished == 4 && executor.pending() == 0; }));
+  REQUIRE(poll_until(io, [&] { return finished == 4 && executor.pending() == 0; }));
 
   // Slots came back: the queue accepts work again.
   int value = 0;
@@ -93,7 +80,7 @@ TEST_CASE("a full DB task queue refuses the next call at once with db::Unavailab
       [](std::exception_ptr e) {
         if (e) std::rethrow_exception(e);
       });
-  REQUIRE(settle(io, [&] { return value == 42; }));
+  REQUIRE(poll_until(io, [&] { return value == 42; }));
   CHECK(executor.rejected() == 1);
 }
 
