@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 
 #include "llmproxy/util/crypto.hpp"
@@ -64,6 +65,19 @@ TEST_CASE("uuid_v4 is canonical version 4 variant 1 and unique", "[util][crypto]
     seen.insert(id);
   }
   CHECK(seen.size() == 200);
+}
+
+TEST_CASE("uuid_v4 stays unique across its per-thread random batches and across threads", "[util][crypto]") {
+  // 2 x 3000 ids: each thread refills its batch (256 ids) several times.
+  std::vector<std::string> a, b;
+  std::thread other([&b] {
+    for (int i = 0; i < 3000; ++i) b.push_back(util::uuid_v4());
+  });
+  for (int i = 0; i < 3000; ++i) a.push_back(util::uuid_v4());
+  other.join();
+  std::set<std::string> seen(a.begin(), a.end());
+  seen.insert(b.begin(), b.end());
+  CHECK(seen.size() == 6000);
 }
 
 TEST_CASE("base64 matches RFC 4648 test vectors", "[util][base64]") {

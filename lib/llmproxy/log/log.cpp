@@ -1,5 +1,8 @@
 #include "llmproxy/log/log.hpp"
 
+#include <charconv>
+#include <type_traits>
+
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -41,6 +44,66 @@ std::string_view level_name(Level level) {
 std::string console_value(const nlohmann::json& v) {
   if (v.is_string()) return v.get<std::string>();
   return v.dump();
+}
+
+/// The length of the valid UTF-8 sequence at the start of `s`, or 0 if it is not one (RFC 3629: no overlong
+/// forms, no surrogates, nothing above U+10FFFF).
+std::size_t utf8_sequence(std::string_view s) {
+  const auto b = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
+  const auto cont = [&](std::size_t i, unsigned lo = 0x80, unsigned hi = 0xBF) {
+    return i < s.size() && b(i) >= lo && b(i) <= hi;
+  };
+  const unsigned lead = b(0);
+  if (lead < 0x80) return 1;
+  if (lead >= 0xC2 && lead <= 0xDF) return cont(1) ? 2 : 0;
+  if (lead >= 0xE0 && lead <= 0xEF) {
+    const unsigned lo = lead == 0xE0 ? 0xA0 : 0x80, hi = lead == 0xED ? 0x9F : 0xBF;
+    return cont(1, lo, hi) && cont(2) ? 3 : 0;
+  }
+  if (lead >= 0xF0 && lead <= 0xF4) {
+    const unsigned lo = lead == 0xF0 ? 0x90 : 0x80, hi = lead == 0xF4 ? 0x8F : 0xBF;
+    return cont(1, lo, hi) && cont(2) && cont(3) ? 4 : 0;
+  }
+  return 0;
+}
+
+/// Appends `v` as a JSON string literal.
+void append_json_string(std::string& out, std::string_view v) {
+  constexpr std::string_view kHex = "0123456789abcdef";
+  out.push_back('"');
+  while (!v.empty()) {
+    const auto c = static_cast<unsigned char>(v.front());
+    std::size_t used = 1;
+    switch (c) {
+      case '"': out.append("\\\""); break;
+      case '\\': out.append("\\\\"); break;
+      case '\n': out.append("\\n"); break;
+      case '\r': out.append("\\r"); break;
+      case '\t': out.append("\\t"); break;
+      case '\b': out.append("\\b"); break;
+      case '\f': out.append("\\f"); break;
+      default:
+        if (c < 0x20) {
+          out.append("\\u00").push_back(kHex[c >> 4]);
+          out.push_back(kHex[c & 0x0f]);
+        } else if (c < 0x80) {
+          out.push_back(static_cast<char>(c));
+        } else if (const auto n = utf8_sequence(v); n > 0) {
+          out.append(v.substr(0, n));
+          used = n;
+        } else {
+          out.append("\xEF\xBF\xBD");  // U+FFFD for a byte that starts no valid sequence
+        }
+    }
+    v.remove_prefix(used);
+  }
+  out.push_back('"');
+}
+
+void append_number(std::string& out, const auto& n) {
+  char buf[32];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
+  if (ec == std::errc{}) out.append(buf, end);
 }
 
 }  // namespace
@@ -97,6 +160,47 @@ void write(Level level, std::string_view event, const nlohmann::json& fields) {
 }
 
 void write(Level level, std::string_view event) { write(level, event, nlohmann::json()); }
+
+void write(Level level, std::string_view event, std::span<const Field> fields) {
+  auto* logger = spdlog::default_logger_raw();
+  const auto lvl = to_spdlog(level);
+  if (!logger->should_log(lvl)) return;
+  std::string line;
+  line.reserve(320);
+  if (g_json) {
+    line.append("{\"time\":\"").append(util::format_time(util::now())).append("\",\"level\":\"");
+    line.append(level_name(level)).append("\",\"event\":");
+    append_json_string(line, event);
+    for (const auto& f : fields) {
+      line.append(",\"").append(f.key).append("\":");
+      std::visit(
+          [&line](const auto& v) {
+            if constexpr (std::is_same_v<std::decay_t<decltype(v)>, std::string_view>) {
+              append_json_string(line, v);
+            } else {
+              append_number(line, v);
+            }
+          },
+          f.value);
+    }
+    line.push_back('}');
+  } else {
+    line.append(event);
+    for (const auto& f : fields) {
+      line.append(" ").append(f.key).push_back('=');
+      std::visit(
+          [&line](const auto& v) {
+            if constexpr (std::is_same_v<std::decay_t<decltype(v)>, std::string_view>) {
+              line.append(v);
+            } else {
+              append_number(line, v);
+            }
+          },
+          f.value);
+    }
+  }
+  logger->log(lvl, "{}", line);
+}
 
 void flush() { spdlog::default_logger_raw()->flush(); }
 

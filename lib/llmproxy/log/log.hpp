@@ -2,8 +2,11 @@
 /// Structured logging on spdlog. LOG_FORMAT=json writes one JSON object per line
 /// (`{"time":...,"level":...,"event":...,<fields>}`); console writes `time [level] event key=value ...`.
 /// Thread-safe; any thread. Never pass secrets in fields.
+#include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
+#include <variant>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -25,6 +28,16 @@ bool enabled(Level level);
 /// Writes one line: `event` plus the members of `fields` (a JSON object, may be null).
 void write(Level level, std::string_view event, const nlohmann::json& fields);
 void write(Level level, std::string_view event);
+
+/// One field of a line written without building a JSON document.
+struct Field {
+  std::string_view key;  // a plain identifier (not escaped)
+  std::variant<std::string_view, std::int64_t, std::uint64_t, double> value;
+};
+
+/// Writes one line like write(level, event, json) but from flat fields, in their order, with no JSON document
+/// built: for the per-request access line. Strings are escaped (invalid UTF-8 becomes U+FFFD, as in write()).
+void write(Level level, std::string_view event, std::span<const Field> fields);
 
 /// Flushes the sink (at shutdown).
 void flush();

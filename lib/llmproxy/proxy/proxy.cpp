@@ -294,7 +294,9 @@ class Pipeline {
       std::string body;
       std::optional<upstream::ErrorKind> read_error;
       auto read = read_upstream_body(*res, body_timeout, body, read_error);
-      if (!co_await unless_client_leaves(ex, std::move(read))) {
+      if (res->body_received()) {
+        co_await std::move(read);  // nothing to wait for: no race with the client needed
+      } else if (!co_await unless_client_leaves(ex, std::move(read))) {
         res->abort();
         log_client_gone(ex);
         co_return;

@@ -32,6 +32,8 @@ class Headers {
   void add(std::string_view name, std::string_view value);
   /// Removes every `name` field.
   void remove(std::string_view name);
+  /// Room for `n` fields without reallocating.
+  void reserve(std::size_t n) { fields_.reserve(n); }
 
   const std::vector<Field>& fields() const { return fields_; }
   auto begin() const { return fields_.begin(); }

@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 
 #include <array>
+#include <charconv>
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -116,6 +117,49 @@ std::optional<Refusal> check_head(const http::request<http::string_body>& req, c
   return std::nullopt;
 }
 
+/// How a response body is delimited on the wire.
+enum class Framing { length, chunked, until_close, none };
+
+bool is_framing_field(std::string_view name) {
+  return iequals(name, "Connection") || iequals(name, "Content-Length") || iequals(name, "Transfer-Encoding") ||
+         iequals(name, "X-Request-ID") || iequals(name, "X-Proxy");
+}
+
+/// Serialises a response head into `out` (cleared first; its capacity is reused across a connection's
+/// responses) so the head and the body leave in one write. The server owns the framing fields: a handler's
+/// Connection, Content-Length or Transfer-Encoding is replaced by what this response really uses, and
+/// X-Request-ID / X-Proxy are always the session's. `length` is used with Framing::length. 1xx, 204 and 304
+/// carry no framing field and no body (RFC 9110 §6.4.1).
+void serialize_head(std::string& out, unsigned version, int status, const Headers& headers,
+                    std::string_view request_id, Framing framing, std::uint64_t length, bool keep_alive) {
+  out.clear();
+  out.append(version >= 11 ? "HTTP/1.1 " : "HTTP/1.0 ");
+  out.append(std::to_string(status));
+  out.push_back(' ');
+  const auto reason = http::obsolete_reason(http::int_to_status(static_cast<unsigned>(status)));
+  if (!reason.starts_with('<')) out.append(reason.data(), reason.size());  // "<unknown-status>": no phrase
+  out.append("\r\n");
+  for (const auto& f : headers) {
+    if (is_framing_field(f.name)) continue;
+    out.append(f.name).append(": ").append(f.value).append("\r\n");
+  }
+  out.append("X-Request-ID: ").append(request_id).append("\r\nX-Proxy: llm-proxy\r\n");
+  const bool bodiless = status < 200 || status == 204 || status == 304;
+  if (!bodiless) {
+    if (framing == Framing::length) {
+      out.append("Content-Length: ").append(std::to_string(length)).append("\r\n");
+    } else if (framing == Framing::chunked) {
+      out.append("Transfer-Encoding: chunked\r\n");
+    }
+  }
+  if (framing == Framing::until_close || (!keep_alive && version >= 11)) {
+    out.append("Connection: close\r\n");
+  } else if (keep_alive && version < 11) {
+    out.append("Connection: keep-alive\r\n");
+  }
+  out.append("\r\n");
+}
+
 /// One accepted connection, registered so stop() can close idle ones. `in_exchange` is written on the
 /// connection's strand and read by stop() from another thread, hence atomic.
 struct Conn {
@@ -200,10 +244,11 @@ class CancelAt {
 
 class SessionExchange final : public Exchange {
  public:
-  SessionExchange(Conn& conn, beast::flat_buffer& buffer, const ServerOptions& opts, unsigned version,
-                  bool keep_alive, bool head, const std::atomic<bool>& stopping)
+  SessionExchange(Conn& conn, beast::flat_buffer& buffer, std::string& scratch, const ServerOptions& opts,
+                  unsigned version, bool keep_alive, bool head, const std::atomic<bool>& stopping)
       : conn_(conn),
         buffer_(buffer),
+        scratch_(scratch),
         opts_(opts),
         version_(version),
         keep_alive_(keep_alive),
@@ -212,63 +257,47 @@ class SessionExchange final : public Exchange {
 
   net::awaitable<void> respond(Response response) override {
     start("respond()", response.status);
-    http::response<http::string_body> res;
-    res.version(version_);
-    res.result(static_cast<unsigned>(response.status));
-    for (const auto& f : response.headers) res.insert(f.name, f.value);
-    add_common(res);
-    res.keep_alive(keep_alive_ && !conn_closing());
-    close_after_ = !res.keep_alive();
-    res.body() = std::move(response.body);
-    res.prepare_payload();
+    const bool keep_alive = keep_alive_ && !conn_closing();
+    close_after_ = !keep_alive;
+    const bool bodiless = response.status < 200 || response.status == 204 || response.status == 304;
+    if (bodiless) response.body.clear();
+    serialize_head(scratch_, version_, response.status, response.headers, request.request_id, Framing::length,
+                   response.body.size(), keep_alive);
     conn_.stream.expires_after(opts_.write_timeout);
-    beast::error_code ec;
-    if (head_) {
-      // Content-Length states what GET would send; no body byte follows (RFC 9110 §9.3.2).
-      http::response_serializer<http::string_body> sr(res);
-      std::tie(ec, std::ignore) = co_await http::async_write_header(conn_.stream, sr, kUseTuple);
-    } else {
-      bytes_ = res.body().size();
-      std::tie(ec, std::ignore) = co_await http::async_write(conn_.stream, res, kUseTuple);
-    }
+    // HEAD: Content-Length states what GET would send; no body byte follows (RFC 9110 §9.3.2).
+    if (!head_) bytes_ = response.body.size();
+    const std::array<net::const_buffer, 2> wire{net::buffer(scratch_), net::buffer(response.body.data(), bytes_)};
+    auto [ec, n] = co_await net::async_write(conn_.stream, wire, kUseTuple);
     if (ec) client_gone_ = true;
   }
 
   net::awaitable<bool> begin_stream(int status, Headers headers) override {
     start("begin_stream()", status);
-    http::response<http::empty_body> res;
-    res.version(version_);
-    res.result(static_cast<unsigned>(status));
-    for (const auto& f : headers) res.insert(f.name, f.value);
-    add_common(res);
+    bool keep_alive = keep_alive_ && !conn_closing();
+    Framing framing = Framing::chunked;
     if (head_) {
       mode_ = Mode::no_body;
-      res.keep_alive(keep_alive_ && !conn_closing());
+      framing = Framing::none;
     } else if (version_ < 11) {
       // HTTP/1.0 has no chunked coding: the body ends when the connection does.
       mode_ = Mode::until_close;
-      res.keep_alive(false);
-      res.set(http::field::connection, "close");
+      framing = Framing::until_close;
+      keep_alive = false;
     } else {
       mode_ = Mode::chunked;
-      res.keep_alive(keep_alive_ && !conn_closing());
-      res.chunked(true);
     }
-    co_return co_await write_head(res);
+    serialize_head(scratch_, version_, status, headers, request.request_id, framing, 0, keep_alive);
+    co_return co_await write_head(keep_alive);
   }
 
   net::awaitable<bool> begin_sized(int status, Headers headers, std::uint64_t content_length) override {
     start("begin_sized()", status);
-    http::response<http::empty_body> res;
-    res.version(version_);
-    res.result(static_cast<unsigned>(status));
-    for (const auto& f : headers) res.insert(f.name, f.value);
-    add_common(res);
-    res.keep_alive(keep_alive_ && !conn_closing());
-    res.content_length(content_length);
+    const bool keep_alive = keep_alive_ && !conn_closing();
+    serialize_head(scratch_, version_, status, headers, request.request_id, Framing::length, content_length,
+                   keep_alive);
     mode_ = head_ ? Mode::no_body : Mode::sized;
     expected_ = content_length;
-    co_return co_await write_head(res);
+    co_return co_await write_head(keep_alive);
   }
 
   net::awaitable<bool> write_chunk(std::string_view data) override {
@@ -278,7 +307,15 @@ class SessionExchange final : public Exchange {
     conn_.stream.expires_after(opts_.write_timeout);
     beast::error_code ec;
     if (mode_ == Mode::chunked) {
-      const auto chunk = http::make_chunk(net::const_buffer(data.data(), data.size()));
+      // chunk-size CRLF data CRLF, in one write.
+      std::array<char, 24> size_line{};
+      const auto [end, err] = std::to_chars(size_line.data(), size_line.data() + 16, data.size(), 16);
+      static_cast<void>(err);  // 16 hex digits hold any size_t
+      end[0] = '\r';
+      end[1] = '\n';
+      const std::array<net::const_buffer, 3> chunk{
+          net::buffer(size_line.data(), static_cast<std::size_t>(end + 2 - size_line.data())),
+          net::buffer(data.data(), data.size()), net::buffer("\r\n", 2)};
       std::tie(ec, std::ignore) = co_await net::async_write(conn_.stream, chunk, kUseTuple);
     } else {
       std::tie(ec, std::ignore) = co_await net::async_write(conn_.stream, net::buffer(data), kUseTuple);
@@ -296,8 +333,7 @@ class SessionExchange final : public Exchange {
     switch (mode_) {
       case Mode::chunked: {
         conn_.stream.expires_after(opts_.write_timeout);
-        const auto last = http::make_chunk_last();
-        auto [ec, n] = co_await net::async_write(conn_.stream, last, kUseTuple);
+        auto [ec, n] = co_await net::async_write(conn_.stream, net::buffer("0\r\n\r\n", 5), kUseTuple);
         if (ec) client_gone_ = true;
         stream_ended_ = !client_gone_;
         break;
@@ -352,26 +388,22 @@ class SessionExchange final : public Exchange {
     status_ = status;
   }
 
-  net::awaitable<bool> write_head(http::response<http::empty_body>& res) {
-    close_after_ = !res.keep_alive() || mode_ == Mode::until_close;
+  /// Sends the head serialised into scratch_ by begin_stream()/begin_sized().
+  net::awaitable<bool> write_head(bool keep_alive) {
+    close_after_ = !keep_alive || mode_ == Mode::until_close;
     if (mode_ == Mode::no_body) stream_ended_ = true;
-    http::response_serializer<http::empty_body> sr(res);
     conn_.stream.expires_after(opts_.write_timeout);
-    auto [ec, n] = co_await http::async_write_header(conn_.stream, sr, kUseTuple);
+    auto [ec, n] = co_await net::async_write(conn_.stream, net::buffer(scratch_), kUseTuple);
     if (ec) client_gone_ = true;
     co_return !client_gone_ && mode_ != Mode::no_body;
   }
 
-  template <class Res>
-  void add_common(Res& res) const {
-    res.set("X-Request-ID", request.request_id);
-    res.set("X-Proxy", "llm-proxy");
-  }
   /// A graceful stop began: tell the client this connection ends with the current response.
   bool conn_closing() const { return stopping_.load(std::memory_order_relaxed); }
 
   Conn& conn_;
   beast::flat_buffer& buffer_;
+  std::string& scratch_;  // the serialised response head; the session's, reused across its requests
   const ServerOptions& opts_;
   unsigned version_;
   bool keep_alive_;
@@ -391,24 +423,12 @@ class SessionExchange final : public Exchange {
 /// it went out. The connection is closed after it (see linger_close).
 net::awaitable<bool> write_plain_error(Conn& conn, const ServerOptions& opts, int status, std::string_view code,
                                        std::string_view message, std::string request_id, bool head = false) {
-  Response r = Response::error(status, code, message);
-  http::response<http::string_body> res;
-  res.version(11);
-  res.result(static_cast<unsigned>(status));
-  for (const auto& f : r.headers) res.insert(f.name, f.value);
-  res.set("X-Request-ID", request_id);
-  res.set("X-Proxy", "llm-proxy");
-  res.keep_alive(false);
-  res.body() = std::move(r.body);
-  res.prepare_payload();
+  const Response r = Response::error(status, code, message);
+  std::string wire;
+  serialize_head(wire, 11, status, r.headers, request_id, Framing::length, r.body.size(), false);
+  if (!head) wire.append(r.body);
   conn.stream.expires_after(opts.header_read_timeout);
-  beast::error_code ec;
-  if (head) {
-    http::response_serializer<http::string_body> sr(res);
-    std::tie(ec, std::ignore) = co_await http::async_write_header(conn.stream, sr, kUseTuple);
-  } else {
-    std::tie(ec, std::ignore) = co_await http::async_write(conn.stream, res, kUseTuple);
-  }
+  auto [ec, n] = co_await net::async_write(conn.stream, net::buffer(wire), kUseTuple);
   co_return !ec;
 }
 
@@ -430,13 +450,19 @@ net::awaitable<void> linger_close(Conn& conn) {
 
 void log_access(const Request& req, const AccessInfo& access, int status, double ms, std::uint64_t bytes) {
   if (!log::enabled(log::Level::info)) return;
-  nlohmann::json f = {{"request_id", req.request_id}, {"method", req.method},    {"path", std::string(req.path())},
-                      {"status", status},             {"duration_ms", ms},        {"bytes", bytes},
-                      {"client_ip", req.client_ip}};
-  if (access.upstream_ms >= 0) f["upstream_ms"] = access.upstream_ms;
-  if (!access.token_hint.empty()) f["token_hint"] = access.token_hint;
-  if (!access.project_id.empty()) f["project_id"] = access.project_id;
-  log::write(log::Level::info, "access", f);
+  // Built field by field, without a JSON document: this line is written for every request at the default level.
+  std::array<log::Field, 10> fields{{{"request_id", std::string_view(req.request_id)},
+                                     {"method", std::string_view(req.method)},
+                                     {"path", req.path()},
+                                     {"status", std::int64_t{status}},
+                                     {"duration_ms", ms},
+                                     {"bytes", bytes},
+                                     {"client_ip", std::string_view(req.client_ip)}}};
+  std::size_t n = 7;
+  if (access.upstream_ms >= 0) fields[n++] = {"upstream_ms", access.upstream_ms};
+  if (!access.token_hint.empty()) fields[n++] = {"token_hint", std::string_view(access.token_hint)};
+  if (!access.project_id.empty()) fields[n++] = {"project_id", std::string_view(access.project_id)};
+  log::write(log::Level::info, "access", std::span<const log::Field>(fields.data(), n));
 }
 
 net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr<Conn> conn) {
@@ -457,6 +483,7 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
     if (!ec) client_ip = ep.address().to_string();
   }
   beast::flat_buffer buffer;
+  std::string scratch;  // response heads, serialised (capacity reused)
   bool linger = false;  // an error response went out while the client may still be sending
   for (;;) {
     if (shared->stopping) break;
@@ -539,9 +566,11 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
     conn->stream.expires_never();
 
     const bool keep_alive = hreq.keep_alive() && !shared->stopping;
-    SessionExchange ex(*conn, buffer, opts, hreq.version() < 11 ? 10 : 11, keep_alive, head, shared->stopping);
+    SessionExchange ex(*conn, buffer, scratch, opts, hreq.version() < 11 ? 10 : 11, keep_alive, head,
+                       shared->stopping);
     ex.request.method = std::string(hreq.method_string());
     ex.request.target = std::move(*target);
+    ex.request.headers.reserve(16);
     for (const auto& field : hreq) ex.request.headers.add(field.name_string(), field.value());
     ex.request.body = std::move(hreq.body());
     ex.request.request_id = std::move(request_id);
@@ -615,7 +644,11 @@ struct Server::Impl {
 
   net::awaitable<void> accept_loop() {
     for (;;) {
-      auto [ec, socket] = co_await acceptor.async_accept(net::make_strand(io), kUseTuple);
+      // With one I/O thread nothing runs concurrently, so a session needs no strand (each strand hop costs a
+      // queue round trip and a lock).
+      net::any_io_executor session_executor = io.get_executor();
+      if (shared->opts.io_threads > 1) session_executor = net::make_strand(io);
+      auto [ec, socket] = co_await acceptor.async_accept(session_executor, kUseTuple);
       if (ec) {
         if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
         // EMFILE and friends: back off briefly instead of spinning.

@@ -130,6 +130,7 @@ class ConnectionResponse final : public Response {
     }
 
     const bool head = request.method == "HEAD";
+    headers.reserve(16);
     for (;;) {
       parser_.emplace(headers);
       parser_->header_limit(kHeaderLimit);
@@ -186,6 +187,13 @@ class ConnectionResponse final : public Response {
   void abort() override {
     state_ = State::broken;
     if (conn_) conn_->close();
+  }
+
+  bool body_received() const override {
+    if (state_ == State::complete) return true;
+    if (state_ != State::body || parser_->chunked()) return false;
+    const auto remaining = parser_->content_length_remaining();
+    return remaining && *remaining <= conn_->buffer().size();
   }
 
  private:

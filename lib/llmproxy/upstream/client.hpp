@@ -67,6 +67,9 @@ class Response {
   virtual boost::asio::awaitable<std::string> read_all(std::chrono::milliseconds timeout) = 0;
   /// Closes the connection now (it will not be reused).
   virtual void abort() = 0;
+  /// True when the rest of the body has already arrived, so read_all() completes without waiting for the
+  /// upstream (a small answer usually comes in the same read as its headers).
+  virtual bool body_received() const = 0;
 };
 
 class Client {

@@ -132,17 +132,24 @@ std::string random_bytes(std::size_t n) {
 }
 
 std::string sha256_hex(std::string_view data) {
+  // Fetched once: EVP_sha256() makes OpenSSL 3 look the algorithm up again on every digest. The context is
+  // reused per thread (hashing a token is on every proxied request).
+  static EVP_MD* const kSha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  struct CtxDeleter {
+    void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+  };
+  thread_local const std::unique_ptr<EVP_MD_CTX, CtxDeleter> ctx(EVP_MD_CTX_new());
   std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
   unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), md.data(), &len, EVP_sha256(), nullptr) != 1) {
+  if (kSha256 == nullptr || !ctx || EVP_DigestInit_ex(ctx.get(), kSha256, nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1 || EVP_DigestFinal_ex(ctx.get(), md.data(), &len) != 1) {
     throw std::runtime_error("SHA-256 failed");
   }
   constexpr std::string_view kHex = "0123456789abcdef";
-  std::string out;
-  out.reserve(len * 2);
+  std::string out(std::size_t{len} * 2, '\0');
   for (unsigned int i = 0; i < len; ++i) {
-    out += kHex[md[i] >> 4];
-    out += kHex[md[i] & 0x0f];
+    out[2 * i] = kHex[md[i] >> 4];
+    out[2 * i + 1] = kHex[md[i] & 0x0f];
   }
   return out;
 }
@@ -154,18 +161,31 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
 }
 
 std::string uuid_v4() {
-  std::string raw = random_bytes(16);
+  // Random bytes are drawn from the CSPRNG 4 KiB at a time per thread: one RAND_bytes call (and its fork check)
+  // per 256 ids instead of per id; a request id is made for most requests.
+  constexpr std::size_t kPool = 4096;
+  thread_local std::array<unsigned char, kPool> pool{};
+  thread_local std::size_t used = kPool;
+  if (used + 16 > kPool) {
+    if (RAND_bytes(pool.data(), static_cast<int>(kPool)) != 1) {
+      throw std::runtime_error("RAND_bytes failed: the CSPRNG is not available");
+    }
+    used = 0;
+  }
+  std::array<unsigned char, 16> raw{};
+  std::copy_n(pool.begin() + static_cast<std::ptrdiff_t>(used), raw.size(), raw.begin());
+  std::fill_n(pool.begin() + static_cast<std::ptrdiff_t>(used), raw.size(), 0);  // each byte is handed out once
+  used += raw.size();
   // RFC 4122 section 4.4: version 4 in the high nibble of byte 6, variant 10xx in byte 8.
-  raw[6] = static_cast<char>((static_cast<unsigned char>(raw[6]) & 0x0f) | 0x40);
-  raw[8] = static_cast<char>((static_cast<unsigned char>(raw[8]) & 0x3f) | 0x80);
+  raw[6] = static_cast<unsigned char>((raw[6] & 0x0f) | 0x40);
+  raw[8] = static_cast<unsigned char>((raw[8] & 0x3f) | 0x80);
   constexpr std::string_view kHex = "0123456789abcdef";
-  std::string out;
-  out.reserve(36);
+  std::string out(36, '-');
+  std::size_t pos = 0;
   for (std::size_t i = 0; i < raw.size(); ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
-    const auto c = static_cast<unsigned char>(raw[i]);
-    out += kHex[c >> 4];
-    out += kHex[c & 0x0f];
+    if (i == 4 || i == 6 || i == 8 || i == 10) ++pos;  // the '-' already there
+    out[pos++] = kHex[raw[i] >> 4];
+    out[pos++] = kHex[raw[i] & 0x0f];
   }
   return out;
 }

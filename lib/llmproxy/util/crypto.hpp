@@ -17,7 +17,8 @@ std::string sha256_hex(std::string_view data);
 /// Compares in time independent of where the inputs differ (length differences leak only the length).
 bool constant_time_equal(std::string_view a, std::string_view b);
 
-/// A random version-4 UUID, lower-case canonical form.
+/// A random version-4 UUID, lower-case canonical form. Its bytes come from the CSPRNG, drawn in batches per
+/// thread (ids are not secrets; the process never forks after boot, which would repeat a batch).
 std::string uuid_v4();
 
 /// Standard base64 with padding / base64url without padding.

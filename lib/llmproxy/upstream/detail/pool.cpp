@@ -5,15 +5,21 @@
 
 namespace llmproxy::upstream::detail {
 
+namespace {
+/// How long after its last answer a pooled connection is reused without peeking at it first.
+constexpr auto kTrustIdleFor = std::chrono::seconds(1);
+}  // namespace
+
 Pool::Pool(std::size_t max_idle, Clock::duration idle_timeout) : max_idle_(max_idle), idle_timeout_(idle_timeout) {}
 
 std::unique_ptr<Connection> Pool::take() {
   for (;;) {
     std::unique_ptr<Connection> conn;
     std::vector<std::unique_ptr<Connection>> expired;  // closed after unlocking; allocates only when non-empty
+    const auto now = Clock::now();
     {
       std::lock_guard lock(mu_);
-      const auto cutoff = Clock::now() - idle_timeout_;
+      const auto cutoff = now - idle_timeout_;
       while (!idle_.empty() && idle_.front()->last_used < cutoff) {
         expired.push_back(std::move(idle_.front()));
         idle_.pop_front();
@@ -22,7 +28,10 @@ std::unique_ptr<Connection> Pool::take() {
       conn = std::move(idle_.back());
       idle_.pop_back();
     }
-    if (conn->usable()) return conn;
+    // A connection returned moments ago is taken as is (a peek would be one more system call per request, and
+    // an upstream rarely closes a connection within a second of answering on it; Client::send retries a pooled
+    // connection that turns out dead before any answer). Longer idle ones are peeked.
+    if (now - conn->last_used < kTrustIdleFor ? conn->tcp().socket().is_open() : conn->usable()) return conn;
     // Dropped by the upstream while idle: close it (destructor) and look at the next one.
   }
 }
