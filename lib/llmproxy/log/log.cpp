@@ -72,6 +72,16 @@ void append_json_string(std::string& out, std::string_view v) {
   constexpr std::string_view kHex = "0123456789abcdef";
   out.push_back('"');
   while (!v.empty()) {
+    // The common case, a run of printable ASCII that needs no escape, is appended in one piece.
+    std::size_t plain = 0;
+    while (plain < v.size()) {
+      const auto c = static_cast<unsigned char>(v[plain]);
+      if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') break;
+      ++plain;
+    }
+    out.append(v.substr(0, plain));
+    v.remove_prefix(plain);
+    if (v.empty()) break;
     const auto c = static_cast<unsigned char>(v.front());
     std::size_t used = 1;
     switch (c) {
