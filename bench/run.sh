@@ -2,9 +2,10 @@
 # Usage: bench/run.sh            the SPEC §11 benchmark: every row in one run (about 6-8 minutes with the default
 #                                DURATION), prints the tables with ratios to nginx, rewrites the generated part of
 #                                docs/benchmarks.md and bench/baseline.tsv
-#        bench/run.sh --guard    CI regression guard (about 1 minute): nginx floor, llm-proxy SQLite unlimited and
-#                                quota tokens, 3 s each; fails only when a ratio to nginx falls below half of the
-#                                committed one in bench/baseline.tsv, or a row has errors. Writes nothing.
+#        bench/run.sh --guard    CI regression guard (20-40 s after the build): nginx floor (before and after),
+#                                llm-proxy SQLite unlimited and quota tokens, 3 s each; fails only when a ratio to
+#                                nginx falls below half of the committed one in bench/baseline.tsv, or a row has
+#                                errors, twice in a row (one remeasurement). Writes nothing.
 #
 # What runs (docs/benchmarks.md explains the method): a mock upstream (nginx from Debian answering a canned chat
 # completion, an SSE stream, and the completion over HTTPS with a certificate generated for the run), nginx as a
@@ -440,6 +441,10 @@ rss_row() { # rss_row WHO LABEL PORT TOKEN PID...: idle RSS, then RSS with each 
   done
 }
 
+load1=$(cut -d' ' -f1 /proc/loadavg)
+if awk -v l="$load1" 'BEGIN { exit !(l > 0.5) }'; then
+  echo "bench: load average $load1 before the first row: other work shares the CPUs, the figures will be noisy" >&2
+fi
 started=$(date -u +%Y-%m-%dT%H:%MZ)
 meta date "$started"
 meta commit "$(git rev-parse --short HEAD)$(git status --porcelain -- lib apps CMakeLists.txt | grep -q . && echo ' + uncommitted changes' || true)"
@@ -452,17 +457,26 @@ meta pinning "$([ -n "$pinning" ] && echo 'proxy under test on CPU 0, mock upstr
 # ================================================================================================================
 echo "bench: c=$conns, pinned"
 nginx_floor floor 1 0
-wrk_row c32 c32.nginx "nginx proxy_pass, 1 worker" c32.nginx floor http "$floor_port" "" "$conns" 1
+again="nginx proxy_pass, 1 worker, again after the llm-proxy rows"
 
 if [ "$mode" = guard ]; then
   start_proxy sqlite-warn 0
   make_tokens "$proxy_port" sqlite-warn
-  wrk_row c32 c32.sqlite.unlimited.warn "llm-proxy SQLite, unlimited token, LOG_LEVEL=warn" c32.nginx unlimited http "$proxy_port" "$unlimited" "$conns" 1
-  wrk_row c32 c32.sqlite.quota.warn "llm-proxy SQLite, quota token, LOG_LEVEL=warn" c32.nginx quota http "$proxy_port" "$quota" "$conns" 1
-  python3 bench/report.py guard "$results" bench/baseline.tsv
-  exit $?
+  # A second measurement before failing: one stall of a shared machine must not fail CI.
+  for attempt in 1 2; do
+    grep '^meta' "$results" >"$results.meta" || true
+    mv "$results.meta" "$results"
+    wrk_row c32 c32.nginx "nginx proxy_pass, 1 worker" c32.nginx floor http "$floor_port" "" "$conns" 1
+    wrk_row c32 c32.sqlite.unlimited.warn "llm-proxy SQLite, unlimited token, LOG_LEVEL=warn" c32.nginx unlimited http "$proxy_port" "$unlimited" "$conns" 1
+    wrk_row c32 c32.sqlite.quota.warn "llm-proxy SQLite, quota token, LOG_LEVEL=warn" c32.nginx quota http "$proxy_port" "$quota" "$conns" 1
+    wrk_row c32 c32.nginx.2 "$again" c32.nginx floor http "$floor_port" "" "$conns" 1
+    python3 bench/report.py guard "$results" bench/baseline.tsv && exit 0
+    [ "$attempt" = 1 ] && echo "bench: guard: measuring once more before failing"
+  done
+  exit 1
 fi
 
+wrk_row c32 c32.nginx "nginx proxy_pass, 1 worker" c32.nginx floor http "$floor_port" "" "$conns" 1
 wrk_row c32 c32.direct "mock upstream directly (no proxy)" c32.nginx direct http "$mock_port" "" "$conns" 1
 start_postgres
 for db in sqlite postgres; do
@@ -483,12 +497,14 @@ for db in sqlite postgres; do
       for c in 1 256; do
         wrk_row "c$c" "c$c.nginx" "nginx proxy_pass, 1 worker" "c$c.nginx" floor http "$floor_port" "" "$c" 1
         wrk_row "c$c" "c$c.sqlite.unlimited.warn" "llm-proxy SQLite, unlimited token, LOG_LEVEL=warn" "c$c.nginx" none http "$proxy_port" "$unlimited" "$c" 1
+        wrk_row "c$c" "c$c.nginx.2" "$again" "c$c.nginx" floor http "$floor_port" "" "$c" 1
       done
       echo "bench: c=$conns, pinned (continued)"
     fi
     stop "$proxy_pid"
   done
 done
+wrk_row c32 c32.nginx.2 "$again" c32.nginx floor http "$floor_port" "" "$conns" 1
 
 echo "bench: HTTPS upstream, c=$conns, pinned"
 wrk_row https https.nginx "nginx proxy_pass, 1 worker" https.nginx floor http "$floor_tls_port" "" "$conns" 1
@@ -498,6 +514,7 @@ make_tokens "$proxy_port" https
 wrk_row https https.sqlite.unlimited.warn "llm-proxy SQLite, unlimited token, LOG_LEVEL=warn" https.nginx unlimited http "$proxy_port" "$unlimited" "$conns" 1
 wrk_row https https.sqlite.quota.warn "llm-proxy SQLite, quota token, LOG_LEVEL=warn" https.nginx quota http "$proxy_port" "$quota" "$conns" 1
 stop "$proxy_pid"
+wrk_row https https.nginx.2 "$again" https.nginx floor http "$floor_tls_port" "" "$conns" 1
 
 echo "bench: streaming time to first byte ($ttfb_n sequential requests), pinned"
 start_proxy sse 0 API_CONFIG_PATH="$work/providers-sse.yaml"
@@ -526,6 +543,7 @@ make_tokens "$proxy_port" io2
 wrk_row io2 io2.sqlite.unlimited.warn "llm-proxy SQLite IO_THREADS=2, unlimited token, LOG_LEVEL=warn" io2.nginx unlimited http "$proxy_port" "$unlimited" "$conns" any
 wrk_row io2 io2.sqlite.quota.warn "llm-proxy SQLite IO_THREADS=2, quota token, LOG_LEVEL=warn" io2.nginx quota http "$proxy_port" "$quota" "$conns" any
 stop "$proxy_pid"
+wrk_row io2 io2.nginx.2 "nginx proxy_pass, 2 workers, again after the llm-proxy rows" io2.nginx floor http "$floor2_port" "" "$conns" any
 stop "$floor2_pid"
 
 echo "bench: 3 llm-proxy instances on one PostgreSQL, one quota token, unpinned"
