@@ -92,7 +92,8 @@ as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; 
 ours() { [ "$(awk '/^PPid:/{print $2}' "/proc/$1/status" 2>/dev/null)" = "$$" ]; }
 cleanup() {
   local rc=$? p all=() alive
-  trap - EXIT INT TERM
+  trap - EXIT
+  trap '' INT TERM  # a second Ctrl-C does not cut the cleanup short (it takes at most 5 s)
   # Only live children of this script (a pid is checked, never reused blindly), and their children (nginx workers),
   # so a master killed late leaves no orphan.
   for p in "${pids[@]}"; do
@@ -117,11 +118,17 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# CPU placement: the process under test on CPU 0, load generators and the mock on CPU 1.
-if [ "$(nproc)" -ge 2 ]; then pinning=1; else pinning=""; echo "bench: one CPU: nothing is pinned" >&2; fi
+# CPU placement: the process under test on CPU 0, load generators and the mock on CPU 1 (the first two CPUs this
+# script may use, in fact).
+read -r cpu0 cpu1 < <(python3 -c 'import os; c = sorted(os.sched_getaffinity(0)); print(c[0], c[1] if len(c) > 1 else "")')
+if [ -n "$cpu1" ]; then pinning=1; else pinning=""; echo "bench: one CPU: nothing is pinned" >&2; fi
 pinned=()
-pin() { # pin CPUS: sets the prefix `pinned` for a command (CPUS: 0, 1 or any)
-  if [ -n "$pinning" ] && [ "$1" != any ]; then pinned=(taskset -c "$1"); else pinned=(); fi
+pin() { # pin CPUS: sets the prefix `pinned` for a command (CPUS: 0 = the proxy's CPU, 1 = the load's, or any)
+  case "${pinning:+$1}" in
+    0) pinned=(taskset -c "$cpu0") ;;
+    1) pinned=(taskset -c "$cpu1") ;;
+    *) pinned=() ;;
+  esac
 }
 spawned=""
 spawn() { # spawn NAME CPUS CMD...: starts CMD in the background, output in $work/NAME.log; pid in $spawned
@@ -151,10 +158,11 @@ stop() { # stop PID: TERM, wait for it (nginx masters take their workers down)
   wait "$1" 2>/dev/null || true
   untrack "$1"
 }
-reaffine() { # reaffine PID CPUS: moves a running process, its threads and its children
+unpin() { # unpin PID: lets a running process, its threads and its children run on every CPU again
   [ -n "$pinning" ] || return 0
-  local p
-  for p in "$1" $(ps -o pid= --ppid "$1"); do taskset -a -p -c "$2" "$p" >/dev/null; done
+  local p all
+  all=$(python3 -c 'import os; print(",".join(map(str, sorted(os.sched_getaffinity(0)))))')
+  for p in "$1" $(ps -o pid= --ppid "$1"); do taskset -a -p -c "$all" "$p" >/dev/null; done
 }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port_of_pid() { ss -ltnpH 2>/dev/null | awk -v pid="$1" '$0 ~ "pid="pid"," {n=split($4,a,":"); print a[n]; exit}'; }
@@ -452,7 +460,7 @@ meta build "$build ($build_type)"
 meta machine "$(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), Linux $(uname -r), load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
 meta tools "nginx $(nginx -v 2>&1 | sed 's|.*/||'), wrk $(wrk --version 2>&1 | awk 'NR==1{print $2}'), $(openssl version | awk '{print $1, $2}')"
 meta load "wrk -t1, ${duration} s per row after ${warmup} s of warm-up, POST /v1/chat/completions (${#chat_body}-byte body, ${#completion}-byte JSON answer)"
-meta pinning "$([ -n "$pinning" ] && echo 'proxy under test on CPU 0, mock upstream and load generator on CPU 1' || echo 'none (one CPU)')"
+meta pinning "$([ -n "$pinning" ] && echo "proxy under test on CPU $cpu0, mock upstream and load generator on CPU $cpu1" || echo 'none (one CPU)')"
 
 # ================================================================================================================
 echo "bench: c=$conns, pinned"
@@ -535,7 +543,7 @@ rss_row nginx "nginx proxy_pass, 1 worker: master + worker (after the rows above
 stop "$floor_pid"
 
 echo "bench: IO_THREADS=2 vs nginx worker_processes 2, unpinned"
-reaffine "$mock_pid" 0-1
+unpin "$mock_pid"
 nginx_floor floor2 2 any
 wrk_row io2 io2.nginx "nginx proxy_pass, 2 workers" io2.nginx floor http "$floor2_port" "" "$conns" any
 start_proxy io2 any IO_THREADS=2
