@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: bench/run.sh            the SPEC §11 benchmark: every row in one run (about 6-8 minutes with the default
+# Usage: bench/run.sh            the SPEC §11 benchmark: every row in one run (about 6 minutes with the default
 #                                DURATION), prints the tables with ratios to nginx, rewrites the generated part of
 #                                docs/benchmarks.md and bench/baseline.tsv
 #        bench/run.sh --guard    CI regression guard (20-40 s after the build): nginx floor (before and after),
@@ -209,7 +209,6 @@ rss_conns=$kept
 # --- mock upstream: nginx answering a canned completion (HTTP, HTTPS) and an SSE stream --------------------------
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
   -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
-chmod 0644 "$work/key.pem"
 completion='{"id":"chatcmpl-bench","object":"chat.completion","created":1733000000,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":9,"total_tokens":18},"system_fingerprint":"fp_bench"}'
 sse=""
 for piece in '"role":"assistant","content":""' '"content":"Hello"' '"content":"!"' '"content":" How can I help?"'; do
