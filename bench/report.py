@@ -154,8 +154,8 @@ def render(meta, rows, ttfb, rss, checks):
         if floor and direct and direct["target"] == "direct" and floor["rps"] >= 0.85 * direct["rps"]:
             out.append("")
             out.append(f"nginx runs at {floor['rps'] / direct['rps']:.0%} of the direct row: the load generator's core "
-                       "(wrk and the mock on CPU 1) bounds this floor, so nginx's own headroom on CPU 0 is larger "
-                       "than it shows and the throughput ratios here overstate llm-proxy.")
+                       "(wrk and the mock on CPU 1) may bound this floor; nginx's own headroom on CPU 0 may then be "
+                       "larger than it shows, and the throughput ratios here overstate llm-proxy.")
         for c in checks:
             if c["key"].startswith(section + "."):
                 out.append("")
