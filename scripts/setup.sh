@@ -16,7 +16,8 @@ packages=(
   clang libclang-rt-14-dev    # libFuzzer targets (scripts/fuzz.sh); the runtime is only a Recommends of clang
   llvm                        # llvm-symbolizer: symbolized sanitizer stacks (fuzz reproducers)
   docker-compose              # `docker-compose config` validation of deploy/ (no engine needed)
-  nginx-light wrk             # bench/ harness
+  nginx-light wrk             # bench/ harness (bench/run.sh)
+  iproute2 openssl python3    # bench/run.sh: ss (ports, open connections), the per-run certificate, its clients
 )
 
 missing=()
