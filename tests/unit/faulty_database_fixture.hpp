@@ -102,10 +102,10 @@ class FaultyDatabase final : public db::Database {
   db::RevokeResult revoke_project_tokens(const std::string& project_id, db::TimePoint now) override {
     return gate(), real_.revoke_project_tokens(project_id, now);
   }
-  db::QuotaResult consume_quota(const std::string& token_id, db::TimePoint now) override {
+  db::QuotaResult consume_quota(const std::string& token_id, std::int64_t units, db::TimePoint now) override {
     gate();
     ++quota_calls;
-    return real_.consume_quota(token_id, now);
+    return real_.consume_quota(token_id, units, now);
   }
   void add_usage(const std::vector<db::UsageDelta>& deltas) override {
     gate();

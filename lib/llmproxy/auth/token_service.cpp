@@ -625,7 +625,7 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
   const std::uint64_t epoch = s.token_epoch.load();
   db::QuotaResult quota;
   bool failed = false;
-  auto consume = [&repo = s.db, id = out.token_id, at] { return repo.consume_quota(id, at); };
+  auto consume = [&repo = s.db, id = out.token_id, at] { return repo.consume_quota(id, 1, at); };
   try {
     quota = co_await s.executor.run(std::move(consume));
   } catch (const db::Error& e) {
