@@ -159,7 +159,7 @@ class TokenRowLock {
 /// Starts consume_quota on another thread; it blocks on `lock`'s row lock while holding one pooled connection.
 /// Declare the future before the lock: the lock is then released first and the future's destructor cannot hang.
 std::future<db::QuotaResult> blocked_consume(OwnDatabase& own, db::Database& d, const std::string& token_id) {
-  auto f = std::async(std::launch::async, [&d, token_id] { return d.consume_quota(token_id, util::now()); });
+  auto f = std::async(std::launch::async, [&d, token_id] { return d.consume_quota(token_id, 1, util::now()); });
   REQUIRE(eventually([&] { return own.lock_waiters() == 1; }));
   return f;
 }
@@ -314,7 +314,7 @@ TEST_CASE("postgres pool: a pooled connection killed by the server is replaced a
   config.max_idle_conns = 3;
   auto d = open_migrated(config);
   const auto s = seed(*d);
-  REQUIRE(d->consume_quota(s.token.id, util::now()).outcome == db::QuotaOutcome::accepted);
+  REQUIRE(d->consume_quota(s.token.id, 1, util::now()).outcome == db::QuotaOutcome::accepted);
 
   // Two idle connections: one blocked behind a row lock while a second call opens another.
   {
@@ -334,7 +334,7 @@ TEST_CASE("postgres pool: a pooled connection killed by the server is replaced a
 
   // The first statement on the reused (dead) connection fails; the call is retried once on a new connection.
   // It is a quota increment: it must count exactly once.
-  const auto r = d->consume_quota(s.token.id, util::now());
+  const auto r = d->consume_quota(s.token.id, 1, util::now());
   REQUIRE(r.outcome == db::QuotaOutcome::accepted);
   CHECK(r.token->request_count == 3);
   CHECK(d->get_token(s.token.id).request_count == 3);
@@ -385,12 +385,12 @@ TEST_CASE("postgres pool: a reused connection that went stale silently is retrie
   config.pool_size = 2;
   auto d = open_migrated(config);
   const auto s = seed(*d);
-  REQUIRE(d->consume_quota(s.token.id, util::now()).outcome == db::QuotaOutcome::accepted);
+  REQUIRE(d->consume_quota(s.token.id, 1, util::now()).outcome == db::QuotaOutcome::accepted);
   REQUIRE(d->pool_stats().idle == 1);
 
   SECTION("the retried call succeeds and a quota increment counts once") {
     proxy.make_existing_stale();
-    const auto r = d->consume_quota(s.token.id, util::now());
+    const auto r = d->consume_quota(s.token.id, 1, util::now());
     REQUIRE(r.outcome == db::QuotaOutcome::accepted);
     CHECK(r.token->request_count == 2);
     CHECK(d->get_token(s.token.id).request_count == 2);
@@ -547,12 +547,12 @@ TEST_CASE("postgres: statement_timeout ends a blocked statement with db::Timeout
 
   TokenRowLock lock(own.db.url, s.token.id);
   const auto started = Clock::now();
-  CHECK_THROWS_AS(d->consume_quota(s.token.id, util::now()), db::Timeout);
+  CHECK_THROWS_AS(d->consume_quota(s.token.id, 1, util::now()), db::Timeout);
   CHECK(Clock::now() - started < 5s);
   lock.release();
 
   CHECK(d->get_token(s.token.id).request_count == 0);
-  CHECK(d->consume_quota(s.token.id, util::now()).outcome == db::QuotaOutcome::accepted);
+  CHECK(d->consume_quota(s.token.id, 1, util::now()).outcome == db::QuotaOutcome::accepted);
   CHECK(d->pool_stats().open == 1);
 }
 

@@ -33,12 +33,12 @@ db::Token quota_token(db::Database& d, int max_requests) {
 /// `skip_token_updates` installs the trigger through a connection of its own.
 void check_unexplained_refusal(db::Database& d, const std::function<void()>& skip_token_updates) {
   const auto t = quota_token(d, 5);
-  REQUIRE(d.consume_quota(t.id, util::now()).outcome == db::QuotaOutcome::accepted);
+  REQUIRE(d.consume_quota(t.id, 1, util::now()).outcome == db::QuotaOutcome::accepted);
 
   skip_token_updates();
   std::exception_ptr error;
   try {
-    d.consume_quota(t.id, util::now());
+    d.consume_quota(t.id, 1, util::now());
   } catch (...) {
     error = std::current_exception();
   }

@@ -220,7 +220,7 @@ void check_token_repository_contract(const MakeFresh& make_fresh) {
     CHECK_THROWS_AS(d.revoke_project_tokens(util::uuid_v4(), at()), db::NotFound);
   }
 
-  // --- quota: consume_quota ----------------------------------------------------------------------------------------
+  // --- quota: consume_quota (k units at once) -----------------------------------------------------------------------
 
   SECTION("quota: every outcome, with the current row") {
     const auto p = make_project("p", at());
@@ -238,16 +238,16 @@ void check_token_repository_contract(const MakeFresh& make_fresh) {
     }
     REQUIRE(d.revoke_token(revoked.id, at(1s)));
 
-    auto r = d.consume_quota(limited.id, now);
+    auto r = d.consume_quota(limited.id, 1, now);
     REQUIRE(r.outcome == db::QuotaOutcome::accepted);
     REQUIRE(r.token.has_value());
     CHECK(r.token->id == limited.id);
     CHECK(r.token->request_count == 1);
     CHECK(show(r.token->last_used_at) == show(now));
-    r = d.consume_quota(limited.id, now + 1s);
+    r = d.consume_quota(limited.id, 1, now + 1s);
     CHECK(r.outcome == db::QuotaOutcome::accepted);
     CHECK(r.token->request_count == 2);
-    r = d.consume_quota(limited.id, now + 2s);
+    r = d.consume_quota(limited.id, 1, now + 2s);
     CHECK(outcome_name(r.outcome) == std::string("exhausted"));
     REQUIRE(r.token.has_value());
     CHECK(r.token->request_count == 2);
@@ -255,7 +255,7 @@ void check_token_repository_contract(const MakeFresh& make_fresh) {
     CHECK(show(d.get_token(limited.id).last_used_at) == show(now + 1s));
 
     for (int i = 1; i <= 3; ++i) {
-      r = d.consume_quota(unlimited.id, now);
+      r = d.consume_quota(unlimited.id, 1, now);
       CHECK(r.outcome == db::QuotaOutcome::accepted);
       CHECK(r.token->request_count == i);
     }
@@ -263,7 +263,7 @@ void check_token_repository_contract(const MakeFresh& make_fresh) {
     const std::vector<std::pair<const db::Token*, const char*>> refused = {
         {&revoked, "inactive"}, {&expired_now, "expired"}, {&expired_before, "expired"}, {&zero, "exhausted"}};
     for (const auto& [t, expected] : refused) {
-      r = d.consume_quota(t->id, now);
+      r = d.consume_quota(t->id, 1, now);
       CHECK(outcome_name(r.outcome) == std::string(expected));
       REQUIRE(r.token.has_value());
       CHECK(r.token->id == t->id);
@@ -271,10 +271,10 @@ void check_token_repository_contract(const MakeFresh& make_fresh) {
       CHECK(d.get_token(t->id).request_count == 0);
     }
 
-    r = d.consume_quota(expires_next_us.id, now);
+    r = d.consume_quota(expires_next_us.id, 1, now);
     CHECK(outcome_name(r.outcome) == std::string("accepted"));
 
-    r = d.consume_quota(util::uuid_v4(), now);
+    r = d.consume_quota(util::uuid_v4(), 1, now);
     CHECK(outcome_name(r.outcome) == std::string("not_found"));
     CHECK_FALSE(r.token.has_value());
   }
@@ -292,7 +292,7 @@ void check_token_repository_contract(const MakeFresh& make_fresh) {
       threads.emplace_back([&, i] {
         for (int j = 0; j < 50; ++j) {
           try {
-            const auto r = d.consume_quota(t.id, at(std::chrono::seconds(1 + i * 50 + j)));
+            const auto r = d.consume_quota(t.id, 1, at(std::chrono::seconds(1 + i * 50 + j)));
             if (r.outcome == db::QuotaOutcome::accepted) {
               ++accepted;
             } else if (r.outcome == db::QuotaOutcome::exhausted) {
@@ -313,6 +313,112 @@ void check_token_repository_contract(const MakeFresh& make_fresh) {
     CHECK(other.load() == 0);
     CHECK(accepted.load() == 100);
     CHECK(exhausted.load() == 300);
+    CHECK(d.get_token(t.id).request_count == 100);
+  }
+
+  SECTION("quota: k units at once are granted while there is room, and the last ones partially") {
+    const auto p = make_project("p", at());
+    d.create_project(p);
+    const auto now = at(100s);
+    const auto t = make_token(p.id, at(), 10, at(200s));
+    d.create_token(t);
+
+    auto r = d.consume_quota(t.id, 4, now);
+    REQUIRE(outcome_name(r.outcome) == std::string("accepted"));
+    CHECK(r.granted == 4);
+    REQUIRE(r.token.has_value());
+    CHECK(r.token->request_count == 4);
+    CHECK(show(r.token->last_used_at) == show(now));
+    r = d.consume_quota(t.id, 5, now + 1s);
+    CHECK(outcome_name(r.outcome) == std::string("accepted"));
+    CHECK(r.granted == 5);
+    CHECK(r.token->request_count == 9);
+    // One unit left, seven asked: one granted, the row is then exhausted.
+    r = d.consume_quota(t.id, 7, now + 2s);
+    CHECK(outcome_name(r.outcome) == std::string("accepted"));
+    CHECK(r.granted == 1);
+    REQUIRE(r.token.has_value());
+    CHECK(r.token->request_count == 10);
+    // Against the exhausted token: nothing granted, nothing counted, explained as exhausted.
+    r = d.consume_quota(t.id, 3, now + 3s);
+    CHECK(outcome_name(r.outcome) == std::string("exhausted"));
+    CHECK(r.granted == 0);
+    REQUIRE(r.token.has_value());
+    CHECK(r.token->request_count == 10);
+    const auto row = d.get_token(t.id);
+    CHECK(row.request_count == 10);
+    CHECK(show(row.last_used_at) == show(now + 2s));
+  }
+
+  SECTION("quota: an unlimited token gets all k units, and k below 1 is refused without counting") {
+    const auto p = make_project("p", at());
+    d.create_project(p);
+    const auto unlimited = make_token(p.id, at());
+    d.create_token(unlimited);
+    auto r = d.consume_quota(unlimited.id, 256, at(1s));
+    CHECK(outcome_name(r.outcome) == std::string("accepted"));
+    CHECK(r.granted == 256);
+    r = d.consume_quota(unlimited.id, 3, at(2s));
+    CHECK(r.granted == 3);
+    CHECK(r.token->request_count == 259);
+    CHECK_THROWS_AS(d.consume_quota(unlimited.id, 0, at(3s)), db::Invalid);
+    CHECK_THROWS_AS(d.consume_quota(unlimited.id, -2, at(3s)), db::Invalid);
+    CHECK(d.get_token(unlimited.id).request_count == 259);
+
+    // A refusal with k units explains itself like one with one unit.
+    const auto revoked = make_token(p.id, at(), 5);
+    d.create_token(revoked);
+    REQUIRE(d.revoke_token(revoked.id, at(1s)));
+    r = d.consume_quota(revoked.id, 4, at(2s));
+    CHECK(outcome_name(r.outcome) == std::string("inactive"));
+    CHECK(r.granted == 0);
+    CHECK(d.get_token(revoked.id).request_count == 0);
+    r = d.consume_quota(util::uuid_v4(), 4, at(2s));
+    CHECK(outcome_name(r.outcome) == std::string("not_found"));
+    CHECK(r.granted == 0);
+  }
+
+  SECTION("quota: 8 threads asking 1 to 7 units at once on max_requests=100 are granted exactly 100 in total") {
+    const auto p = make_project("p", at());
+    d.create_project(p);
+    const auto t = make_token(p.id, at(), 100);
+    d.create_token(t);
+    std::atomic<std::int64_t> granted{0};
+    std::atomic<int> partial{0}, exhausted{0}, other{0};
+    std::mutex error_mutex;
+    std::string first_error;
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 8; ++i) {
+      threads.emplace_back([&, i] {
+        for (int j = 0; j < 20; ++j) {
+          const std::int64_t units = 1 + (i + j) % 7;
+          try {
+            const auto r = d.consume_quota(t.id, units, at(std::chrono::seconds(1 + i * 20 + j)));
+            if (r.outcome == db::QuotaOutcome::accepted && r.granted >= 1 && r.granted <= units) {
+              granted += r.granted;
+              if (r.granted < units) {
+                ++partial;
+                if (r.token->request_count != 100) ++other;  // a partial grant only at the end of the quota
+              }
+            } else if (r.outcome == db::QuotaOutcome::exhausted && r.granted == 0) {
+              ++exhausted;
+            } else {
+              ++other;
+            }
+          } catch (const std::exception& e) {
+            const std::scoped_lock lock(error_mutex);
+            if (first_error.empty()) first_error = e.what();
+            ++other;
+          }
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    INFO("first error: " << first_error);
+    CHECK(other.load() == 0);
+    CHECK(granted.load() == 100);
+    CHECK(partial.load() <= 1);
+    CHECK(exhausted.load() > 0);
     CHECK(d.get_token(t.id).request_count == 100);
   }
 

@@ -62,38 +62,44 @@ TEST_CASE("decide_quota: one policy for accepted, refused, missing and ever-chan
   const auto now = llmproxy::util::now();
   int increments = 0;
   int reads = 0;
-  const auto refuse = [&]() -> std::optional<db::Token> {
+  const auto refuse = [&]() -> std::optional<db::QuotaGrant> {
     ++increments;
     return std::nullopt;
   };
 
-  SECTION("an accepted increment returns the counted row without a read") {
+  SECTION("an accepted increment returns the counted row and the units granted without a read") {
     auto counted = token();
     counted.request_count = 2;
-    const auto result = db::decide_quota("t1", now, [&] { return std::optional(counted); },
+    const auto result = db::decide_quota("t1", 3, now, [&] { return std::optional(db::QuotaGrant{counted, 2}); },
                                          [&]() -> std::optional<db::Token> { FAIL("read"); return std::nullopt; });
     CHECK(result.outcome == db::QuotaOutcome::accepted);
+    CHECK(result.granted == 2);
     REQUIRE(result.token);
     CHECK(result.token->request_count == 2);
+  }
+  SECTION("fewer than one unit is Invalid before any statement") {
+    CHECK_THROWS_AS(db::decide_quota("t1", 0, now, refuse, [] { return std::optional<db::Token>(); }), db::Invalid);
+    CHECK(increments == 0);
   }
   SECTION("a refusal is explained by the row read after it") {
     auto exhausted = token();
     exhausted.request_count = 3;
-    const auto result = db::decide_quota("t1", now, refuse, [&] {
+    const auto result = db::decide_quota("t1", 1, now, refuse, [&] {
       ++reads;
       return std::optional(exhausted);
     });
     CHECK(result.outcome == db::QuotaOutcome::exhausted);
+    CHECK(result.granted == 0);
     CHECK(increments == 1);
     CHECK(reads == 1);
   }
   SECTION("a missing row is not_found") {
-    const auto result = db::decide_quota("t1", now, refuse, [] { return std::optional<db::Token>(); });
+    const auto result = db::decide_quota("t1", 1, now, refuse, [] { return std::optional<db::Token>(); });
     CHECK(result.outcome == db::QuotaOutcome::not_found);
     CHECK_FALSE(result.token);
   }
   SECTION("a row that explains the refusal on the second look is answered then") {
-    const auto result = db::decide_quota("t1", now, refuse, [&] {
+    const auto result = db::decide_quota("t1", 1, now, refuse, [&] {
       auto t = token();
       if (++reads == 2) t.is_active = false;
       return std::optional(t);
@@ -102,7 +108,7 @@ TEST_CASE("decide_quota: one policy for accepted, refused, missing and ever-chan
     CHECK(increments == 2);
   }
   SECTION("a row that never explains the refusal is Unavailable after kQuotaAttempts, nothing counted") {
-    CHECK_THROWS_AS(db::decide_quota("t1", now, refuse, [&] { return std::optional(token()); }), db::Unavailable);
+    CHECK_THROWS_AS(db::decide_quota("t1", 1, now, refuse, [&] { return std::optional(token()); }), db::Unavailable);
     CHECK(increments == db::kQuotaAttempts);
   }
 }

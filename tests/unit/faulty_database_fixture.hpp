@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <mutex>
 #include <filesystem>
 #include <memory>
@@ -67,6 +68,25 @@ class FaultyDatabase final : public db::Database {
     std::lock_guard lock(hold_mutex_);
     return blocked_;
   }
+  /// While held, consume_quota blocks its pool thread (before the outage switch is looked at) until
+  /// release_quota(): a grant statement in flight.
+  void hold_quota() {
+    std::lock_guard lock(hold_mutex_);
+    quota_held_ = true;
+  }
+  void release_quota() {
+    {
+      std::lock_guard lock(hold_mutex_);
+      quota_held_ = false;
+    }
+    hold_released_.notify_all();
+  }
+  /// consume_quota calls blocked in hold_quota() now.
+  int quota_calls_held() const {
+    std::lock_guard lock(hold_mutex_);
+    return quota_blocked_;
+  }
+  std::atomic<std::int64_t> max_quota_units{0};  // atomic: the most units one consume_quota call asked for
 
   void create_project(const db::Project& p) override { gate(), real_.create_project(p); }
   db::Project get_project(const std::string& id) override {
@@ -102,10 +122,19 @@ class FaultyDatabase final : public db::Database {
   db::RevokeResult revoke_project_tokens(const std::string& project_id, db::TimePoint now) override {
     return gate(), real_.revoke_project_tokens(project_id, now);
   }
-  db::QuotaResult consume_quota(const std::string& token_id, db::TimePoint now) override {
+  db::QuotaResult consume_quota(const std::string& token_id, std::int64_t units, db::TimePoint now) override {
+    {
+      std::unique_lock lock(hold_mutex_);
+      ++quota_blocked_;
+      hold_released_.wait(lock, [this] { return !quota_held_; });
+      --quota_blocked_;
+    }
     gate();
     ++quota_calls;
-    return real_.consume_quota(token_id, now);
+    std::int64_t seen = max_quota_units.load();
+    while (units > seen && !max_quota_units.compare_exchange_weak(seen, units)) {
+    }
+    return real_.consume_quota(token_id, units, now);
   }
   void add_usage(const std::vector<db::UsageDelta>& deltas) override {
     gate();
@@ -136,10 +165,12 @@ class FaultyDatabase final : public db::Database {
   }
 
   db::Database& real_;
-  mutable std::mutex hold_mutex_;  // guards held_ and blocked_
+  mutable std::mutex hold_mutex_;  // guards held_, blocked_, quota_held_ and quota_blocked_
   std::condition_variable hold_released_;
   bool held_ = false;
   int blocked_ = 0;
+  bool quota_held_ = false;
+  int quota_blocked_ = 0;
 };
 
 }  // namespace llmproxy::testing

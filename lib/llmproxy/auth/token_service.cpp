@@ -23,6 +23,7 @@
 #include "llmproxy/audit/auditor.hpp"
 #include "llmproxy/auth/detail/bearer.hpp"
 #include "llmproxy/auth/detail/lru_cache.hpp"
+#include "llmproxy/auth/detail/quota_coalescer.hpp"
 #include "llmproxy/auth/detail/usage_accumulator.hpp"
 #include "llmproxy/db/database.hpp"
 #include "llmproxy/db/errors.hpp"
@@ -297,6 +298,7 @@ struct TokenService::Impl {
   std::atomic<bool> serving_stale{false};  // atomic: stale entries served since the database last answered
   std::atomic<std::int64_t> next_probe_ns{0};  // atomic: steady-clock ns; during an outage, next database probe
   db::SingleFlight<Lookup> token_flights;  // one mutex inside; key: SHA-256 hex of the token
+  detail::QuotaCoalescer quota{db, executor, now};  // one mutex inside; key: token id
   std::shared_ptr<UsageBook> usage = std::make_shared<UsageBook>();  // internally synchronized
   std::shared_ptr<FlushControl> flush;  // written by start() before any traffic; read by stop_and_flush()
   std::atomic<bool> stopped{false};     // atomic: stop_and_flush() ran
@@ -305,6 +307,10 @@ struct TokenService::Impl {
   void log_db_error(std::string_view operation, const std::exception& e) {
     if (!db_error_log.allow()) return;
     log::write(log::Level::warn, "auth_database_unavailable", {{"operation", operation}, {"error", e.what()}});
+  }
+  void log_quota_error(const std::string& error) {
+    if (!db_error_log.allow()) return;
+    log::write(log::Level::warn, "auth_database_unavailable", {{"operation", "consume quota"}, {"error", error}});
   }
 
   /// How long a token row is trusted. Expiry is final (the API cannot move expires_at): until evicted. A revoked
@@ -494,6 +500,11 @@ TokenService::~TokenService() {
   }
 }
 
+// GCC 12 false positive (-Wmismatched-new-delete, as in proxy.cpp's forward()): once this coroutine's frame
+// allocation and release are inlined into authorize(), GCC pairs Asio's std::aligned_alloc fallback with the
+// frame's own operator delete. Only for this function.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 net::awaitable<Lookup> TokenService::Impl::lookup_token(const std::string& hash, util::TimePoint at) {
   const std::uint64_t epoch = token_epoch.load();
   auto joined = token_flights.join(hash, epoch);
@@ -530,6 +541,7 @@ net::awaitable<Lookup> TokenService::Impl::lookup_token(const std::string& hash,
   lead.finish(result);
   co_return result;
 }
+#pragma GCC diagnostic pop
 
 net::awaitable<Authorization> TokenService::authorize(std::string_view authorization_header,
                                                       std::function<std::string()> admit) {
@@ -621,25 +633,21 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
     co_return std::move(out);
   }
 
-  // A quota: one atomic conditional increment decides, whatever the cache says (exact across instances).
+  // A quota: the database decides, whatever the cache says (exact across instances), in one atomic conditional
+  // grant shared with the other requests for this token waiting on this instance (coalesced, SPEC §6.3). The
+  // unit is counted before forwarding: a request that fails afterwards (upstream error, client gone) keeps it.
   const std::uint64_t epoch = s.token_epoch.load();
-  db::QuotaResult quota;
-  bool failed = false;
-  auto consume = [&repo = s.db, id = out.token_id, at] { return repo.consume_quota(id, at); };
-  try {
-    quota = co_await s.executor.run(std::move(consume));
-  } catch (const db::Error& e) {
-    s.log_db_error("consume quota", e);
-    failed = true;
+  const detail::QuotaGrant quota = co_await s.quota.acquire(out.token_id);
+  if (quota.failed) {
+    s.log_quota_error(*quota.error);
+    co_return denial(std::move(out), Outcome::service_unavailable, "Service temporarily unavailable");
   }
-  if (failed) co_return denial(std::move(out), Outcome::service_unavailable, "Service temporarily unavailable");
   s.database_answered();
 
   // The row changed elsewhere (limit, expiry): refresh what the cache believes.
   const auto refresh = [&] {
-    if (quota.token &&
-        (quota.token->max_requests != facts.max_requests || quota.token->expires_at != facts.expires_at)) {
-      s.cache_token(hash, *quota.token, at, epoch);
+    if (quota.row && (quota.row->max_requests != facts.max_requests || quota.row->expires_at != facts.expires_at)) {
+      s.cache_token(hash, *quota.row, at, epoch);
     }
   };
   switch (quota.outcome) {
@@ -652,8 +660,8 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
       co_return denial(std::move(out), Outcome::rate_limit_exceeded, "Token request limit exceeded");
     case db::QuotaOutcome::inactive:
       // Revoked after it was cached (possibly by another instance): remember the denial like any revoked row.
-      if (quota.token) {
-        s.cache_token(hash, *quota.token, at, epoch);
+      if (quota.row) {
+        s.cache_token(hash, *quota.row, at, epoch);
       } else {
         s.tokens.erase(hash);
       }
@@ -755,6 +763,10 @@ Stats TokenService::stats() const {
     st.seconds_since_last_flush = static_cast<double>(std::max<std::int64_t>(since, 0)) / 1e9;
   }
   st.flush_failures = s.usage->flush_failures.load(std::memory_order_relaxed);
+  const detail::QuotaCoalescerStats quota = s.quota.stats();
+  st.quota_statements = quota.statements;
+  st.quota_requests = quota.requests;
+  st.quota_granted = quota.granted;
   return st;
 }
 
@@ -777,6 +789,15 @@ void register_metrics(metrics::Registry& registry, lifecycle::Published<const To
                        "Requests answered from token or project cache entries past their TTL because the database "
                        "was unavailable (CACHE_STALE_IF_ERROR).",
                        stat([](const Stats& st) { return st.stale_served; }));
+  registry.add_counter("llm_proxy_quota_grant_statements_total",
+                       "Quota grant statements run (one per batch of concurrent requests for one quota token).",
+                       stat([](const Stats& st) { return st.quota_statements; }));
+  registry.add_counter("llm_proxy_quota_grant_requests_total",
+                       "Requests on quota tokens answered by a grant statement (granted, refused or failed); "
+                       "divided by llm_proxy_quota_grant_statements_total: requests per statement.",
+                       stat([](const Stats& st) { return st.quota_requests; }));
+  registry.add_counter("llm_proxy_quota_granted_total", "Quota units the database granted (requests let through).",
+                       stat([](const Stats& st) { return st.quota_granted; }));
   registry.add_gauge("llm_proxy_token_cache_entries", "Tokens in the cache.",
                      stat([](const Stats& st) { return st.cached_tokens; }));
   registry.add_gauge("llm_proxy_usage_pending_deltas", "Tokens with usage not yet written to the database.",

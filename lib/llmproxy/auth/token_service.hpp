@@ -1,7 +1,8 @@
 #pragma once
 /// Validates withering tokens on the hot path (SPEC §6.1, §6.3): token cache (LRU + TTL), negative cache,
-/// project cache (active flag + decrypted key), exact quotas through the atomic increment, and batched usage
-/// accounting for unlimited tokens.
+/// project cache (active flag + decrypted key), exact quotas through the atomic conditional grant (coalesced per
+/// token: one statement in flight per token, asking for every request waiting), and batched usage accounting for
+/// unlimited tokens.
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <cstdint>
@@ -81,6 +82,9 @@ struct Stats {
   std::int64_t pending_usage_requests = 0;
   double seconds_since_last_flush = 0;   // flush lag
   std::uint64_t flush_failures = 0;
+  std::uint64_t quota_statements = 0;  // quota grant statements run (coalesced: one per batch)
+  std::uint64_t quota_requests = 0;    // requests answered by those statements
+  std::uint64_t quota_granted = 0;     // units granted
 };
 
 class TokenService {
@@ -94,8 +98,9 @@ class TokenService {
   TokenService& operator=(const TokenService&) = delete;
 
   /// Validates `authorization_header` (the raw `Authorization` value, `Bearer sk-...`): well-formed -> known ->
-  /// active -> not expired -> project active -> quota (one atomic DB statement for quota tokens; zero DB round
-  /// trips for a cached unlimited token). Counts usage of unlimited tokens in memory. Any I/O thread.
+  /// active -> not expired -> project active -> quota (one atomic DB statement per batch of concurrent requests
+  /// of a quota token; zero DB round trips for a cached unlimited token). Counts usage of unlimited tokens in
+  /// memory. Any I/O thread.
   /// Denials caused by state (inactive project, revoked token seen in the database) are audited.
   /// Floods: denials are remembered (unknown: NEGATIVE_CACHE_TTL; revoked: the longer of TOKEN_CACHE_TTL and
   /// NEGATIVE_CACHE_TTL; expired: until evicted, expiry is final), and concurrent misses of one token share one
@@ -125,9 +130,10 @@ class TokenService {
   std::unique_ptr<Impl> impl_;
 };
 
-/// Registers the token cache, stale-if-error and usage metrics (llm_proxy_token_cache_*,
-/// llm_proxy_token_lookups_shared_total, llm_proxy_stale_served_total, llm_proxy_usage_*), sampled from stats();
-/// they read 0 until `tokens` is published.
+/// Registers the token cache, stale-if-error, quota grant and usage metrics (llm_proxy_token_cache_*,
+/// llm_proxy_token_lookups_shared_total, llm_proxy_stale_served_total, llm_proxy_quota_grant_*_total,
+/// llm_proxy_quota_granted_total, llm_proxy_usage_*), sampled from stats(); they read 0 until `tokens` is
+/// published.
 void register_metrics(metrics::Registry& registry, lifecycle::Published<const TokenService> tokens);
 
 }  // namespace llmproxy::auth

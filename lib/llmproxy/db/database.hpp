@@ -42,10 +42,13 @@ class TokenRepository {
   virtual bool revoke_token(const std::string& id, TimePoint now) = 0;
   /// Revokes every active token of the project. NotFound if the project does not exist.
   virtual RevokeResult revoke_project_tokens(const std::string& project_id, TimePoint now) = 0;
-  /// One atomic conditional increment of request_count (and last_used_at = now) for a token with a quota:
-  /// succeeds only if the token is active, not expired at `now` and request_count < max_requests (a token
-  /// without max_requests is always accepted). Exact under any concurrency, across processes.
-  virtual QuotaResult consume_quota(const std::string& token_id, TimePoint now) = 0;
+  /// One atomic conditional grant of `units` requests (>= 1) to a token: request_count += min(units,
+  /// max_requests - request_count) and last_used_at = now, only if the token is active, not expired at `now` and
+  /// request_count < max_requests (a token without max_requests gets every unit). QuotaResult::granted says how
+  /// many units were counted (0..units); a refusal (0) is explained (inactive, expired, exhausted, not_found).
+  /// Exact under any concurrency, across processes: the units granted by all calls never exceed max_requests.
+  /// Throws Invalid if units < 1. Blocking (the DB executor).
+  virtual QuotaResult consume_quota(const std::string& token_id, std::int64_t units, TimePoint now) = 0;
   /// Adds every delta (request_count += requests, cache_hit_count += cache_hits,
   /// last_used_at = max(last_used_at, delta.last_used_at)) in one transaction. Deltas of tokens that no longer
   /// exist are ignored. All or nothing: on error nothing is applied.

@@ -78,7 +78,7 @@ struct RevokeResult {
 };
 
 enum class QuotaOutcome {
-  accepted,   // request_count was incremented; `token` holds the row after the increment
+  accepted,   // request_count was incremented by `granted` (1..units); `token` holds the row after the increment
   not_found,  // no token with this id
   inactive,   // is_active = false
   expired,    // expires_at <= now
@@ -88,6 +88,9 @@ enum class QuotaOutcome {
 struct QuotaResult {
   QuotaOutcome outcome = QuotaOutcome::not_found;
   std::optional<Token> token;  // set for every outcome but not_found (the current row)
+  /// Units counted by this call: 1..units when accepted, 0 otherwise. Fewer than asked only at the end of the
+  /// quota (the row then has request_count == max_requests): the units not granted are refused as exhausted.
+  std::int64_t granted = 0;
 };
 
 /// Usage of an unlimited token aggregated in memory, added to the row in one batch.

@@ -1,6 +1,6 @@
 #pragma once
 /// Rules of the repository layer that do not depend on the engine, written once for both drivers: paging,
-/// substring patterns for LIKE, and how a refused quota increment is explained. Pure functions (plus one
+/// substring patterns for LIKE, and how a quota grant is decided and a refusal explained. Pure functions (plus one
 /// template that drives a driver's two statements); any thread.
 #include <cstdint>
 #include <optional>
@@ -37,18 +37,29 @@ std::optional<QuotaOutcome> explain_quota_refusal(const Token& token, TimePoint 
 /// How many times consume_quota tries the increment before it gives up on a row that keeps changing.
 inline constexpr int kQuotaAttempts = 3;
 
+/// What a driver's grant statement counted: the row after it and how many units it added (1..units).
+struct QuotaGrant {
+  Token token;
+  std::int64_t granted = 0;
+};
+
 /// The one policy of TokenRepository::consume_quota, for both drivers. `increment()` runs the atomic
-/// conditional increment and returns the row after it, or nullopt when the WHERE clause refused it;
-/// `read()` returns the current row, or nullopt when there is none. A refusal is classified from the row read
-/// after it; a row that explains nothing is tried again, up to kQuotaAttempts times, and then the call throws
-/// db::Unavailable (503 "try again"): nothing was counted, and the quota is not known to be exhausted.
+/// conditional grant of `units` and returns the row after it with the units granted, or nullopt when the WHERE
+/// clause refused it; `read()` returns the current row, or nullopt when there is none. A refusal is classified
+/// from the row read after it; a row that explains nothing is tried again, up to kQuotaAttempts times, and then
+/// the call throws db::Unavailable (503 "try again"): nothing was counted, and the quota is not known to be
+/// exhausted. Throws Invalid (before any statement) if units < 1.
 template <class Increment, class Read>
-QuotaResult decide_quota(const std::string& token_id, TimePoint now, Increment&& increment, Read&& read) {
+QuotaResult decide_quota(const std::string& token_id, std::int64_t units, TimePoint now, Increment&& increment,
+                         Read&& read) {
+  if (units < 1) throw Invalid("consume quota: units must be at least 1, got " + std::to_string(units));
   for (int attempt = 0; attempt < kQuotaAttempts; ++attempt) {
-    if (std::optional<Token> counted = increment()) return QuotaResult{QuotaOutcome::accepted, std::move(counted)};
+    if (std::optional<QuotaGrant> counted = increment()) {
+      return QuotaResult{QuotaOutcome::accepted, std::move(counted->token), counted->granted};
+    }
     std::optional<Token> current = read();
-    if (!current) return QuotaResult{QuotaOutcome::not_found, std::nullopt};
-    if (const auto outcome = explain_quota_refusal(*current, now)) return QuotaResult{*outcome, std::move(current)};
+    if (!current) return QuotaResult{QuotaOutcome::not_found, std::nullopt, 0};
+    if (const auto outcome = explain_quota_refusal(*current, now)) return QuotaResult{*outcome, std::move(current), 0};
   }
   throw Unavailable("consume quota: token " + token_id + " changed concurrently during each of " +
                     std::to_string(kQuotaAttempts) + " attempts; nothing was counted, try again");

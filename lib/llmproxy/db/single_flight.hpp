@@ -2,7 +2,8 @@
 /// Single-flight (SPEC §5.5 "Floods"): concurrent requests that need the same database answer share one query.
 /// The first asker of a key leads (it runs the query and finishes the flight); the others wait for its result and
 /// resume on their own executors. Header-only; used by the token service (token lookups) and ops (the health
-/// check behind /ready and /health).
+/// check behind /ready and /health). Its waiting primitive (Suspended, suspend, resume) is also what the quota
+/// coalescer (auth/detail/quota_coalescer.hpp) parks its requests with.
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -23,14 +24,43 @@
 
 namespace llmproxy::db {
 
+/// A coroutine suspended until a database answer arrives: its completion handler and the executor it must resume
+/// on. Move-only. Destroying it unresumed destroys the coroutine (only at shutdown).
+template <class Signature>
+struct Suspended {
+  boost::asio::any_io_executor executor;
+  boost::asio::any_completion_handler<Signature> handler;
+};
+
+/// Resumes `waiter` with `values` on its own executor: posted, never run inline (the caller may hold locks or be
+/// on another thread, e.g. a DB executor thread). Any thread.
+template <class Signature, class... Values>
+void resume(Suspended<Signature> waiter, Values... values) {
+  auto run = [handler = std::move(waiter.handler), ... values = std::move(values)]() mutable {
+    std::move(handler)(std::move(values)...);
+  };
+  boost::asio::post(waiter.executor, std::move(run));
+}
+
+/// Suspends the calling coroutine without blocking its thread: `park(Suspended<Signature>)` runs at once (on the
+/// caller's thread) and keeps the waiter, or resumes it; the coroutine then continues on its own executor with
+/// what the waiter was resumed with. Bind `park` to a named local first (GCC 12: no lambda temporary inside a
+/// co_await expression).
+template <class Signature, class Park>
+auto suspend(Park park) {
+  auto initiate = [park = std::move(park)](auto handler) mutable {
+    auto executor = boost::asio::get_associated_executor(handler);
+    park(Suspended<Signature>{std::move(executor), std::move(handler)});
+  };
+  return boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&, Signature>(std::move(initiate),
+                                                                                       boost::asio::use_awaitable);
+}
+
 template <class Result>
 class SingleFlight {
  public:
   /// A suspended waiter: its completion handler and the executor it must resume on.
-  struct Waiter {
-    boost::asio::any_io_executor executor;
-    boost::asio::any_completion_handler<void()> handler;
-  };
+  using Waiter = Suspended<void()>;
 
   /// One query in progress. Opaque to callers: they hold it between join() and finish() / wait().
   struct Flight {
@@ -77,24 +107,22 @@ class SingleFlight {
       const auto it = flights_.find(std::string(key));
       if (it != flights_.end() && it->second == flight) flights_.erase(it);
     }
-    for (auto& waiter : waiters) resume(std::move(waiter));
+    for (auto& waiter : waiters) db::resume(std::move(waiter));
   }
 
   /// Waits (without blocking the thread) until `flight` is finished and returns a copy of its result. The
   /// caller resumes on its own executor.
   boost::asio::awaitable<Result> wait(FlightPtr flight) {
-    auto initiate = [this, flight](auto handler) {
-      Waiter waiter{boost::asio::get_associated_executor(handler), std::move(handler)};
+    auto park = [this, flight](Waiter waiter) {
       std::unique_lock lock(mutex_);
       if (flight->done) {
         lock.unlock();
-        resume(std::move(waiter));
+        db::resume(std::move(waiter));
         return;
       }
       flight->waiters.push_back(std::move(waiter));
     };
-    co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&, void()>(std::move(initiate),
-                                                                                         boost::asio::use_awaitable);
+    co_await suspend<void()>(std::move(park));
     std::lock_guard lock(mutex_);
     co_return flight->result;
   }
@@ -106,13 +134,6 @@ class SingleFlight {
   }
 
  private:
-  /// Runs the waiter's handler on its own executor (never inline: the caller may hold locks or be on another
-  /// thread).
-  static void resume(Waiter waiter) {
-    auto run = [handler = std::move(waiter.handler)]() mutable { std::move(handler)(); };
-    boost::asio::post(waiter.executor, std::move(run));
-  }
-
   mutable std::mutex mutex_;  // guards the table and every flight's fields; held briefly, never across I/O
   std::unordered_map<std::string, FlightPtr> flights_;
 };

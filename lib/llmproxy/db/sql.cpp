@@ -59,16 +59,6 @@ const Statement kCountProjectTokens{"count_project_tokens", "SELECT count(*) FRO
 const Statement kRevokeProjectTokens{
     "revoke_project_tokens",
     "UPDATE tokens SET is_active = false, deactivated_at = $2 WHERE project_id = $1 AND is_active"};
-// The quota check and the increment are one statement, so the quota is exact under any concurrency and across
-// processes: PostgreSQL serializes the callers on the row lock and re-evaluates the WHERE clause against the row
-// as the previous one left it; SQLite serializes writers on the file. Timestamps compare as times on PostgreSQL
-// and as fixed-width UTC text on SQLite, which orders the same way.
-const Statement kConsumeQuota{
-    "consume_quota",
-    "UPDATE tokens SET request_count = request_count + 1, last_used_at = $2 "
-    "WHERE id = $1 AND is_active AND (expires_at IS NULL OR expires_at > $2) "
-    "AND (max_requests IS NULL OR request_count < max_requests) RETURNING " TOKEN_COLUMNS};
-
 const Statement kInsertAuditEvent{"insert_audit_event",
                                   "INSERT INTO audit_events (" AUDIT_COLUMNS
                                   ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"};

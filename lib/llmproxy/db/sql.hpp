@@ -36,7 +36,7 @@ extern const Statement kRevokeToken;         // $1 id, $2 now; changes 0 rows if
 extern const Statement kTokenExists;         // $1 id
 extern const Statement kCountProjectTokens;  // $1 project_id
 extern const Statement kRevokeProjectTokens;  // $1 project_id, $2 now; changes the active tokens only
-extern const Statement kConsumeQuota;        // $1 id, $2 now; RETURNING the row, no row when refused
+// The quota grant (consume_quota) differs per engine: each driver's detail/queries.hpp has it.
 
 // Audit.
 extern const Statement kInsertAuditEvent;    // $1..$15 in column order

@@ -182,20 +182,20 @@ class PostgresDatabase final : public Driver {
     });
   }
 
-  QuotaResult consume_quota(const std::string& token_id, TimePoint now) override {
+  QuotaResult consume_quota(const std::string& token_id, std::int64_t units, TimePoint now) override {
     return run("consume_quota", [&](Attempt& c) {
       pqxx::nontransaction tx(c.conn);
-      const auto increment = [&]() -> std::optional<Token> {
-        const auto r = c.exec(tx, sql::kConsumeQuota, Params().text(token_id).time(now));
+      const auto increment = [&]() -> std::optional<QuotaGrant> {
+        const auto r = c.exec(tx, detail::kConsumeQuota, Params().text(token_id).time(now).integer(units));
         if (r.empty()) return std::nullopt;
-        return detail::token_of(r[0]);
+        return QuotaGrant{detail::token_of(r[0]), detail::integer_of(r[0]["granted"])};
       };
       const auto current = [&]() -> std::optional<Token> {
         const auto r = c.exec(tx, sql::kGetToken, Params().text(token_id));
         if (r.empty()) return std::nullopt;
         return detail::token_of(r[0]);
       };
-      return decide_quota(token_id, now, increment, current);
+      return decide_quota(token_id, units, now, increment, current);
     });
   }
 

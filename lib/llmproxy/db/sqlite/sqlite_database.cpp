@@ -180,15 +180,26 @@ class SqliteDatabase final : public Driver {
     });
   }
 
-  QuotaResult consume_quota(const std::string& token_id, TimePoint now) override {
+  QuotaResult consume_quota(const std::string& token_id, std::int64_t units, TimePoint now) override {
     return write("consume quota", [&](Connection& conn) {
-      const auto increment = [&]() -> std::optional<Token> {
-        Query q(conn, sql::kConsumeQuota);
-        q.bind_all(token_id, now);
+      // IMMEDIATE: the file's write lock first, so the count read before the grant is the one it starts from,
+      // also against other processes on the same file.
+      SQLite::Transaction tx(conn.db(), SQLite::TransactionBehavior::IMMEDIATE);
+      const auto increment = [&]() -> std::optional<QuotaGrant> {
+        std::int64_t count_before = 0;
+        {
+          Query before(conn, detail::kQuotaCountBefore);
+          before.bind_all(token_id);
+          if (!before.next()) return std::nullopt;
+          count_before = before.int64(0);
+        }
+        Query q(conn, detail::kConsumeQuota);
+        q.bind_all(token_id, now, units);
         if (!q.next()) return std::nullopt;
         Token counted = detail::token_of(q);
-        q.run();  // finish the statement so a failing commit surfaces here
-        return counted;
+        q.run();  // finish the statement before the commit
+        const std::int64_t granted = counted.request_count - count_before;
+        return QuotaGrant{std::move(counted), granted};
       };
       const auto current = [&]() -> std::optional<Token> {
         Query q(conn, sql::kGetToken);
@@ -196,7 +207,9 @@ class SqliteDatabase final : public Driver {
         if (!q.next()) return std::nullopt;
         return detail::token_of(q);
       };
-      return decide_quota(token_id, now, increment, current);
+      QuotaResult result = decide_quota(token_id, units, now, increment, current);
+      tx.commit();  // a failing commit surfaces here: nothing was counted, the caller gets the error
+      return result;
     });
   }
 

@@ -13,6 +13,20 @@ const sql::Statement kAddUsage{
     "last_used_at = GREATEST(COALESCE(t.last_used_at, d.last_used_at), d.last_used_at) "
     "FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::timestamptz[]) "
     "AS d (id, requests, cache_hits, last_used_at) WHERE t.id = d.id"};
+// The quota check and the grant are one statement, so the quota is exact under any concurrency and across
+// processes: callers queue on the row lock (taken by the subquery) and each evaluates the WHERE clause against
+// the row as the previous one left it. LEAST skips NULLs in PostgreSQL; COALESCE still says "all the units"
+// for an unlimited token explicitly.
+const sql::Statement kConsumeQuota{
+    "consume_quota",
+    "UPDATE tokens AS t SET request_count = t.request_count + "
+    "LEAST($3::bigint, COALESCE(t.max_requests - t.request_count, $3::bigint)), last_used_at = $2 "
+    "FROM (SELECT id AS locked_id, request_count AS count_before FROM tokens WHERE id = $1 FOR UPDATE) AS b "
+    "WHERE t.id = b.locked_id AND t.is_active AND (t.expires_at IS NULL OR t.expires_at > $2) "
+    "AND (t.max_requests IS NULL OR t.request_count < t.max_requests) "
+    "RETURNING t.id, t.token_hash, t.token_hint, t.project_id, t.expires_at, t.is_active, t.deactivated_at, "
+    "t.request_count, t.max_requests, t.created_at, t.last_used_at, t.cache_hit_count, "
+    "t.request_count - b.count_before AS granted"};
 const sql::Statement kSchemaMigrationsExists{"schema_migrations_exists",
                                              "SELECT to_regclass('schema_migrations') IS NOT NULL AS present"};
 const sql::Statement kCreateSchemaMigrations{
@@ -31,7 +45,7 @@ const std::vector<const sql::Statement*>& prepared_statements() {
       &sql::kInsertProject,     &sql::kGetProject,         &sql::kListProjects,        &sql::kUpdateProject,
       &sql::kProjectExists,     &sql::kInsertToken,        &sql::kGetToken,            &sql::kFindTokenByHash,
       &sql::kListTokens,        &sql::kUpdateToken,        &sql::kRevokeToken,         &sql::kTokenExists,
-      &sql::kCountProjectTokens, &sql::kRevokeProjectTokens, &sql::kConsumeQuota,      &sql::kInsertAuditEvent,
+      &sql::kCountProjectTokens, &sql::kRevokeProjectTokens, &kConsumeQuota,      &sql::kInsertAuditEvent,
       &sql::kGetAuditEvent,     &sql::kSelectOne,          &sql::kSelectApplied,       &kLockUsageTokens,
       &kAddUsage,               &kSchemaMigrationsExists,  &audit_list()};
   return statements;

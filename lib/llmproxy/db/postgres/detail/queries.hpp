@@ -14,6 +14,12 @@ extern const sql::Statement kLockUsageTokens;
 /// A whole usage batch in one statement from parallel arrays ($1 ids, $2 requests, $3 cache hits, $4 last used):
 /// one round trip per flush instead of one per token. SQLite has no arrays and updates row by row.
 extern const sql::Statement kAddUsage;
+/// The quota grant ($1 id, $2 now, $3 units): request_count += LEAST(units, max_requests - request_count) under
+/// the same conditions as ever (active, not expired at $2, request_count < max_requests); RETURNING the row
+/// and, last, the units granted. RETURNING sees only the row after the update, so the count before it comes
+/// from a subquery that locks the row first (FOR UPDATE: under concurrency it waits and reads the latest
+/// version, which the update then starts from). One statement, one round trip. No row: refused.
+extern const sql::Statement kConsumeQuota;
 /// PostgreSQL's catalogue lookup (to_regclass; SQLite: sqlite_master). Creates nothing, fails on nothing.
 extern const sql::Statement kSchemaMigrationsExists;
 /// DDL differs per engine (column types).

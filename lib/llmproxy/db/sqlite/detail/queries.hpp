@@ -10,6 +10,14 @@ namespace llmproxy::db::sqlite::detail {
 /// One token per statement ($1 id, $2 requests, $3 cache hits, $4 last used): SQLite has no arrays to batch
 /// with (PostgreSQL uses unnest), and a local write costs no round trip.
 extern const sql::Statement kAddUsage;
+/// The quota grant ($1 id, $2 now, $3 units): request_count += MIN(units, max_requests - request_count) under
+/// the same conditions as ever (active, not expired at $2, request_count < max_requests); RETURNING the row, no
+/// row when refused. SQLite's RETURNING sees neither the row before the update nor an UPDATE ... FROM table, so
+/// the driver reads the count first (kQuotaCountBefore) in the same IMMEDIATE transaction (writers are
+/// serialized on the file: nothing changes the row in between) and subtracts.
+extern const sql::Statement kConsumeQuota;
+/// $1 id: request_count now (inside the grant's transaction).
+extern const sql::Statement kQuotaCountBefore;
 /// SQLite's catalogue is sqlite_master (PostgreSQL: to_regclass).
 extern const sql::Statement kSchemaMigrationsExists;
 /// DDL differs per engine (column types).
