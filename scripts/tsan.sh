@@ -22,12 +22,12 @@ jobs=${JOBS:-$(nproc)}
 # and every database contract case on SQLite and PostgreSQL.
 default_files="
   unit:auth_token_service_test unit:auth_floods_test unit:auth_stale_if_error_test unit:db_executor_test
-  unit:audit_auditor_test unit:audit_coalescing_test unit:lifecycle_readiness_test unit:upstream_circuit_breaker_test
+  unit:auth_quota_coalescer_test unit:audit_auditor_test unit:audit_coalescing_test unit:lifecycle_readiness_test unit:upstream_circuit_breaker_test
   contract:*
   integration:server_http_test integration:server_hygiene_test integration:proxy_pipeline_test
   integration:proxy_hygiene_test integration:proxy_token_floods_test integration:proxy_database_outage_test
   integration:upstream_client_test integration:admin_api_test integration:admin_audit_floods_test
-  integration:ops_endpoints_test integration:ops_probes_test"
+  integration:ops_endpoints_test integration:ops_probes_test integration:proxy_quota_coalescing_test"
 files=${TSAN_FILES:-$default_files}
 
 echo "tsan: building in $build_dir/ (ThreadSanitizer, -O1)"

@@ -30,7 +30,8 @@ struct Options {
   bool enabled = true;
   db::AuditRepository* repository = nullptr;  // null = do not store in the database
   std::string file_path;                      // empty = no file sink; parent directory is created
-  std::size_t max_queue = 100000;             // beyond this, the oldest proxy.* event is dropped (and counted)
+  std::size_t max_queue = 100000;             // beyond this, the oldest proxy.* event is dropped (and counted);
+                                              // the writer's batch in flight (<= batch_size) comes on top
   std::size_t batch_size = 500;
   std::chrono::milliseconds coalesce_interval{60000};  // record_coalesced(): one window per key and interval
   std::size_t coalesce_max_keys = 10000;               // open windows; a new key beyond this is dropped
