@@ -121,7 +121,10 @@ class Batch {
   Batch(std::shared_ptr<QuotaCoalescer::State> state, const std::string& token_id)
       : state_(std::move(state)), token_id_(token_id), waiters_(state_->take(token_id)) {}
   ~Batch() {
-    if (answered_) return;
+    // Empty: take() found nobody waiting and removed the token's entry, so the loop ends normally. The entry
+    // may already belong to a new loop, started meanwhile by a request on another I/O thread: it must not be
+    // touched (abandoning it failed those requests with 503).
+    if (answered_ || waiters_.empty()) return;
     try {
       state_->abandon(token_id_, waiters_);
     } catch (...) {  // allocation failure while posting: nothing more can be done here
