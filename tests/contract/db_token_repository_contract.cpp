@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -38,6 +39,30 @@ const char* outcome_name(db::QuotaOutcome o) {
     case db::QuotaOutcome::exhausted: return "exhausted";
   }
   return "?";
+}
+
+/// Runs attempt(thread, iteration) `per_thread` times on each of `threads` threads at once. An exception counts
+/// as one `other` outcome; the first one's message is returned (empty when none was thrown).
+std::string run_concurrently(int threads, int per_thread, std::atomic<int>& other,
+                             const std::function<void(int, int)>& attempt) {
+  std::mutex error_mutex;
+  std::string first_error;
+  std::vector<std::thread> running;
+  for (int i = 0; i < threads; ++i) {
+    running.emplace_back([&, i] {
+      for (int j = 0; j < per_thread; ++j) {
+        try {
+          attempt(i, j);
+        } catch (const std::exception& e) {
+          const std::scoped_lock lock(error_mutex);
+          if (first_error.empty()) first_error = e.what();
+          ++other;
+        }
+      }
+    });
+  }
+  for (auto& th : running) th.join();
+  return first_error;
 }
 
 }  // namespace
@@ -285,30 +310,16 @@ void check_token_repository_contract(const MakeFresh& make_fresh) {
     const auto t = make_token(p.id, at(), 100);
     d.create_token(t);
     std::atomic<int> accepted{0}, exhausted{0}, other{0};
-    std::mutex error_mutex;
-    std::string first_error;
-    std::vector<std::thread> threads;
-    for (int i = 0; i < 8; ++i) {
-      threads.emplace_back([&, i] {
-        for (int j = 0; j < 50; ++j) {
-          try {
-            const auto r = d.consume_quota(t.id, 1, at(std::chrono::seconds(1 + i * 50 + j)));
-            if (r.outcome == db::QuotaOutcome::accepted) {
-              ++accepted;
-            } else if (r.outcome == db::QuotaOutcome::exhausted) {
-              ++exhausted;
-            } else {
-              ++other;
-            }
-          } catch (const std::exception& e) {
-            const std::scoped_lock lock(error_mutex);
-            if (first_error.empty()) first_error = e.what();
-            ++other;
-          }
-        }
-      });
-    }
-    for (auto& th : threads) th.join();
+    const std::string first_error = run_concurrently(8, 50, other, [&](int i, int j) {
+      const auto r = d.consume_quota(t.id, 1, at(std::chrono::seconds(1 + i * 50 + j)));
+      if (r.outcome == db::QuotaOutcome::accepted) {
+        ++accepted;
+      } else if (r.outcome == db::QuotaOutcome::exhausted) {
+        ++exhausted;
+      } else {
+        ++other;
+      }
+    });
     INFO("first error: " << first_error);
     CHECK(other.load() == 0);
     CHECK(accepted.load() == 100);
@@ -385,35 +396,21 @@ void check_token_repository_contract(const MakeFresh& make_fresh) {
     d.create_token(t);
     std::atomic<std::int64_t> granted{0};
     std::atomic<int> partial{0}, exhausted{0}, other{0};
-    std::mutex error_mutex;
-    std::string first_error;
-    std::vector<std::thread> threads;
-    for (int i = 0; i < 8; ++i) {
-      threads.emplace_back([&, i] {
-        for (int j = 0; j < 20; ++j) {
-          const std::int64_t units = 1 + (i + j) % 7;
-          try {
-            const auto r = d.consume_quota(t.id, units, at(std::chrono::seconds(1 + i * 20 + j)));
-            if (r.outcome == db::QuotaOutcome::accepted && r.granted >= 1 && r.granted <= units) {
-              granted += r.granted;
-              if (r.granted < units) {
-                ++partial;
-                if (r.token->request_count != 100) ++other;  // a partial grant only at the end of the quota
-              }
-            } else if (r.outcome == db::QuotaOutcome::exhausted && r.granted == 0) {
-              ++exhausted;
-            } else {
-              ++other;
-            }
-          } catch (const std::exception& e) {
-            const std::scoped_lock lock(error_mutex);
-            if (first_error.empty()) first_error = e.what();
-            ++other;
-          }
+    const std::string first_error = run_concurrently(8, 20, other, [&](int i, int j) {
+      const std::int64_t units = 1 + (i + j) % 7;
+      const auto r = d.consume_quota(t.id, units, at(std::chrono::seconds(1 + i * 20 + j)));
+      if (r.outcome == db::QuotaOutcome::accepted && r.granted >= 1 && r.granted <= units) {
+        granted += r.granted;
+        if (r.granted < units) {
+          ++partial;
+          if (r.token->request_count != 100) ++other;  // a partial grant only at the end of the quota
         }
-      });
-    }
-    for (auto& th : threads) th.join();
+      } else if (r.outcome == db::QuotaOutcome::exhausted && r.granted == 0) {
+        ++exhausted;
+      } else {
+        ++other;
+      }
+    });
     INFO("first error: " << first_error);
     CHECK(other.load() == 0);
     CHECK(granted.load() == 100);
