@@ -515,6 +515,27 @@ net::awaitable<Lookup> TokenService::Impl::lookup_token(const std::string& hash,
   // If this frame is destroyed before finishing (shutdown), the waiters are told "unavailable", not left hanging.
   db::FlightLead<Lookup> lead(token_flights, hash, std::move(joined.flight),
                               Lookup{std::nullopt, LookupFailure::unavailable});
+  // A lookup of this token may have finished between the caller's cache miss and this join (it caches its
+  // answer before it ends its flight): then the answer is in the cache and a second query would be wasted.
+  Lookup from_cache;
+  bool found_in_cache = unknown.visit(hash, at, [](const Unknown&) {});
+  if (!found_in_cache) {
+    found_in_cache = tokens.visit(hash, at, [&](const CachedToken& t) {
+      db::Token row;
+      row.id = t.id;
+      row.token_hash = hash;
+      row.token_hint = t.hint;
+      row.project_id = t.project_id;
+      row.expires_at = t.expires_at;
+      row.max_requests = t.max_requests;
+      row.is_active = t.is_active;
+      from_cache.row = std::move(row);
+    });
+  }
+  if (found_in_cache) {
+    lead.finish(from_cache);
+    co_return from_cache;
+  }
   db_lookups.fetch_add(1, std::memory_order_relaxed);
   Lookup result;
   // Named, not a temporary inside the co_await expression: GCC 12 destroys such temporaries twice.
