@@ -84,6 +84,16 @@ void start_request(net::io_context& io, QuotaCoalescer& coalescer, const std::st
       });
 }
 
+/// Starts request 0 and waits until its statement is held in the database (the caller called hold_quota()), then
+/// starts requests 1..n-1 and waits until all of them are parked for the next statement.
+void park_behind_held_statement(AuthEnv& env, QuotaCoalescer& coalescer, const std::string& token_id,
+                                Answers& answers, std::size_t n) {
+  start_request(env.io, coalescer, token_id, answers, 0);
+  REQUIRE(poll_until(env.io, [&] { return env.db.quota_calls_held() == 1; }));
+  for (std::size_t i = 1; i < n; ++i) start_request(env.io, coalescer, token_id, answers, i);
+  REQUIRE(poll_until(env.io, [&] { return coalescer.waiting() == n - 1; }));
+}
+
 }  // namespace
 
 TEST_CASE("coalescer: requests arriving during a statement share the next one, the first of them get the last units",
@@ -97,10 +107,7 @@ TEST_CASE("coalescer: requests arriving during a statement share the next one, t
 
   env.db.hold_quota();
   ReleaseAtEnd release{env.db};
-  start_request(env.io, coalescer, row.id, answers, 0);
-  REQUIRE(poll_until(env.io, [&] { return env.db.quota_calls_held() == 1; }));
-  for (std::size_t i = 1; i < kRequests; ++i) start_request(env.io, coalescer, row.id, answers, i);
-  REQUIRE(poll_until(env.io, [&] { return coalescer.waiting() == kRequests - 1; }));
+  park_behind_held_statement(env, coalescer, row.id, answers, kRequests);
   CHECK(answers.done == 0);
   env.db.release_quota();
   REQUIRE(poll_until(env.io, [&] { return answers.done == static_cast<int>(kRequests); }));
@@ -139,10 +146,7 @@ TEST_CASE("coalescer: one statement asks for at most max_batch units, the rest w
 
   env.db.hold_quota();
   ReleaseAtEnd release{env.db};
-  start_request(env.io, coalescer, row.id, answers, 0);
-  REQUIRE(poll_until(env.io, [&] { return env.db.quota_calls_held() == 1; }));
-  for (std::size_t i = 1; i < kRequests; ++i) start_request(env.io, coalescer, row.id, answers, i);
-  REQUIRE(poll_until(env.io, [&] { return coalescer.waiting() == kRequests - 1; }));
+  park_behind_held_statement(env, coalescer, row.id, answers, kRequests);
   env.db.release_quota();
   REQUIRE(poll_until(env.io, [&] { return answers.done == static_cast<int>(kRequests); }));
 
@@ -161,10 +165,7 @@ TEST_CASE("coalescer: a failed statement fails every request of its batch and co
 
   env.db.hold_quota();
   ReleaseAtEnd release{env.db};
-  start_request(env.io, coalescer, row.id, answers, 0);
-  REQUIRE(poll_until(env.io, [&] { return env.db.quota_calls_held() == 1; }));
-  for (std::size_t i = 1; i < 11; ++i) start_request(env.io, coalescer, row.id, answers, i);
-  REQUIRE(poll_until(env.io, [&] { return coalescer.waiting() == 10; }));
+  park_behind_held_statement(env, coalescer, row.id, answers, 11);
   env.db.down = true;  // both statements meet the outage
   env.db.release_quota();
   REQUIRE(poll_until(env.io, [&] { return answers.done == 11; }));

@@ -125,11 +125,13 @@ bool is_framing_field(std::string_view name) {
          iequals(name, "X-Request-ID") || iequals(name, "X-Proxy");
 }
 
+/// 1xx, 204 and 304 responses carry no body and no framing field (RFC 9110 §6.4.1).
+bool bodiless(int status) { return status < 200 || status == 204 || status == 304; }
+
 /// Serialises a response head into `out` (cleared first; its capacity is reused across a connection's
 /// responses) so the head and the body leave in one write. The server owns the framing fields: a handler's
 /// Connection, Content-Length or Transfer-Encoding is replaced by what this response really uses, and
-/// X-Request-ID / X-Proxy are always the session's. `length` is used with Framing::length. 1xx, 204 and 304
-/// carry no framing field and no body (RFC 9110 §6.4.1).
+/// X-Request-ID / X-Proxy are always the session's. `length` is used with Framing::length.
 void serialize_head(std::string& out, unsigned version, int status, const Headers& headers,
                     std::string_view request_id, Framing framing, std::uint64_t length, bool keep_alive) {
   out.clear();
@@ -144,8 +146,7 @@ void serialize_head(std::string& out, unsigned version, int status, const Header
     out.append(f.name).append(": ").append(f.value).append("\r\n");
   }
   out.append("X-Request-ID: ").append(request_id).append("\r\nX-Proxy: llm-proxy\r\n");
-  const bool bodiless = status < 200 || status == 204 || status == 304;
-  if (!bodiless) {
+  if (!bodiless(status)) {
     if (framing == Framing::length) {
       out.append("Content-Length: ").append(std::to_string(length)).append("\r\n");
     } else if (framing == Framing::chunked) {
@@ -259,8 +260,7 @@ class SessionExchange final : public Exchange {
     start("respond()", response.status);
     const bool keep_alive = keep_alive_ && !conn_closing();
     close_after_ = !keep_alive;
-    const bool bodiless = response.status < 200 || response.status == 204 || response.status == 304;
-    if (bodiless) response.body.clear();
+    if (bodiless(response.status)) response.body.clear();
     serialize_head(scratch_, version_, response.status, response.headers, request.request_id, Framing::length,
                    response.body.size(), keep_alive);
     conn_.stream.expires_after(opts_.write_timeout);
