@@ -49,6 +49,7 @@ struct Request {
   Headers headers;
   std::string body;
   std::string request_id;  // the client's valid X-Request-ID or a new UUID (set by the session)
+  std::string correlation_id;  // the client's valid X-Correlation-ID (same rule), else empty (set by the session)
   std::string client_ip;
 
   /// The target without the query string.

@@ -133,7 +133,8 @@ bool bodiless(int status) { return status < 200 || status == 204 || status == 30
 /// Connection, Content-Length or Transfer-Encoding is replaced by what this response really uses, and
 /// X-Request-ID / X-Proxy are always the session's. `length` is used with Framing::length.
 void serialize_head(std::string& out, unsigned version, int status, const Headers& headers,
-                    std::string_view request_id, Framing framing, std::uint64_t length, bool keep_alive) {
+                    std::string_view request_id, std::string_view correlation_id, Framing framing,
+                    std::uint64_t length, bool keep_alive) {
   out.clear();
   out.append(version >= 11 ? "HTTP/1.1 " : "HTTP/1.0 ");
   out.append(std::to_string(status));
@@ -142,10 +143,11 @@ void serialize_head(std::string& out, unsigned version, int status, const Header
   if (!reason.starts_with('<')) out.append(reason.data(), reason.size());  // "<unknown-status>": no phrase
   out.append("\r\n");
   for (const auto& f : headers) {
-    if (is_framing_field(f.name)) continue;
+    if (is_framing_field(f.name) || (!correlation_id.empty() && iequals(f.name, "X-Correlation-ID"))) continue;
     out.append(f.name).append(": ").append(f.value).append("\r\n");
   }
   out.append("X-Request-ID: ").append(request_id).append("\r\nX-Proxy: llm-proxy\r\n");
+  if (!correlation_id.empty()) out.append("X-Correlation-ID: ").append(correlation_id).append("\r\n");
   if (!bodiless(status)) {
     if (framing == Framing::length) {
       out.append("Content-Length: ").append(std::to_string(length)).append("\r\n");
@@ -261,7 +263,7 @@ class SessionExchange final : public Exchange {
     const bool keep_alive = keep_alive_ && !conn_closing();
     close_after_ = !keep_alive;
     if (bodiless(response.status)) response.body.clear();
-    serialize_head(scratch_, version_, response.status, response.headers, request.request_id, Framing::length,
+    serialize_head(scratch_, version_, response.status, response.headers, request.request_id, request.correlation_id, Framing::length,
                    response.body.size(), keep_alive);
     conn_.stream.expires_after(opts_.write_timeout);
     // HEAD: Content-Length states what GET would send; no body byte follows (RFC 9110 §9.3.2).
@@ -286,14 +288,14 @@ class SessionExchange final : public Exchange {
     } else {
       mode_ = Mode::chunked;
     }
-    serialize_head(scratch_, version_, status, headers, request.request_id, framing, 0, keep_alive);
+    serialize_head(scratch_, version_, status, headers, request.request_id, request.correlation_id, framing, 0, keep_alive);
     co_return co_await write_head(keep_alive);
   }
 
   net::awaitable<bool> begin_sized(int status, Headers headers, std::uint64_t content_length) override {
     start("begin_sized()", status);
     const bool keep_alive = keep_alive_ && !conn_closing();
-    serialize_head(scratch_, version_, status, headers, request.request_id, Framing::length, content_length,
+    serialize_head(scratch_, version_, status, headers, request.request_id, request.correlation_id, Framing::length, content_length,
                    keep_alive);
     mode_ = head_ ? Mode::no_body : Mode::sized;
     expected_ = content_length;
@@ -422,10 +424,11 @@ class SessionExchange final : public Exchange {
 /// Writes a complete error response outside any handler (framing errors, 408, 413, 431) and reports whether
 /// it went out. The connection is closed after it (see linger_close).
 net::awaitable<bool> write_plain_error(Conn& conn, const ServerOptions& opts, int status, std::string_view code,
-                                       std::string_view message, std::string request_id, bool head = false) {
+                                       std::string_view message, std::string request_id, bool head = false,
+                                       std::string correlation_id = {}) {
   const Response r = Response::error(status, code, message);
   std::string wire;
-  serialize_head(wire, 11, status, r.headers, request_id, Framing::length, r.body.size(), false);
+  serialize_head(wire, 11, status, r.headers, request_id, correlation_id, Framing::length, r.body.size(), false);
   if (!head) wire.append(r.body);
   conn.stream.expires_after(opts.header_read_timeout);
   auto [ec, n] = co_await net::async_write(conn.stream, net::buffer(wire), kUseTuple);
@@ -520,6 +523,9 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
     const bool head = hreq.method() == http::verb::head;
     std::string request_id(hreq["X-Request-ID"]);
     if (!valid_request_id(request_id)) request_id = util::uuid_v4();
+    // X-Correlation-ID is echoed when the client sent a valid one (same rule as X-Request-ID); none is invented.
+    std::string correlation_id(hreq["X-Correlation-ID"]);
+    if (!valid_request_id(correlation_id)) correlation_id.clear();
 
     // Refused heads end the connection: the body of a request whose framing is in doubt must never be read
     // as the next request.
@@ -527,7 +533,8 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
     std::optional<std::string> target = origin_form(hreq.target());
     if (!refusal && !target) refusal = Refusal{400, "bad_request", "invalid request target"};
     if (refusal) {
-      co_await write_plain_error(*conn, opts, refusal->status, refusal->code, refusal->message, request_id, head);
+      co_await write_plain_error(*conn, opts, refusal->status, refusal->code, refusal->message, request_id, head,
+                                 correlation_id);
       linger = true;
       break;
     }
@@ -574,6 +581,7 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
     for (const auto& field : hreq) ex.request.headers.add(field.name_string(), field.value());
     ex.request.body = std::move(hreq.body());
     ex.request.request_id = std::move(request_id);
+    ex.request.correlation_id = std::move(correlation_id);
     ex.request.client_ip = client_ip;
 
     if (shared->hooks.request_in_flight) shared->hooks.request_in_flight(1);
