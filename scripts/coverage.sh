@@ -9,6 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+scripts/setup-sdk.sh   # the OpenAI Node SDK for the SDK compatibility test
 build_dir=${BUILD_DIR:-build-coverage}
 min=${COVERAGE_MIN:-90}
 options="-DLLMPROXY_COVERAGE=ON"

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Usage: scripts/test.sh   — the one command that sets up and runs every test.
-# Installs dependencies (scripts/setup.sh), builds, then runs the whole ctest suite (unit, contract, integration)
-# inside a throwaway PostgreSQL cluster (scripts/with-postgres.sh), so SQLite and PostgreSQL cases run together.
+# Installs dependencies (scripts/setup.sh; the OpenAI Node SDK through scripts/setup-sdk.sh), builds, then runs
+# the whole ctest suite (unit, contract, integration) inside a throwaway PostgreSQL cluster (scripts/with-postgres.sh), so SQLite and PostgreSQL cases run together.
 # Env: BUILD_DIR (default build), BUILD_TYPE, CMAKE_ARGS, JOBS, CTEST_ARGS (e.g. "-L unit").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+scripts/setup-sdk.sh   # the OpenAI Node SDK for the SDK compatibility test
 build_dir=${BUILD_DIR:-build}
 scripts/build.sh "$build_dir"
 # shellcheck disable=SC2086

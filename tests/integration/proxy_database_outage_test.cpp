@@ -86,7 +86,7 @@ TEST_CASE("PostgreSQL outage: 503 where the database is needed, cached tokens wo
   for (int i = 0; i < 3; ++i) CHECK(chat(proxy, cached["token"]).status == 200);
   auto r = chat(proxy, uncached["token"]);
   CHECK(r.status == 503);
-  CHECK(error_code(r) == "service_unavailable");
+  CHECK(api_error_code(r) == "service_unavailable");
   CHECK(proxy.get("/ready").status == 503);
   auto health = proxy.get("/health");
   CHECK(health.status == 503);
@@ -135,7 +135,7 @@ TEST_CASE("PostgreSQL outage longer than the cache TTLs: cached unlimited tokens
   CHECK(proxy.metric("llm_proxy_stale_served_total") == 1);
   auto refused = chat(proxy, quota["token"]);
   CHECK(refused.status == 503);
-  CHECK(error_code(refused) == "service_unavailable");
+  CHECK(api_error_code(refused) == "service_unavailable");
   CHECK(proxy.metric("llm_proxy_stale_served_total") == 1);
 
   cluster.start();

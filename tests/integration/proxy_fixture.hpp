@@ -84,10 +84,29 @@ struct ProxyFixture {
   std::unique_ptr<Proxy> proxy;
 };
 
+/// The code of a management-API error, `{"error":"...","code":"..."}`.
 inline std::string error_code(const test::HttpResponse& r) {
   auto j = nlohmann::json::parse(r.body, nullptr, false);
   if (!j.is_object() || !j.contains("code")) return "<no code: " + r.body + ">";
   return j["code"].get<std::string>();
+}
+
+/// The code of an error the proxy answers on /v1, which must be OpenAI's envelope exactly:
+/// `{"error":{"message":<string>,"type":<string>,"param":null,"code":<string>}}` and nothing else.
+inline std::string api_error_code(const test::HttpResponse& r) {
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  const bool shaped = j.is_object() && j.size() == 1 && j.contains("error") && j["error"].is_object() &&
+                      j["error"].size() == 4 && j["error"].value("message", nlohmann::json()).is_string() &&
+                      j["error"].value("type", nlohmann::json()).is_string() && j["error"].contains("param") &&
+                      j["error"]["param"].is_null() && j["error"].value("code", nlohmann::json()).is_string();
+  if (!shaped) return "<not an OpenAI error envelope: " + r.body + ">";
+  return j["error"]["code"].get<std::string>();
+}
+
+/// The OpenAI error type of a /v1 error (empty when the body is not the envelope).
+inline std::string api_error_type(const test::HttpResponse& r) {
+  if (api_error_code(r).starts_with("<")) return "";
+  return nlohmann::json::parse(r.body)["error"]["type"].get<std::string>();
 }
 
 }  // namespace llmproxy::itest

@@ -34,7 +34,7 @@ void hammer(const std::vector<Proxy*>& proxies, const std::string& token, int th
                                      {{"Authorization", "Bearer " + token}, {"Content-Type", "application/json"}});
         if (r.status == 200) {
           ++tally.ok;
-        } else if (r.status == 429 && error_code(r) == "rate_limit_exceeded") {
+        } else if (r.status == 429 && api_error_code(r) == "rate_limit_exceeded") {
           ++tally.limited;
         } else {
           ++tally.other;

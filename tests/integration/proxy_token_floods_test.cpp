@@ -23,7 +23,7 @@ int flood(ProxyFixture& f, const std::string& token, int total, int connections,
     clients.emplace_back([&, c] {
       for (int i = c; i < total; i += connections) {
         const auto r = f.chat(token);
-        if (r.status == 401 && error_code(r) == code) ++matching;
+        if (r.status == 401 && api_error_code(r) == code) ++matching;
       }
     });
   }

@@ -356,7 +356,7 @@ TEST_CASE("A request body dribbled past REQUEST_BODY_TIMEOUT is answered 408 and
   INFO(s.received);
   CHECK_FALSE(open);
   CHECK(s.received.starts_with("HTTP/1.1 408 "));
-  CHECK(error_code(test::HttpResponse{408, {}, body_of(s.received)}) == "request_timeout");
+  CHECK(api_error_code(test::HttpResponse{408, {}, body_of(s.received)}) == "request_timeout");
   CHECK(elapsed >= 900ms);
   CHECK(elapsed < 4s);
 }

@@ -193,6 +193,7 @@ class ServerProcess {
   void connect_and_migrate();
   void build_services();
   void publish();
+  server::ServerHooks server_hooks();
   void fail_boot(const std::exception& error);
   void stop_on_signal(int signo);
 
@@ -213,7 +214,7 @@ ServerProcess::ServerProcess(const config::Config& cfg, config::Provider provide
       provider_(std::move(provider)),
       cipher_(cfg.encryption_key),
       router_(make_router()),
-      server_(server_options(cfg), router_.as_handler(), ops::request_metrics_hooks(registry_)) {
+      server_(server_options(cfg), router_.as_handler(), server_hooks()) {
   if (!cipher_.enabled()) {
     log::write(log::Level::warn, "encryption_disabled",
                {{"message", "ENCRYPTION_KEY is not set: project API keys are stored in plaintext"}});
@@ -227,6 +228,12 @@ ServerProcess::~ServerProcess() {
     readiness_.begin_stopping();
     boot_thread_.join();
   }
+}
+
+server::ServerHooks ServerProcess::server_hooks() {
+  server::ServerHooks hooks = ops::request_metrics_hooks(registry_);
+  hooks.shape_error = proxy::session_error_shaper(provider_);
+  return hooks;
 }
 
 server::Router ServerProcess::make_router() {

@@ -30,6 +30,20 @@ using server::Response;
 
 namespace {
 
+/// Headers a browser script may read on a `/v1` answer: our ids, the cache's, and what the SDKs retry on.
+constexpr std::string_view kExposedHeaders =
+    "X-Request-ID, X-Correlation-ID, X-Proxy, Cache-Status, X-PROXY-CACHE, X-PROXY-CACHE-KEY, Age, Retry-After";
+
+/// The JSON string literal of `s` (quotes included).
+std::string json_string(std::string_view s) { return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+
+/// An api_error() with CORS for `origin` when it is allowed (empty: no CORS).
+Response api_error_for(std::string_view cors_origin, int status, std::string_view code, std::string_view message) {
+  Response r = api_error(status, code, message);
+  if (!cors_origin.empty()) add_cors_headers(r.headers, cors_origin);
+  return r;
+}
+
 /// Runs the pipeline for one request. Holds references only to state that outlives the server.
 class Pipeline {
  public:
@@ -38,13 +52,15 @@ class Pipeline {
   net::awaitable<void> handle(Exchange& ex) {
     ex.access.route = "proxy";
     const std::string_view origin = ex.request.headers.get("Origin");
+    // The Origin echoed on every answer below (upstream's and our own errors), when it is allowed.
+    const std::string_view cors = origin_allowed(options_.provider, origin) ? origin : std::string_view{};
     // Every response is built into a named variable before co_await: GCC 12 mishandles some temporaries
     // (conditional ones in particular) inside co_await expressions.
     NormalisedTarget target = normalise_target(ex.request.target);
-    std::optional<Response> answer = check_request(ex, target, origin);
+    std::optional<Response> answer = check_request(ex, target, origin, cors);
     const Deps* deps = answer ? nullptr : deps_.get();
     if (!answer && deps == nullptr) {
-      answer = Response::error(503, "service_unavailable", "the server is starting, try again shortly");
+      answer = api_error_for(cors, 503, "service_unavailable", "the server is starting, try again shortly");
     }
     if (answer) {
       co_await ex.respond(std::move(*answer));
@@ -58,15 +74,15 @@ class Pipeline {
     if (auth.outcome != auth::Outcome::authorized) {
       if (auth.outcome == auth::Outcome::service_unavailable) deps->metrics->db_errors.fetch_add(1, std::memory_order_relaxed);
       const auto [status, code] = denial(auth.outcome);
-      answer = Response::error(status, code, auth.message);
+      answer = api_error_for(cors, status, code, auth.message);
     } else if (!deps->breaker->allow()) {
-      answer = Response::error(503, "upstream_unavailable", "the upstream provider is failing; circuit is open");
+      answer = api_error_for(cors, 503, "upstream_unavailable", "the upstream provider is failing; circuit is open");
     }
     if (answer) {
       co_await ex.respond(std::move(*answer));
       co_return;
     }
-    co_await forward(ex, *deps, target, auth.api_key, origin_allowed(origin) ? origin : std::string_view{});
+    co_await forward(ex, *deps, target, auth.api_key, cors);
   }
 
  private:
@@ -87,45 +103,35 @@ class Pipeline {
 
   /// The checks that need no state, in pipeline order: target, preflight, method, endpoint, origin.
   /// Returns the response to send instead of forwarding, if any.
-  std::optional<Response> check_request(const Exchange& ex, const NormalisedTarget& target,
-                                        std::string_view origin) const {
+  std::optional<Response> check_request(const Exchange& ex, const NormalisedTarget& target, std::string_view origin,
+                                        std::string_view cors) const {
     const auto& p = options_.provider;
-    if (!target.ok()) return Response::error(400, "invalid_path", target.error);
-    const bool origin_ok = origin_allowed(origin);
+    if (!target.ok()) return api_error_for(cors, 400, "invalid_path", target.error);
     if (iequals(ex.request.method, "OPTIONS")) {
       Response r;
       r.status = 204;
-      if (!origin.empty() && origin_ok) add_preflight_headers(r.headers, ex, origin);
+      if (!cors.empty()) add_preflight_headers(r.headers, ex, cors);
       return r;
     }
     if (!p.allowed_methods.empty() &&
         std::none_of(p.allowed_methods.begin(), p.allowed_methods.end(),
                      [&](const std::string& m) { return iequals(m, ex.request.method); })) {
-      return Response::error(405, "method_not_allowed", "method " + ex.request.method + " is not allowed");
+      return api_error_for(cors, 405, "method_not_allowed", "method " + ex.request.method + " is not allowed");
     }
     const std::string& path = target.path;
     if (!p.allowed_endpoints.empty() &&
         std::none_of(p.allowed_endpoints.begin(), p.allowed_endpoints.end(),
                      [&](const std::string& prefix) { return endpoint_matches(prefix, path); })) {
-      return Response::error(404, "endpoint_not_found", "endpoint " + path + " is not allowed");
+      return api_error_for(cors, 404, "endpoint_not_found", "endpoint " + path + " is not allowed");
     }
     if (origin.empty() &&
         std::find(p.required_headers.begin(), p.required_headers.end(), "origin") != p.required_headers.end()) {
-      return Response::error(400, "origin_required", "an Origin header is required");
+      return api_error(400, "origin_required", "an Origin header is required");
     }
-    if (!origin_ok) return Response::error(403, "origin_not_allowed", "origin " + std::string(origin) + " is not allowed");
+    if (!origin.empty() && cors.empty()) {
+      return api_error(403, "origin_not_allowed", "origin " + std::string(origin) + " is not allowed");
+    }
     return std::nullopt;
-  }
-
-  bool origin_allowed(std::string_view origin) const {
-    const auto& allowed = options_.provider.allowed_origins;
-    if (origin.empty() || allowed.empty()) return true;
-    return std::find(allowed.begin(), allowed.end(), origin) != allowed.end();
-  }
-
-  void add_cors_headers(Headers& h, std::string_view origin) const {
-    h.set("Access-Control-Allow-Origin", origin);
-    h.add("Vary", "Origin");
   }
 
   void add_preflight_headers(Headers& h, const Exchange& ex, std::string_view origin) const {
@@ -162,7 +168,7 @@ class Pipeline {
 
   Headers response_headers(const upstream::Response& res, std::string_view origin) const {
     Headers h = filter_headers(res.headers, Direction::to_client);
-    if (!origin.empty() && !options_.provider.allowed_origins.empty()) add_cors_headers(h, origin);
+    if (!origin.empty()) add_cors_headers(h, origin);
     return h;
   }
 
@@ -273,8 +279,8 @@ class Pipeline {
       log::write(log::Level::warn, "upstream_failed",
                  {{"request_id", ex.request.request_id}, {"provider", p.name}, {"error", error->what()}});
       Response err = error->kind == upstream::ErrorKind::timeout
-                         ? Response::error(504, "upstream_timeout", "the upstream provider did not answer in time")
-                         : Response::error(502, "upstream_error", "the upstream provider could not be reached");
+                         ? api_error_for(origin, 504, "upstream_timeout", "the upstream provider did not answer in time")
+                         : api_error_for(origin, 502, "upstream_error", "the upstream provider could not be reached");
       co_await ex.respond(std::move(err));
       co_return;
     }
@@ -304,9 +310,10 @@ class Pipeline {
       if (read_error) {
         deps.metrics->upstream_errors.fetch_add(1, std::memory_order_relaxed);
         const bool timeout = *read_error == upstream::ErrorKind::timeout;
-        Response err = timeout ? Response::error(504, "upstream_timeout", "the upstream provider did not finish in time")
-                               : Response::error(502, "upstream_error",
-                                                 "the upstream connection failed while reading the response");
+        Response err = timeout ? api_error_for(origin, 504, "upstream_timeout",
+                                               "the upstream provider did not finish in time")
+                               : api_error_for(origin, 502, "upstream_error",
+                                               "the upstream connection failed while reading the response");
         co_await ex.respond(std::move(err));
         co_return;
       }
@@ -332,6 +339,36 @@ class Pipeline {
 };
 
 }  // namespace
+
+Response api_error(int status, std::string_view code, std::string_view message) {
+  const char* type = status == 429 ? "rate_limit_error" : status >= 500 ? "server_error" : "invalid_request_error";
+  std::string body = "{\"error\":{\"message\":";
+  body.append(json_string(message)).append(",\"type\":\"").append(type).append("\",\"param\":null,\"code\":");
+  body.append(json_string(code)).append("}}");
+  return Response::json(status, std::move(body));
+}
+
+bool origin_allowed(const config::Provider& provider, std::string_view origin) {
+  const auto& allowed = provider.allowed_origins;
+  if (origin.empty()) return false;
+  return allowed.empty() || std::find(allowed.begin(), allowed.end(), origin) != allowed.end();
+}
+
+void add_cors_headers(Headers& headers, std::string_view origin) {
+  headers.remove("Access-Control-Allow-Credentials");
+  headers.set("Access-Control-Allow-Origin", origin);
+  headers.set("Access-Control-Expose-Headers", kExposedHeaders);
+  headers.add("Vary", "Origin");
+}
+
+std::function<std::optional<Response>(std::string_view, std::string_view, int, std::string_view, std::string_view)>
+session_error_shaper(const config::Provider& provider) {
+  return [provider](std::string_view target, std::string_view origin, int status, std::string_view code,
+                    std::string_view message) -> std::optional<Response> {
+    if (!target.starts_with("/v1/")) return std::nullopt;
+    return api_error_for(origin_allowed(provider, origin) ? origin : std::string_view{}, status, code, message);
+  };
+}
 
 void register_routes(server::Router& router, Options options, lifecycle::Published<const Deps> deps) {
   struct State {

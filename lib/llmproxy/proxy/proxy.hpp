@@ -4,6 +4,9 @@
 /// (streams chunk by chunk). The pure rules live in target.hpp, headers.hpp and params.hpp.
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <optional>
+#include <string_view>
 
 #include "llmproxy/config/providers.hpp"
 #include "llmproxy/lifecycle/readiness.hpp"
@@ -36,6 +39,23 @@ struct Options {
   std::chrono::milliseconds stream_idle_timeout{300000};  // silence between two chunks of a stream
   std::uint64_t max_buffered_response_size = 10485760;    // larger non-streaming bodies are relayed as they arrive
 };
+
+/// An error the proxy itself answers on `/v1` (SPEC §5.2), in OpenAI's envelope so the official SDKs expose
+/// `code` and `type`: `{"error":{"message","type","param":null,"code"}}`. The type follows the status like
+/// OpenAI's: 429 `rate_limit_error`, 5xx `server_error`, other 4xx `invalid_request_error`.
+server::Response api_error(int status, std::string_view code, std::string_view message);
+
+/// CORS on `/v1` answers (upstream's and the proxy's own alike): with `allowed_origins` empty every Origin is
+/// allowed (like the reference); otherwise only the listed ones. An allowed Origin is echoed with
+/// `Vary: Origin` and `Access-Control-Expose-Headers`; the upstream's own CORS fields are replaced.
+bool origin_allowed(const config::Provider& provider, std::string_view origin);
+void add_cors_headers(server::Headers& headers, std::string_view origin);
+
+/// For ServerHooks::shape_error: errors the HTTP session answers itself on `/v1` (413, 408, refused framing,
+/// 500) in the same envelope, with CORS for an allowed Origin. Other paths keep the default shape.
+std::function<std::optional<server::Response>(std::string_view target, std::string_view origin, int status,
+                                              std::string_view code, std::string_view message)>
+session_error_shaper(const config::Provider& provider);
 
 /// Registers the `/v1/` prefix. Checks that need no state (target, method, endpoint, origin) run before boot
 /// completes; anything needing the database answers 503 service_unavailable until `deps` is published.

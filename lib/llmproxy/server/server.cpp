@@ -421,16 +421,57 @@ class SessionExchange final : public Exchange {
   std::uint64_t expected_ = 0;
 };
 
+/// What an error the session answers itself is about: the ids to echo, and once a head was parsed, its target
+/// and Origin (for ServerHooks::shape_error) and whether it was a HEAD.
+struct ErrorContext {
+  std::string request_id;
+  std::string correlation_id;
+  std::string target;
+  std::string origin;
+  bool head = false;
+};
+
+/// The error response the session sends itself: ServerHooks::shape_error's when it gives one, else the default.
+Response session_error(const Shared& shared, int status, std::string_view code, std::string_view message,
+                       std::string_view target, std::string_view origin) {
+  if (shared.hooks.shape_error && !target.empty()) {
+    if (auto shaped = shared.hooks.shape_error(target, origin, status, code, message)) return std::move(*shaped);
+  }
+  return Response::error(status, code, message);
+}
+
+/// The client's X-Request-ID when valid, else a new UUID.
+std::string request_id_of(const http::request<http::string_body>& hreq) {
+  std::string id(hreq["X-Request-ID"]);
+  if (!valid_request_id(id)) id = util::uuid_v4();
+  return id;
+}
+
+/// The client's X-Correlation-ID when valid (same rule as X-Request-ID), else empty: none is invented.
+std::string correlation_id_of(const http::request<http::string_body>& hreq) {
+  std::string id(hreq["X-Correlation-ID"]);
+  if (!valid_request_id(id)) id.clear();
+  return id;
+}
+
+/// The context of an error answered after `hreq`'s head was parsed (copies made on error paths only).
+ErrorContext error_context(const http::request<http::string_body>& hreq, std::string request_id,
+                           std::string correlation_id) {
+  const std::optional<std::string> target = origin_form(hreq.target());
+  return ErrorContext{std::move(request_id), std::move(correlation_id), target.value_or(std::string{}),
+                      std::string(hreq["Origin"]), hreq.method() == http::verb::head};
+}
+
 /// Writes a complete error response outside any handler (framing errors, 408, 413, 431) and reports whether
 /// it went out. The connection is closed after it (see linger_close).
-net::awaitable<bool> write_plain_error(Conn& conn, const ServerOptions& opts, int status, std::string_view code,
-                                       std::string_view message, std::string request_id, bool head = false,
-                                       std::string correlation_id = {}) {
-  const Response r = Response::error(status, code, message);
+net::awaitable<bool> write_plain_error(Conn& conn, const Shared& shared, int status, std::string_view code,
+                                       std::string_view message, const ErrorContext& context) {
+  const Response r = session_error(shared, status, code, message, context.target, context.origin);
   std::string wire;
-  serialize_head(wire, 11, status, r.headers, request_id, correlation_id, Framing::length, r.body.size(), false);
-  if (!head) wire.append(r.body);
-  conn.stream.expires_after(opts.header_read_timeout);
+  serialize_head(wire, 11, status, r.headers, context.request_id, context.correlation_id, Framing::length,
+                 r.body.size(), false);
+  if (!context.head) wire.append(r.body);
+  conn.stream.expires_after(shared.opts.header_read_timeout);
   auto [ec, n] = co_await net::async_write(conn.stream, net::buffer(wire), kUseTuple);
   co_return !ec;
 }
@@ -498,21 +539,25 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
     if (ec) {
       // End of stream, timeout (slow client), reset or cancellation at shutdown: just close.
       // Request ids are built before each co_await: GCC 12 mishandles some temporaries in co_await expressions.
-      std::string error_id = util::uuid_v4();
+      ErrorContext unparsed;
+      unparsed.request_id = util::uuid_v4();
       if (ec == http::error::header_limit) {
-        co_await write_plain_error(*conn, opts, 431, "request_header_too_large", "request header fields too large",
-                                   error_id);
+        co_await write_plain_error(*conn, *shared, 431, "request_header_too_large", "request header fields too large",
+                                   unparsed);
         linger = true;
       } else if (ec == http::error::body_limit) {
         // A declared Content-Length above MAX_REQUEST_SIZE: Beast compares it with body_limit() as soon as the
-        // header is complete, so the body is never read; the connection cannot be reused since it is in flight.
-        co_await write_plain_error(*conn, opts, 413, "request_too_large", "request body too large", error_id);
+        // header is complete (so the head is parsed), and the body is never read; the connection cannot be reused
+        // since it is in flight.
+        const auto& hreq = parser.get();
+        const ErrorContext context = error_context(hreq, request_id_of(hreq), correlation_id_of(hreq));
+        co_await write_plain_error(*conn, *shared, 413, "request_too_large", "request body too large", context);
         linger = true;
       } else if (ec != http::error::end_of_stream && ec != beast::error::timeout && ec != net::error::operation_aborted &&
                  ec != net::error::connection_reset && ec != net::error::eof && buffer.size() > 0) {
         // Malformed lines, control characters (CR, LF, NUL) inside header values, conflicting Content-Length or
         // Transfer-Encoding fields that Beast itself refuses.
-        co_await write_plain_error(*conn, opts, 400, "bad_request", "malformed HTTP request", error_id);
+        co_await write_plain_error(*conn, *shared, 400, "bad_request", "malformed HTTP request", unparsed);
         linger = true;
       }
       break;
@@ -521,11 +566,8 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
     const auto started = std::chrono::steady_clock::now();
     auto& hreq = parser.get();
     const bool head = hreq.method() == http::verb::head;
-    std::string request_id(hreq["X-Request-ID"]);
-    if (!valid_request_id(request_id)) request_id = util::uuid_v4();
-    // X-Correlation-ID is echoed when the client sent a valid one (same rule as X-Request-ID); none is invented.
-    std::string correlation_id(hreq["X-Correlation-ID"]);
-    if (!valid_request_id(correlation_id)) correlation_id.clear();
+    std::string request_id = request_id_of(hreq);
+    std::string correlation_id = correlation_id_of(hreq);
 
     // Refused heads end the connection: the body of a request whose framing is in doubt must never be read
     // as the next request.
@@ -533,8 +575,8 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
     std::optional<std::string> target = origin_form(hreq.target());
     if (!refusal && !target) refusal = Refusal{400, "bad_request", "invalid request target"};
     if (refusal) {
-      co_await write_plain_error(*conn, opts, refusal->status, refusal->code, refusal->message, request_id, head,
-                                 correlation_id);
+      const ErrorContext context = error_context(hreq, request_id, correlation_id);
+      co_await write_plain_error(*conn, *shared, refusal->status, refusal->code, refusal->message, context);
       linger = true;
       break;
     }
@@ -551,20 +593,23 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
       CancelAt deadline(conn, opts.body_read_timeout);
       auto [bec, bn] = co_await http::async_read(conn->stream, buffer, parser, kUseTuple);
       if (deadline.fired()) {
-        co_await write_plain_error(*conn, opts, 408, "request_timeout", "the request body did not arrive in time",
-                                   request_id, head);
+        const ErrorContext context = error_context(hreq, request_id, correlation_id);
+        co_await write_plain_error(*conn, *shared, 408, "request_timeout", "the request body did not arrive in time",
+                                   context);
         linger = true;
         break;
       }
       if (bec == http::error::body_limit) {
-        co_await write_plain_error(*conn, opts, 413, "request_too_large", "request body too large", request_id, head);
+        const ErrorContext context = error_context(hreq, request_id, correlation_id);
+        co_await write_plain_error(*conn, *shared, 413, "request_too_large", "request body too large", context);
         linger = true;
         break;
       }
       if (bec) {
         if (bec != beast::error::timeout && bec != http::error::end_of_stream && bec != net::error::eof &&
             bec != net::error::connection_reset && bec != net::error::operation_aborted) {
-          co_await write_plain_error(*conn, opts, 400, "bad_request", "malformed HTTP request body", request_id, head);
+          const ErrorContext context = error_context(hreq, request_id, correlation_id);
+          co_await write_plain_error(*conn, *shared, 400, "bad_request", "malformed HTTP request body", context);
           linger = true;
         }
         break;
@@ -594,7 +639,8 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
                  {{"request_id", ex.request.request_id}, {"error", e.what()}});
     }
     if (!ex.responded() && !ex.peer_gone()) {
-      Response internal = Response::error(500, "internal_error", "internal server error");
+      Response internal = session_error(*shared, 500, "internal_error", "internal server error", ex.request.target,
+                                        ex.request.headers.get("Origin"));
       co_await ex.respond(std::move(internal));
     }
     if (shared->hooks.request_in_flight) shared->hooks.request_in_flight(-1);

@@ -5,7 +5,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "llmproxy/server/exchange.hpp"
 
@@ -37,6 +39,13 @@ struct ServerHooks {
   std::function<void(int delta)> request_in_flight;
   std::function<void(const Request&, const AccessInfo&, int status, double duration_ms, std::uint64_t bytes)>
       request_done;
+  /// Shapes an error the session answers itself once a request head is known (413 for a declared body over
+  /// MAX_REQUEST_SIZE, 408, refused framing, 500 after a handler failure): given the request target, its Origin
+  /// and the error, returns the response to send instead of the default `{"error","code"}` one, or nothing.
+  /// The proxy uses it for OpenAI's error envelope and CORS on `/v1`.
+  std::function<std::optional<Response>(std::string_view target, std::string_view origin, int status,
+                                        std::string_view code, std::string_view message)>
+      shape_error;
 };
 
 class Server {
