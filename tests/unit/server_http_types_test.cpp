@@ -27,3 +27,24 @@ TEST_CASE("Response::error keeps well-formed UTF-8 and escapes control character
 }
 
 }  // namespace llmproxy::server
+
+namespace llmproxy::server {
+
+TEST_CASE("iequals matches header names ignoring ASCII letter case only", "[server]") {
+  CHECK(iequals("Content-Length", "content-length"));
+  CHECK(iequals("X-REQUEST-ID", "x-request-id"));
+  CHECK(iequals("", ""));
+  CHECK_FALSE(iequals("Host", "Hosts"));
+  CHECK_FALSE(iequals("Host", "Most"));
+  // Pairs that differ only in the 0x20 bit but are not letters: '@'/'`', '['/'{', ']'/'}', '^'/'~', '\x0d'/'-'.
+  CHECK_FALSE(iequals("a@", "a`"));
+  CHECK_FALSE(iequals("[", "{"));
+  CHECK_FALSE(iequals("]", "}"));
+  CHECK_FALSE(iequals("^", "~"));
+  CHECK_FALSE(iequals("\r", "-"));
+  // Bytes above ASCII never fold.
+  CHECK_FALSE(iequals("\xc0", "\xe0"));
+  CHECK(iequals("\xc0", "\xc0"));
+}
+
+}  // namespace llmproxy::server

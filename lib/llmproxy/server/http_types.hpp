@@ -9,7 +9,19 @@
 namespace llmproxy::server {
 
 /// ASCII case-insensitive equality, for header names.
-bool iequals(std::string_view a, std::string_view b);
+inline bool iequals(std::string_view a, std::string_view b) noexcept {
+  // Inline: header filtering compares every field with a few dozen names, most of other lengths.
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const char x = a[i];
+    const char y = b[i];
+    if (x == y) continue;
+    // Equal ignoring case only if they differ in the 0x20 bit and are ASCII letters.
+    const char fx = static_cast<char>(x | 0x20);
+    if (fx != static_cast<char>(y | 0x20) || fx < 'a' || fx > 'z') return false;
+  }
+  return true;
+}
 
 /// `v` without leading and trailing optional white space (spaces and tabs, RFC 9110 §5.6.3), for header values
 /// and their comma-separated items.
