@@ -149,6 +149,7 @@ TEST_CASE("server flag errors exit 2 with a clear message", "[server][config][re
   };
   const Case cases[] = {
       {{"server", "--frobnicate"}, "unknown flag \"--frobnicate\""},
+      {{"server", "extra"}, "unexpected argument \"extra\" for `server`"},
       {{"server", "--addr"}, "flag --addr needs a value"},
       {{"server", "--addr="}, "flag --addr needs a non-empty value"},
       {{"server", "--addr", "nonsense"}, "invalid LISTEN_ADDR=\"nonsense\""},
@@ -170,4 +171,13 @@ TEST_CASE("server flag errors exit 2 with a clear message", "[server][config][re
   auto [code, out] = run_binary({"server", "--help"}, env, 20s);
   CHECK(code == 0);
   CHECK_THAT(out, Contains("--log-file FILE"));
+}
+
+TEST_CASE("llm-proxy without a command is the server without flags", "[server][config][reference]") {
+  TempDir dir;
+  auto env = base_env(dir);
+  env["DATABASE_PATH"] = dir.file("db.sqlite");
+  Proxy proxy(env, true, {});
+  CHECK(proxy.get("/health").status == 200);
+  CHECK(proxy.terminate() == 0);
 }

@@ -448,6 +448,10 @@ ServerFlags parse_server_flags(const std::vector<std::string>& args) {
     for (const auto& f : kFlags) {
       if (name == f.long_name || (!f.short_name.empty() && name == f.short_name)) flag = &f;
     }
+    if (flag == nullptr && !arg.starts_with('-')) {
+      throw config::ConfigError("unexpected argument \"" + arg + "\" for `server` (it takes only flags; see "
+                                "llm-proxy --help)");
+    }
     if (flag == nullptr) {
       throw config::ConfigError("unknown flag \"" + arg + "\" for `server` (see llm-proxy --help)");
     }
@@ -506,32 +510,39 @@ int main(int argc, char** argv, const config::EnvLookup& process_env) {
     return kExitUsage;
   }
 
+  // `llm-proxy` alone is `llm-proxy server` without flags.
+  const std::vector<std::string> command_args(args.empty() ? args.end() : args.begin() + 1, args.end());
   config::EnvLookup env = process_env;
   config::Config cfg;
+  std::string env_file;
+  std::size_t env_file_lines = 0;
   try {
     if (command == "server") {
-      ServerFlags flags = parse_server_flags({args.begin() + 1, args.end()});
+      ServerFlags flags = parse_server_flags(command_args);
       if (flags.help) {
         std::cout << kUsage;
         return kExitOk;
       }
       std::vector<std::pair<std::string, std::string>> file;
       if (!flags.env_file.empty()) file = config::load_dotenv(flags.env_file);
+      env_file = flags.env_file;
+      env_file_lines = file.size();
       env = layered_env(std::move(flags.overrides), process_env, file);
     }
     cfg = config::load(env);
     log::setup(cfg.log_level, cfg.log_format == config::LogFormat::json ? log::Format::json : log::Format::console,
                cfg.log_file);
+    if (!env_file.empty()) {
+      // Names and values stay out of the log (values may be secrets): the effective configuration follows.
+      log::write(log::Level::info, "env_file_loaded", {{"path", env_file}, {"variables", env_file_lines}});
+    }
   } catch (const std::exception& e) {
     std::cerr << "llm-proxy: configuration error: " << e.what() << "\n";
     return kExitUsage;
   }
 
   if (command == "healthcheck") return healthcheck(cfg);
-  if (command == "migrate") {
-    std::vector<std::string> rest(args.begin() + 1, args.end());
-    return storage::migrate_command(rest, cfg, std::cout, std::cerr);
-  }
+  if (command == "migrate") return storage::migrate_command(command_args, cfg, std::cout, std::cerr);
   try {
     return run_server(cfg);
   } catch (const config::ConfigError& e) {
