@@ -1,7 +1,8 @@
 // fuzz_config_env: config::load over an environment decoded from the input, and the value parsers directly.
 //
 // Input: lines `NAME=value` (the environment; a later line replaces an earlier one). The first line is also
-// given whole to parse_duration, parse_bool, parse_listen_addr and the DATABASE_URL functions.
+// given whole to parse_duration, parse_size, parse_bool, parse_listen_addr and the DATABASE_URL functions, and
+// the whole input to the dotenv parser (`server --env`).
 // Properties: load() either returns a Config within the documented limits or throws ConfigError (anything
 // else escaping is a crash); an error about a secret is the same whatever its value; a parsed duration prints back
 // (util::format_duration) to text that parses to the same duration.
@@ -14,6 +15,7 @@
 #include "fuzz_check.hpp"
 #include "llmproxy/config/config.hpp"
 #include "llmproxy/config/database_url.hpp"
+#include "llmproxy/config/dotenv.hpp"
 #include "llmproxy/util/time.hpp"
 
 namespace {
@@ -79,6 +81,25 @@ void check_duration(std::string_view text) {
   FUZZ_CHECK(again && *again == *d);
 }
 
+void check_size(std::string_view text) {
+  const auto bytes = config::parse_size(text);
+  if (!bytes) return;
+  // Printed as plain bytes, it reads back as the same size.
+  const auto again = config::parse_size(std::to_string(*bytes));
+  FUZZ_CHECK(again && *again == *bytes);
+}
+
+void check_dotenv(std::string_view text) {
+  try {
+    for (const auto& [key, value] : config::parse_dotenv(text, "fuzz.env")) {
+      FUZZ_CHECK(!key.empty() && key.find_first_of("= \t\n#") == std::string::npos);
+      (void)value;
+    }
+  } catch (const config::ConfigError& e) {
+    FUZZ_CHECK(std::string_view(e.what()).starts_with("fuzz.env:"));
+  }
+}
+
 void check_listen_addr(std::string_view text) {
   const auto a = config::parse_listen_addr(text);
   if (!a) return;
@@ -105,6 +126,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   const std::string_view first_line = text.substr(0, text.find('\n'));
   check_duration(first_line);
+  check_size(first_line);
+  check_dotenv(text);
   (void)config::parse_bool(first_line);
   check_listen_addr(first_line);
   check_database_url(first_line);

@@ -71,14 +71,16 @@ const std::vector<VariableCase>& variable_cases() {
       {"API_CONFIG_PATH", "/etc/llm-proxy/apis.yaml",
        [](auto& c) { return c.api_config_path == "/etc/llm-proxy/apis.yaml"; }, std::nullopt},
       {"DEFAULT_API_PROVIDER", "azure", [](auto& c) { return c.default_api_provider == "azure"; }, std::nullopt},
+      {"OPENAI_API_URL", "http://127.0.0.1:9000/v1",
+       [](auto& c) { return c.openai_api_url == "http://127.0.0.1:9000/v1"; }, "ftp://example.com"},
       {"REQUEST_TIMEOUT", "2m", [](auto& c) { return c.request_timeout == 120s; }, "2 minutes"},
       {"STREAM_IDLE_TIMEOUT", "45s", [](auto& c) { return c.stream_idle_timeout == 45s; }, "0"},
       {"HEADER_READ_TIMEOUT", "750ms", [](auto& c) { return c.header_read_timeout == 750ms; }, "-1s"},
-      {"MAX_REQUEST_SIZE", "1048576", [](auto& c) { return c.max_request_size == 1048576u; }, "10MB"},
+      {"MAX_REQUEST_SIZE", "1048576", [](auto& c) { return c.max_request_size == 1048576u; }, "10XB"},
       {"MAX_CONNECTIONS", "512", [](auto& c) { return c.max_connections == 512; }, "0"},
       {"REQUEST_BODY_TIMEOUT", "15s", [](auto& c) { return c.request_body_timeout == 15s; }, "0"},
       {"MAX_BUFFERED_RESPONSE_SIZE", "65536", [](auto& c) { return c.max_buffered_response_size == 65536u; },
-       "64k"},
+       "64kilo"},
       {"MAX_HEADER_COUNT", "50", [](auto& c) { return c.max_header_count == 50; }, "10001"},
       {"DB_DRIVER", "Postgres", [](auto& c) { return c.db.driver == cfg::DbDriver::postgres; }, "mysql"},
       {"DATABASE_PATH", ":memory:", [](auto& c) { return c.db.path == ":memory:"; }, std::nullopt},
@@ -101,6 +103,7 @@ const std::vector<VariableCase>& variable_cases() {
       {"PROJECT_CACHE_TTL", "15s", [](auto& c) { return c.project_cache_ttl == 15s; }, "15 s"},
       {"CACHE_STALE_IF_ERROR", "10m", [](auto& c) { return c.cache_stale_if_error == 10min; }, "-5m"},
       {"ENFORCE_PROJECT_ACTIVE", "0", [](auto& c) { return !c.enforce_project_active; }, "off"},
+      {"LLM_PROXY_ENFORCE_PROJECT_ACTIVE", "false", [](auto& c) { return !c.enforce_project_active; }, "nein"},
       {"USAGE_FLUSH_INTERVAL", "200ms", [](auto& c) { return c.usage_flush_interval == 200ms; }, "0"},
       {"CIRCUIT_BREAKER_THRESHOLD", "3", [](auto& c) { return c.circuit_breaker_threshold == 3; }, "0"},
       {"CIRCUIT_BREAKER_COOLDOWN", "1m", [](auto& c) { return c.circuit_breaker_cooldown == 1min; }, "0m"},
@@ -126,7 +129,7 @@ TEST_CASE("every known variable has a test row in documentation order", "[config
   std::vector<std::string> tested;
   for (const auto& row : variable_cases()) tested.emplace_back(row.name);
   CHECK(tested == cfg::known_variables());
-  CHECK(cfg::known_variables().size() == 45);
+  CHECK(cfg::known_variables().size() == 47);
   const std::set<std::string> unique(cfg::known_variables().begin(), cfg::known_variables().end());
   CHECK(unique.size() == cfg::known_variables().size());
 }
@@ -221,7 +224,8 @@ TEST_CASE("error messages use the documented one-line format", "[config]") {
   CHECK(load_error({{"IO_THREADS", "257"}}) == "invalid IO_THREADS=\"257\": expected an integer from 1 to 256");
   CHECK(load_error({{"DB_DRIVER", "mysql"}}) == "invalid DB_DRIVER=\"mysql\": expected sqlite or postgres");
   CHECK(load_error({{"MAX_REQUEST_SIZE", "0"}}) ==
-        "invalid MAX_REQUEST_SIZE=\"0\": expected an integer of at least 1");
+        "invalid MAX_REQUEST_SIZE=\"0\": expected a size of at least 1 byte, in bytes or with a unit such as 512KB, "
+        "10MB or 1GiB (B, K/KB/KiB, M/MB/MiB, G/GB/GiB, T/TB/TiB; every unit is a power of 1024)");
   // Control characters are escaped so the message stays on one line.
   CHECK(load_error({{"LOG_LEVEL", "info\nwarn"}}) ==
         "invalid LOG_LEVEL=\"info\\x0awarn\": expected trace, debug, info, warn or error");

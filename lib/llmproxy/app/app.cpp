@@ -9,7 +9,9 @@
 #include <cstdlib>
 #include <functional>
 #include <iostream>
+#include <map>
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -19,6 +21,7 @@
 #include "llmproxy/admin/admin.hpp"
 #include "llmproxy/audit/auditor.hpp"
 #include "llmproxy/auth/token_service.hpp"
+#include "llmproxy/config/dotenv.hpp"
 #include "llmproxy/config/providers.hpp"
 #include "llmproxy/db/executor.hpp"
 #include "llmproxy/lifecycle/readiness.hpp"
@@ -45,7 +48,14 @@ constexpr const char* kUsage =
     "usage: llm-proxy [COMMAND]\n"
     "\n"
     "commands:\n"
-    "  server               run the proxy (default)\n"
+    "  server [FLAGS]       run the proxy (default); flags (the reference's; they override the environment):\n"
+    "      --addr HOST:PORT      LISTEN_ADDR\n"
+    "      --db PATH             DATABASE_PATH (SQLite file)\n"
+    "      -c, --config FILE     API_CONFIG_PATH (provider YAML)\n"
+    "      --log-level LEVEL     LOG_LEVEL\n"
+    "      --log-file FILE       LOG_FILE (logs appended to FILE)\n"
+    "      -v, --debug           LOG_LEVEL=debug\n"
+    "      --env FILE            read KEY=VALUE lines from FILE; the real environment wins over it\n"
     "  migrate SUBCOMMAND   manage the database schema (up, down, status, version; see `llm-proxy migrate --help`)\n"
     "  healthcheck          GET /health on the local listener; exit 0 if healthy (for container health checks)\n"
     "  --version            print the version\n"
@@ -134,13 +144,21 @@ void log_effective_config(const config::Config& cfg) {
 /// configuration first, then a warning when the file is missing. Throws config::ConfigError.
 config::Provider load_provider(const config::Config& cfg) {
   bool builtin_providers = false;
-  const auto providers = config::load_providers(cfg.api_config_path, builtin_providers);
+  const auto providers = config::load_providers(cfg.api_config_path, builtin_providers, cfg.openai_api_url);
   config::Provider provider = config::select_provider(providers, cfg.default_api_provider);
   log_effective_config(cfg);
   if (builtin_providers) {
     log::write(log::Level::warn, "api_config_missing",
                {{"path", cfg.api_config_path},
-                {"message", "API_CONFIG_PATH not found: using built-in OpenAI defaults"}});
+                {"message", "API_CONFIG_PATH not found: using built-in OpenAI defaults at OPENAI_API_URL"},
+                {"base_url", provider.base_url}});
+  }
+  if (!provider.base_path.empty()) {
+    // Like the reference: only scheme, host and port of base_url are used; request paths go upstream as received.
+    log::write(log::Level::info, "base_url_path_ignored",
+               {{"provider", provider.name},
+                {"base_path", provider.base_path},
+                {"message", "the path of base_url is not prepended: /v1/... is forwarded as /v1/..."}});
   }
   return provider;
 }
@@ -389,7 +407,101 @@ int run_server(const config::Config& cfg) {
   return process.exit_code();
 }
 
-int main(int argc, char** argv, const config::EnvLookup& env) {
+namespace {
+
+/// The reference's `server` flags (cmd/proxy/server.go), as the variables they set.
+struct ServerFlags {
+  std::map<std::string, std::string> overrides;  // variable -> value; wins over the environment
+  std::string env_file;                          // --env: dotenv file, loses to the environment
+  bool help = false;
+};
+
+/// Parses `server`'s arguments. Throws config::ConfigError with a message for the user (exit 2).
+ServerFlags parse_server_flags(const std::vector<std::string>& args) {
+  struct Flag {
+    std::string_view long_name;
+    std::string_view short_name;
+    std::string_view variable;  // empty: handled below
+  };
+  static constexpr Flag kFlags[] = {
+      {"--addr", "", "LISTEN_ADDR"},         {"--db", "", "DATABASE_PATH"},
+      {"--config", "-c", "API_CONFIG_PATH"}, {"--log-level", "", "LOG_LEVEL"},
+      {"--log-file", "", "LOG_FILE"},        {"--env", "", ""},
+  };
+  // Flags of the reference that this server does not have, with what to do instead.
+  static const std::map<std::string_view, std::string_view> kUnsupported = {
+      {"--daemon", "run it under systemd, Docker or another supervisor"},
+      {"-d", "run it under systemd, Docker or another supervisor"},
+      {"--pid-file", "run it under systemd, Docker or another supervisor"},
+      {"--file-event-log", "use AUDIT_LOG_FILE for the audit trail"},
+  };
+  ServerFlags out;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "--help" || arg == "-h") {
+      out.help = true;
+      continue;
+    }
+    if (arg == "--debug" || arg == "-v") {
+      out.overrides["LOG_LEVEL"] = "debug";
+      continue;
+    }
+    const std::size_t eq = arg.find('=');
+    const std::string name = arg.substr(0, eq);
+    if (const auto it = kUnsupported.find(name); it != kUnsupported.end()) {
+      throw config::ConfigError("`server " + name + "` is not supported: " + std::string(it->second));
+    }
+    const Flag* flag = nullptr;
+    for (const auto& f : kFlags) {
+      if (name == f.long_name || (!f.short_name.empty() && name == f.short_name)) flag = &f;
+    }
+    if (flag == nullptr && !arg.starts_with('-')) {
+      throw config::ConfigError("unexpected argument \"" + arg + "\" for `server` (it takes only flags; see "
+                                "llm-proxy --help)");
+    }
+    if (flag == nullptr) {
+      throw config::ConfigError("unknown flag \"" + arg + "\" for `server` (see llm-proxy --help)");
+    }
+    std::string value;
+    if (eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+    } else if (i + 1 < args.size()) {
+      value = args[++i];
+    } else {
+      throw config::ConfigError("flag " + name + " needs a value");
+    }
+    if (value.empty()) throw config::ConfigError("flag " + name + " needs a non-empty value");
+    if (flag->long_name == "--env") {
+      out.env_file = value;
+    } else if (flag->long_name == "--db" && value.find("://") != std::string::npos) {
+      throw config::ConfigError(
+          "--db takes a SQLite file path (DATABASE_PATH), like the reference; for PostgreSQL set "
+          "DB_DRIVER=postgres and DATABASE_URL in the environment");
+    } else {
+      out.overrides[std::string(flag->variable)] = value;
+    }
+  }
+  return out;
+}
+
+/// Flags first, then the real environment, then the --env file.
+config::EnvLookup layered_env(std::map<std::string, std::string> overrides, config::EnvLookup real,
+                              const std::vector<std::pair<std::string, std::string>>& file) {
+  std::map<std::string, std::string, std::less<>> from_file;
+  for (const auto& [key, value] : file) from_file[key] = value;  // a later line wins
+  return [overrides = std::map<std::string, std::string, std::less<>>(overrides.begin(), overrides.end()),
+          real = std::move(real),
+          from_file = std::move(from_file)](std::string_view name) -> std::optional<std::string> {
+    if (const auto it = overrides.find(name); it != overrides.end()) return it->second;
+    if (auto value = real(name)) return value;
+    if (const auto it = from_file.find(name); it != from_file.end()) return it->second;
+    return std::nullopt;
+  };
+}
+
+}  // namespace
+
+int main(int argc, char** argv, const config::EnvLookup& process_env) {
   std::vector<std::string> args(argv + 1, argv + argc);
   std::string command = args.empty() ? "server" : args[0];
   if (command == "--help" || command == "-h" || command == "help") {
@@ -404,26 +516,40 @@ int main(int argc, char** argv, const config::EnvLookup& env) {
     std::cerr << "llm-proxy: unknown command \"" << command << "\"\n\n" << kUsage;
     return kExitUsage;
   }
-  if (command == "server" && args.size() > 1) {
-    std::cerr << "llm-proxy: `server` takes no arguments\n\n" << kUsage;
-    return kExitUsage;
-  }
 
+  // `llm-proxy` alone is `llm-proxy server` without flags.
+  const std::vector<std::string> command_args(args.empty() ? args.end() : args.begin() + 1, args.end());
+  config::EnvLookup env = process_env;
   config::Config cfg;
+  std::string env_file;
+  std::size_t env_file_lines = 0;
   try {
+    if (command == "server") {
+      ServerFlags flags = parse_server_flags(command_args);
+      if (flags.help) {
+        std::cout << kUsage;
+        return kExitOk;
+      }
+      std::vector<std::pair<std::string, std::string>> file;
+      if (!flags.env_file.empty()) file = config::load_dotenv(flags.env_file);
+      env_file = flags.env_file;
+      env_file_lines = file.size();
+      env = layered_env(std::move(flags.overrides), process_env, file);
+    }
     cfg = config::load(env);
     log::setup(cfg.log_level, cfg.log_format == config::LogFormat::json ? log::Format::json : log::Format::console,
                cfg.log_file);
+    if (!env_file.empty()) {
+      // Names and values stay out of the log (values may be secrets): the effective configuration follows.
+      log::write(log::Level::info, "env_file_loaded", {{"path", env_file}, {"variables", env_file_lines}});
+    }
   } catch (const std::exception& e) {
     std::cerr << "llm-proxy: configuration error: " << e.what() << "\n";
     return kExitUsage;
   }
 
   if (command == "healthcheck") return healthcheck(cfg);
-  if (command == "migrate") {
-    std::vector<std::string> rest(args.begin() + 1, args.end());
-    return storage::migrate_command(rest, cfg, std::cout, std::cerr);
-  }
+  if (command == "migrate") return storage::migrate_command(command_args, cfg, std::cout, std::cerr);
   try {
     return run_server(cfg);
   } catch (const config::ConfigError& e) {

@@ -1,5 +1,6 @@
 #include "llmproxy/config/config.hpp"
 
+#include "llmproxy/config/providers.hpp"
 #include "llmproxy/util/crypto.hpp"
 #include "llmproxy/util/time.hpp"
 
@@ -153,6 +154,20 @@ class Reader {
     return *parsed;
   }
 
+  /// A byte size (parse_size) from `min` up.
+  std::uint64_t size(std::string_view name, std::uint64_t fallback, std::uint64_t min) const {
+    const auto value = get(name);
+    if (!value) return fallback;
+    const auto parsed = parse_size(*value);
+    if (!parsed || *parsed < min) {
+      fail(name, *value,
+           "a size of at least " + std::to_string(min) +
+               " byte, in bytes or with a unit such as 512KB, 10MB or 1GiB (B, K/KB/KiB, M/MB/MiB, G/GB/GiB, "
+               "T/TB/TiB; every unit is a power of 1024)");
+    }
+    return *parsed;
+  }
+
   template <typename T>
   T integer(std::string_view name, T fallback, T min, T max) const {
     static_assert(std::is_integral_v<T>);
@@ -251,6 +266,32 @@ std::optional<bool> parse_bool(std::string_view text) {
   return std::nullopt;
 }
 
+std::optional<std::uint64_t> parse_size(std::string_view text) {
+  std::size_t digits = 0;
+  while (digits < text.size() && is_digit(text[digits])) ++digits;
+  const auto number = parse_unsigned(text.substr(0, digits));
+  if (!number) return std::nullopt;
+  std::string_view unit = text.substr(digits);
+  if (unit.empty()) return number;
+  if (unit.front() == ' ') unit.remove_prefix(1);
+  // The reference documents `10MB` as its default of 10*1024*1024 bytes: every unit is binary, with or
+  // without the `i`.
+  const std::string low = lower(unit);
+  struct Unit {
+    std::string_view name;
+    unsigned shift;
+  };
+  constexpr Unit kUnits[] = {{"b", 0},   {"k", 10},  {"kb", 10}, {"kib", 10}, {"m", 20},  {"mb", 20},
+                             {"mib", 20}, {"g", 30},  {"gb", 30}, {"gib", 30}, {"t", 40},  {"tb", 40},
+                             {"tib", 40}};
+  for (const auto& u : kUnits) {
+    if (low != u.name) continue;
+    if (*number > (std::numeric_limits<std::uint64_t>::max() >> u.shift)) return std::nullopt;
+    return *number << u.shift;
+  }
+  return std::nullopt;
+}
+
 std::optional<ListenAddress> parse_listen_addr(std::string_view text) {
   ListenAddress out;
   std::string_view port_text;
@@ -304,6 +345,7 @@ const std::vector<std::string>& known_variables() {
       "IO_THREADS",
       "API_CONFIG_PATH",
       "DEFAULT_API_PROVIDER",
+      "OPENAI_API_URL",
       "REQUEST_TIMEOUT",
       "STREAM_IDLE_TIMEOUT",
       "HEADER_READ_TIMEOUT",
@@ -331,6 +373,7 @@ const std::vector<std::string>& known_variables() {
       "PROJECT_CACHE_TTL",
       "CACHE_STALE_IF_ERROR",
       "ENFORCE_PROJECT_ACTIVE",
+      "LLM_PROXY_ENFORCE_PROJECT_ACTIVE",
       "USAGE_FLUSH_INTERVAL",
       "CIRCUIT_BREAKER_THRESHOLD",
       "CIRCUIT_BREAKER_COOLDOWN",
@@ -366,16 +409,26 @@ Config load(const EnvLookup& env) {
   c.io_threads = r.integer<int>("IO_THREADS", default_io_threads(), 1, kMaxIoThreads);
   c.api_config_path = r.string("API_CONFIG_PATH", c.api_config_path);
   c.default_api_provider = r.string("DEFAULT_API_PROVIDER", c.default_api_provider);
+  // The reference's OPENAI_API_URL: base_url of the built-in provider (used when API_CONFIG_PATH does not
+  // exist). Validated whenever set, like every other variable.
+  if (const auto url = r.get("OPENAI_API_URL")) {
+    try {
+      (void)builtin_providers(*url);
+    } catch (const ConfigError&) {
+      constexpr std::string_view kExpected = "an http:// or https:// URL with a host, such as https://api.openai.com";
+      // A value with user info may carry a password: not echoed.
+      if (url->find('@') != std::string::npos) fail_secret("OPENAI_API_URL", kExpected);
+      fail("OPENAI_API_URL", *url, kExpected);
+    }
+    c.openai_api_url = *url;
+  }
   c.request_timeout = r.duration("REQUEST_TIMEOUT", c.request_timeout, false);
   c.stream_idle_timeout = r.duration("STREAM_IDLE_TIMEOUT", c.stream_idle_timeout, false);
   c.header_read_timeout = r.duration("HEADER_READ_TIMEOUT", c.header_read_timeout, false);
-  c.max_request_size = r.integer<std::uint64_t>("MAX_REQUEST_SIZE", c.max_request_size, 1,
-                                                std::numeric_limits<std::uint64_t>::max());
+  c.max_request_size = r.size("MAX_REQUEST_SIZE", c.max_request_size, 1);
   c.max_connections = r.integer<int>("MAX_CONNECTIONS", c.max_connections, 1, kMaxConnections);
   c.request_body_timeout = r.duration("REQUEST_BODY_TIMEOUT", c.request_body_timeout, false);
-  c.max_buffered_response_size =
-      r.integer<std::uint64_t>("MAX_BUFFERED_RESPONSE_SIZE", c.max_buffered_response_size, 1,
-                               std::numeric_limits<std::uint64_t>::max());
+  c.max_buffered_response_size = r.size("MAX_BUFFERED_RESPONSE_SIZE", c.max_buffered_response_size, 1);
   c.max_header_count = r.integer<int>("MAX_HEADER_COUNT", c.max_header_count, 1, kMaxHeaderCount);
 
   DatabaseConfig& db = c.db;
@@ -423,7 +476,9 @@ Config load(const EnvLookup& env) {
   c.negative_cache_ttl = r.duration("NEGATIVE_CACHE_TTL", c.negative_cache_ttl, true);
   c.project_cache_ttl = r.duration("PROJECT_CACHE_TTL", c.project_cache_ttl, true);
   c.cache_stale_if_error = r.duration("CACHE_STALE_IF_ERROR", c.cache_stale_if_error, true);
-  c.enforce_project_active = r.boolean("ENFORCE_PROJECT_ACTIVE", c.enforce_project_active);
+  // LLM_PROXY_ENFORCE_PROJECT_ACTIVE is the reference's name; ours wins when both are set (both are validated).
+  c.enforce_project_active = r.boolean("ENFORCE_PROJECT_ACTIVE",
+                                       r.boolean("LLM_PROXY_ENFORCE_PROJECT_ACTIVE", c.enforce_project_active));
   c.usage_flush_interval = r.duration("USAGE_FLUSH_INTERVAL", c.usage_flush_interval, false);
   c.circuit_breaker_threshold =
       r.integer<int>("CIRCUIT_BREAKER_THRESHOLD", c.circuit_breaker_threshold, 1, kMaxBreakerThreshold);
@@ -431,8 +486,10 @@ Config load(const EnvLookup& env) {
 
   c.log_level = r.choice("LOG_LEVEL", c.log_level, {"trace", "debug", "info", "warn", "error"},
                          "trace, debug, info, warn or error");
-  const std::string format = r.choice("LOG_FORMAT", "json", {"json", "console"}, "json or console");
-  c.log_format = format == "console" ? LogFormat::console : LogFormat::json;
+  // `text` is the reference's name for the human-readable format.
+  const std::string format =
+      r.choice("LOG_FORMAT", "json", {"json", "console", "text"}, "json, console or text (= console)");
+  c.log_format = format == "json" ? LogFormat::json : LogFormat::console;
   c.log_file = r.string("LOG_FILE", "");
 
   c.audit_enabled = r.boolean("AUDIT_ENABLED", c.audit_enabled);
@@ -485,6 +542,7 @@ std::string redacted_summary(const Config& c) {
   line("IO_THREADS", std::to_string(c.io_threads));
   line("API_CONFIG_PATH", c.api_config_path);
   line("DEFAULT_API_PROVIDER", c.default_api_provider);
+  line("OPENAI_API_URL", c.openai_api_url);
   line("REQUEST_TIMEOUT", util::format_duration(c.request_timeout));
   line("STREAM_IDLE_TIMEOUT", util::format_duration(c.stream_idle_timeout));
   line("HEADER_READ_TIMEOUT", util::format_duration(c.header_read_timeout));
@@ -512,6 +570,7 @@ std::string redacted_summary(const Config& c) {
   line("PROJECT_CACHE_TTL", util::format_duration(c.project_cache_ttl));
   line("CACHE_STALE_IF_ERROR", util::format_duration(c.cache_stale_if_error));
   line("ENFORCE_PROJECT_ACTIVE", boolean(c.enforce_project_active));
+  line("LLM_PROXY_ENFORCE_PROJECT_ACTIVE", "<alias of ENFORCE_PROJECT_ACTIVE>");
   line("USAGE_FLUSH_INTERVAL", util::format_duration(c.usage_flush_interval));
   line("CIRCUIT_BREAKER_THRESHOLD", std::to_string(c.circuit_breaker_threshold));
   line("CIRCUIT_BREAKER_COOLDOWN", util::format_duration(c.circuit_breaker_cooldown));

@@ -52,6 +52,7 @@ struct Config {
   int io_threads = 1;
   std::string api_config_path = "./config/api_providers.yaml";
   std::string default_api_provider = "openai";
+  std::string openai_api_url = "https://api.openai.com";  // OPENAI_API_URL: base_url of the built-in provider
   Duration request_timeout = std::chrono::seconds(300);
   Duration stream_idle_timeout = std::chrono::seconds(300);
   Duration header_read_timeout = std::chrono::seconds(30);
@@ -102,6 +103,10 @@ std::string redacted_summary(const Config& config);
 // Value parsers, exposed for tests. Each returns nullopt when the text is invalid.
 std::optional<Duration> parse_duration(std::string_view text);  // 500ms, 30s, 5m, 1h, 1h30m, bare seconds
 std::optional<bool> parse_bool(std::string_view text);          // true/false/1/0/yes/no, any case
+/// A byte size: bare bytes (`10485760`) or a whole number with a unit, case-insensitive, optionally one space
+/// before the unit: B, K/KB/KiB, M/MB/MiB, G/GB/GiB, T/TB/TiB. Every unit is a power of 1024 (`10MB` =
+/// 10485760, the reference's default written its way). Nullopt when invalid or above 2^64-1.
+std::optional<std::uint64_t> parse_size(std::string_view text);
 struct ListenAddress {
   std::string host;  // empty = all interfaces
   std::uint16_t port = 0;

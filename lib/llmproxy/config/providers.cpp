@@ -70,6 +70,9 @@ void parse_base_url(Provider& p, std::string_view source, const std::string& key
   std::string rest = url.substr(sep + 3);
   auto slash = rest.find('/');
   std::string authority = rest.substr(0, slash);
+  // Query, fragment or user info would be silently mangled into the host or path: refused.
+  if (authority.find('@') != std::string::npos) fail(source, key, "credentials in the URL are not supported");
+  if (url.find_first_of("?# \t") != std::string::npos) fail(source, key, "expected scheme://host[:port][/path] only");
   p.base_path = slash == std::string::npos ? "" : rest.substr(slash);
   std::string port_text;
   if (!authority.empty() && authority.front() == '[') {
@@ -166,12 +169,12 @@ Providers parse_providers(std::string_view yaml_text, std::string_view source_na
   return out;
 }
 
-Providers load_providers(const std::string& path, bool& used_builtin) {
+Providers load_providers(const std::string& path, bool& used_builtin, std::string_view builtin_base_url) {
   used_builtin = false;
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {
     used_builtin = true;
-    return builtin_providers();
+    return builtin_providers(builtin_base_url);
   }
   std::ifstream in(path);
   if (!in) throw ConfigError("cannot read API_CONFIG_PATH=\"" + path + "\"");
@@ -180,8 +183,8 @@ Providers load_providers(const std::string& path, bool& used_builtin) {
   return parse_providers(ss.str(), path);
 }
 
-Providers builtin_providers() {
-  return parse_providers(R"(default_api: openai
+Providers builtin_providers(std::string_view base_url) {
+  Providers providers = parse_providers(R"(default_api: openai
 apis:
   openai:
     base_url: https://api.openai.com
@@ -190,7 +193,14 @@ apis:
                         /v1/audio/transcriptions, /v1/audio/translations, /v1/files, /v1/responses]
     allowed_methods: [GET, POST, OPTIONS]
 )",
-                         "built-in defaults");
+                                        "built-in defaults");
+  if (base_url != kDefaultOpenAiUrl) {
+    // Set after parsing (never spliced into the YAML text), then checked by the same rules as the file's.
+    Provider& openai = providers.apis.at("openai");
+    openai.base_url = std::string(base_url);
+    parse_base_url(openai, "OPENAI_API_URL", "base_url");
+  }
+  return providers;
 }
 
 const Provider& select_provider(const Providers& providers, const std::string& name) {

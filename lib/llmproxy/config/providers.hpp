@@ -23,7 +23,7 @@ struct Provider {
   std::string scheme;    // "http" or "https"
   std::string host;
   std::uint16_t port = 0;  // explicit or 80/443
-  std::string base_path;   // path part of base_url ("" or "/openai"), prefixed to forwarded targets
+  std::string base_path;   // path part of base_url ("" or "/v1"); not forwarded, like the reference (docs)
   std::vector<std::string> allowed_endpoints;  // path prefixes; empty = all
   std::vector<std::string> allowed_methods;    // upper case; empty = all
   ProviderTimeouts timeouts;
@@ -44,12 +44,16 @@ struct Providers {
 /// a bad URL or a wrong type.
 Providers parse_providers(std::string_view yaml_text, std::string_view source_name = "api_providers.yaml");
 
-/// Loads `path`. If the file does not exist, returns the built-in OpenAI defaults and sets `used_builtin`.
-/// Throws ConfigError for an unreadable or invalid file.
-Providers load_providers(const std::string& path, bool& used_builtin);
+inline constexpr std::string_view kDefaultOpenAiUrl = "https://api.openai.com";
 
-/// The built-in defaults: OpenAI at https://api.openai.com with the usual endpoints and methods.
-Providers builtin_providers();
+/// Loads `path`. If the file does not exist, returns the built-in OpenAI defaults at `builtin_base_url`
+/// (OPENAI_API_URL) and sets `used_builtin`. Throws ConfigError for an unreadable or invalid file.
+Providers load_providers(const std::string& path, bool& used_builtin,
+                         std::string_view builtin_base_url = kDefaultOpenAiUrl);
+
+/// The built-in defaults: OpenAI at `base_url` (https://api.openai.com unless OPENAI_API_URL says otherwise)
+/// with the usual endpoints and methods. Throws ConfigError when `base_url` is not an http(s) URL with a host.
+Providers builtin_providers(std::string_view base_url = kDefaultOpenAiUrl);
 
 /// Selects the active provider: `name` (DEFAULT_API_PROVIDER) must exist in `providers.apis`, else ConfigError.
 const Provider& select_provider(const Providers& providers, const std::string& name);

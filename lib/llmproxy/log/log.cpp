@@ -133,7 +133,9 @@ void setup(std::string_view level, Format format, const std::string& file) {
   // The time and level are rendered by us in JSON mode, so the pattern is the bare message.
   logger->set_pattern(json ? "%v" : "%Y-%m-%dT%H:%M:%S.%fZ [%l] %v", spdlog::pattern_time_type::utc);
   logger->set_level(spdlog::level::from_str(std::string(level)));
-  logger->flush_on(spdlog::level::warn);
+  // stdout's sink flushes every line; a file's would hold lines in its buffer until a warning, so a
+  // `tail -f` of LOG_FILE (`server --log-file`) would show nothing: every line is flushed there too.
+  logger->flush_on(file.empty() ? spdlog::level::warn : spdlog::level::trace);
   g_json = json;
   spdlog::set_default_logger(logger);
 }

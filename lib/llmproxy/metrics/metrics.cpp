@@ -70,12 +70,33 @@ std::string Registry::render() const {
   std::string out;
   out.reserve(8192);
   header(out, "llm_proxy_requests_total", "counter", "HTTP requests handled, by route and status.");
+  std::uint64_t proxy_errors = 0;
   {
     std::lock_guard lock(mu_);
     for (const auto& [key, count] : requests_) {
       out += "llm_proxy_requests_total{route=\"" + key.first + "\",status=\"" + std::to_string(key.second) + "\"} " +
              std::to_string(count) + "\n";
+      if (key.first == "proxy" && key.second >= 400) proxy_errors += count;
     }
+  }
+  // The reference's (Go llm-proxy) names, derived here from the counters above so nothing is counted twice.
+  // Its unlabelled llm_proxy_requests_total is ours summed: sum(llm_proxy_requests_total{route="proxy"}).
+  header(out, "llm_proxy_errors_total", "counter",
+         "Proxied (/v1) requests answered with a status of 400 or more (reference name; = the sum of "
+         "llm_proxy_requests_total{route=\"proxy\",status>=400}).");
+  out += "llm_proxy_errors_total " + std::to_string(proxy_errors) + "\n";
+  // The reference's HTTP response cache counters. This version has no response cache: nothing is ever served
+  // from, stored in or bypassing one, so they read 0 (present so the reference's dashboards and alerts resolve).
+  static constexpr std::pair<const char*, const char*> kCacheCounters[] = {
+      {"llm_proxy_cache_hits_total", "Responses served from the response cache"},
+      {"llm_proxy_cache_misses_total", "Response cache misses"},
+      {"llm_proxy_cache_bypass_total", "Requests that bypassed the response cache"},
+      {"llm_proxy_cache_stores_total", "Responses stored in the response cache"},
+  };
+  for (const auto& [name, help] : kCacheCounters) {
+    header(out, name, "counter",
+           std::string(help) + " (reference name; no response cache in this version: always 0).");
+    out += std::string(name) + " 0\n";
   }
   header(out, "llm_proxy_request_duration_seconds", "histogram", "Time from request headers to the end of the response.");
   request_seconds.render(out, "llm_proxy_request_duration_seconds");

@@ -177,14 +177,19 @@ void register_routes(server::Router& router, lifecycle::Published<const Deps> de
 }
 
 void register_metrics_endpoint(server::Router& router, const std::string& path, const metrics::Registry& registry) {
-  router.add_exact(path, [&registry](server::Exchange& ex) -> net::awaitable<void> {
+  const auto serve = [&registry](server::Exchange& ex) -> net::awaitable<void> {
     ex.access.route = "ops";
     server::Response r;
     r.status = 200;
     r.headers.set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
     r.body = registry.render();
     co_await ex.respond(std::move(r));
-  });
+  };
+  router.add_exact(path, serve);
+  // The reference serves Prometheus text at METRICS_PATH + "/prometheus" (its METRICS_PATH is JSON): the same
+  // text here, so its scrape configs keep working.
+  const std::string base = path.ends_with('/') ? path.substr(0, path.size() - 1) : path;
+  router.add_exact(base + "/prometheus", serve);
 }
 
 void register_pool_metrics(metrics::Registry& registry, lifecycle::Published<const Deps> deps) {

@@ -40,7 +40,8 @@ struct Deps {
 void register_routes(server::Router& router, lifecycle::Published<const Deps> deps, std::string driver,
                      metrics::Registry& registry);
 
-/// Registers the Prometheus endpoint at `path` (METRICS_PATH). `registry` must outlive the router.
+/// Registers the Prometheus endpoint at `path` (METRICS_PATH) and, with the same text, at `path` + "/prometheus"
+/// (the reference's Prometheus path). `registry` must outlive the router.
 void register_metrics_endpoint(server::Router& router, const std::string& path, const metrics::Registry& registry);
 
 /// Registers the llm_proxy_db_pool_* gauges; they read 0 until `deps` is published.

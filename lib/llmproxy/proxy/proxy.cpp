@@ -156,7 +156,9 @@ class Pipeline {
     const auto& p = options_.provider;
     upstream::Request up;
     up.method = ex.request.method;
-    up.target = p.base_path + target.target();  // the normalised target goes upstream
+    // The normalised target goes upstream as received: like the reference, only scheme, host and port of base_url
+    // are used, so `https://api.openai.com/v1` + `/v1/chat/completions` is not `/v1/v1/...`.
+    up.target = target.target();
     up.headers = filter_headers(ex.request.headers, Direction::to_upstream);
     const bool default_port = (p.scheme == "https" && p.port == 443) || (p.scheme == "http" && p.port == 80);
     up.headers.set("Host", default_port ? p.host : p.host + ":" + std::to_string(p.port));

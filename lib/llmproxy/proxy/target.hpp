@@ -15,7 +15,7 @@ struct NormalisedTarget {
   std::string error;       // non-empty: the target is refused (400 invalid_path), path/query are meaningless
 
   bool ok() const noexcept { return error.empty(); }
-  /// path, then '?' + query if the target had a query: what goes upstream (after the provider's base path).
+  /// path, then '?' + query if the target had a query: what goes upstream, as is (base_url's path is not prepended).
   std::string target() const;
 };
 
