@@ -151,8 +151,9 @@ Environment import_env(const TestDatabase& ours) {
 }
 
 /// Import, assert rows, import again (nothing changes), then serve the imported tokens.
-void check_import_and_serve(Kind kind) {
-  ReferenceDatabase reference(kind);
+/// `kind` is our database's driver; the reference's is `reference_kind` (the same unless told).
+void check_import_and_serve(Kind kind, std::optional<Kind> reference_kind = std::nullopt) {
+  ReferenceDatabase reference(reference_kind.value_or(kind));
   reference.fill();
   TestDatabase ours(kind);
   auto env = import_env(ours);
@@ -301,6 +302,12 @@ BOTH_DRIVERS("the server on a database of the Go llm-proxy stops at migration 00
              "[migrate-import]", check_server_on_reference)
 BOTH_DRIVERS("import-reference: rows, usage and revocation carried over, idempotent, tokens work on the server",
              "[migrate-import]", check_import_and_serve)
+TEST_CASE("import-reference from a PostgreSQL reference into SQLite", "[migrate-import][postgres]") {
+  check_import_and_serve(Kind::sqlite, Kind::postgres);
+}
+TEST_CASE("import-reference from an SQLite reference into PostgreSQL", "[migrate-import][postgres]") {
+  check_import_and_serve(Kind::postgres, Kind::sqlite);
+}
 BOTH_DRIVERS("import-reference --dry-run counts what it would do and writes nothing", "[migrate-import]", check_dry_run)
 
 TEST_CASE(
