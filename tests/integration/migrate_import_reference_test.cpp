@@ -302,6 +302,28 @@ BOTH_DRIVERS("the server on a database of the Go llm-proxy stops at migration 00
              "[migrate-import]", check_server_on_reference)
 BOTH_DRIVERS("import-reference: rows, usage and revocation carried over, idempotent, tokens work on the server",
              "[migrate-import]", check_import_and_serve)
+/// More rows than one page (500): every row is read once, in pages, with ids whose order differs from insertion.
+void check_paging(Kind kind) {
+  ReferenceDatabase reference(kind);
+  reference.fill();
+  reference.exec(kind == Kind::sqlite
+                     ? "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1201) "
+                       "INSERT INTO audit_events (id, timestamp, action, actor, outcome) "
+                       "SELECT printf('bulk-%d', 1202 - i), '2025-06-01 10:00:00', 'bulk', 'test', 'success' FROM n"
+                     : "INSERT INTO audit_events (id, timestamp, action, actor, outcome) "
+                       "SELECT 'bulk-' || (1202 - i), '2025-06-01 10:00:00', 'bulk', 'test', 'success' "
+                       "FROM generate_series(1, 1201) AS i");
+  TestDatabase ours(kind);
+  auto env = import_env(ours);
+  auto [code, out] = run_binary({"migrate", "import-reference", "--from", reference.source()}, env);
+  INFO(out);
+  REQUIRE(code == 0);
+  CHECK(summary(out, "audit_events") == "1204 imported, 0 skipped, 0 failed");
+  CHECK(ours.query("SELECT count(*), count(DISTINCT id) FROM audit_events WHERE action = 'bulk'") == "1201|1201");
+}
+
+BOTH_DRIVERS("import-reference reads tables larger than a page completely", "[migrate-import]", check_paging)
+
 TEST_CASE("import-reference from a PostgreSQL reference into SQLite", "[migrate-import][postgres]") {
   check_import_and_serve(Kind::sqlite, Kind::postgres);
 }

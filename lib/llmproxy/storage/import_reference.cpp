@@ -127,13 +127,15 @@ class SourceTable {
         select += fmt::format("CAST(\"{}\" AS TEXT)", name);
       }
     }
-    sql_ = fmt::format("SELECT {} FROM {} WHERE CAST(id AS TEXT) > $1 ORDER BY CAST(id AS TEXT) LIMIT {}", select,
-                       table_, kPageSize);
+    // Keyset pages on the primary key itself (its index; PostgreSQL binds the cursor as the column's type, text
+    // or uuid), so each page costs the same however large the table is.
+    first_sql_ = fmt::format("SELECT {} FROM {} ORDER BY id LIMIT {}", select, table_, kPageSize);
+    next_sql_ = fmt::format("SELECT {} FROM {} WHERE id > $1 ORDER BY id LIMIT {}", select, table_, kPageSize);
   }
 
   /// The next page (empty at the end). Column 0 is the id.
   std::vector<Row> next_page() {
-    auto rows = conn_.query(sql_, {after_});
+    auto rows = after_ ? conn_.query(next_sql_, {after_}) : conn_.query(first_sql_);
     if (!rows.empty()) after_ = rows.back().at(0).value_or("");
     return rows;
   }
@@ -141,8 +143,9 @@ class SourceTable {
  private:
   RawConnection& conn_;
   std::string table_;
-  std::string sql_;
-  std::string after_;
+  std::string first_sql_;
+  std::string next_sql_;
+  Cell after_;  // the id of the last row read; nullopt before the first page
 };
 
 // ---- value conversions (reference text -> our stored form) ----
