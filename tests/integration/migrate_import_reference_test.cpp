@@ -338,6 +338,9 @@ TEST_CASE(
     "[migrate-import]") {
   ReferenceDatabase reference(Kind::sqlite);
   reference.fill();
+  // A Go string may hold any bytes: this user agent is not UTF-8 (0xFF), which fails its row only.
+  reference.exec("INSERT INTO audit_events (id, timestamp, action, actor, user_agent, outcome) VALUES ('e4', "
+                 "'2025-06-01 10:00:00', 'proxy_request', 'x', CAST(X'4142FF43' AS TEXT), 'success')");
   TestDatabase ours(Kind::sqlite);
   auto env = base_env(ours.dir());
   ours.apply(env);  // no ENCRYPTION_KEY: ours stores API keys in plaintext, like the server would
@@ -347,6 +350,8 @@ TEST_CASE(
   REQUIRE(code == 0);
   CHECK(summary(out, "projects") == "2 imported, 0 skipped, 1 failed");
   CHECK(summary(out, "tokens") == "2 imported, 0 skipped, 2 failed");
+  CHECK(summary(out, "audit_events") == "3 imported, 0 skipped, 1 failed");
+  CHECK_THAT(out, Catch::Matchers::Contains("audit event e4: a value is not valid UTF-8 text"));
   CHECK_THAT(out,
              Catch::Matchers::Contains(
                  std::string("project ") + kProjectEncrypted +

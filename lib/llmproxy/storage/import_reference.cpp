@@ -199,6 +199,43 @@ bool is_lower_hex_sha256(std::string_view s) {
          });
 }
 
+bool is_valid_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = 0;
+    std::uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      n = 1;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 2;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      n = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    for (std::size_t k = 1; k <= n; ++k) {
+      if (i + k >= s.size()) return false;
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    // Overlong forms, surrogates and values past U+10FFFF are invalid too.
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF)) {
+      return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
 // ---- our database ----
 
 struct Counts {
@@ -330,6 +367,13 @@ class Importer {
   }
 
   void insert(const std::string& sql, const std::vector<Cell>& values) {
+    // Checked here so one odd value (a Go string may hold any bytes, e.g. a user agent) fails its row instead of
+    // the whole transaction on PostgreSQL.
+    for (const auto& v : values) {
+      if (v && (v->find('\0') != std::string::npos || !is_valid_utf8(*v))) {
+        throw RowError{"a value is not valid UTF-8 text (or holds a NUL byte)"};
+      }
+    }
     if (ours_ != nullptr) ours_->execute(sql, values);
   }
 
