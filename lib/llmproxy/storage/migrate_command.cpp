@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
+#include <cstdlib>
 #include <exception>
 #include <limits>
 #include <optional>
@@ -12,7 +13,9 @@
 
 #include "llmproxy/db/errors.hpp"
 #include "llmproxy/migrate/runner.hpp"
+#include "llmproxy/storage/import_reference.hpp"
 #include "llmproxy/storage/storage.hpp"
+#include "llmproxy/util/crypto.hpp"
 
 namespace llmproxy::storage {
 namespace {
@@ -27,6 +30,8 @@ struct Options {
   std::optional<std::int64_t> to;
   std::optional<std::int64_t> steps;
   bool help = false;
+  std::optional<std::string> from;  // import-reference
+  bool dry_run = false;             // import-reference
 };
 
 std::int64_t parse_number(std::string_view option, std::string_view text, std::int64_t min) {
@@ -46,7 +51,8 @@ Options parse(const std::vector<std::string>& args) {
     o.help = true;
     return o;
   }
-  if (o.command != "up" && o.command != "down" && o.command != "status" && o.command != "version") {
+  if (o.command != "up" && o.command != "down" && o.command != "status" && o.command != "version" &&
+      o.command != "import-reference") {
     throw UsageError{fmt::format("unknown migrate command '{}'", o.command)};
   }
   for (std::size_t i = 1; i < args.size(); ++i) {
@@ -60,6 +66,21 @@ Options parse(const std::vector<std::string>& args) {
     if (const auto eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
       name = arg.substr(0, eq);
       value = arg.substr(eq + 1);
+    }
+    if (o.command == "import-reference") {
+      if (name == "--dry-run" && !value) {
+        o.dry_run = true;
+        continue;
+      }
+      if (name != "--from") throw UsageError{fmt::format("unexpected argument '{}' for `migrate {}`", arg, o.command)};
+      if (!value) {
+        if (i + 1 >= args.size()) throw UsageError{"--from needs a value"};
+        value = args[++i];
+      }
+      if (o.from) throw UsageError{"--from given twice"};
+      if (value->empty()) throw UsageError{"--from needs a value"};
+      o.from = std::string(*value);
+      continue;
     }
     const bool takes_to = o.command == "up" || o.command == "down";
     const bool takes_steps = o.command == "down";
@@ -75,6 +96,9 @@ Options parse(const std::vector<std::string>& args) {
     slot = parse_number(name, *value, name == "--to" ? 0 : 1);
   }
   if (o.to && o.steps) throw UsageError{"use either --steps or --to, not both"};
+  if (o.command == "import-reference" && !o.from && !o.help) {
+    throw UsageError{"`migrate import-reference` needs --from <PostgreSQL URL or SQLite file of the Go llm-proxy>"};
+  }
   return o;
 }
 
@@ -119,6 +143,11 @@ std::string migrate_usage() {
          "                             (--to 0 reverts everything)\n"
          "  status                     one line per version: applied/pending, name, applied_at\n"
          "  version                    the current schema version\n"
+         "  import-reference --from <postgres URL | SQLite file> [--dry-run]\n"
+         "                             migrate, then copy the projects, tokens and audit events of a Go llm-proxy\n"
+         "                             database (rows already here are skipped); --dry-run writes nothing.\n"
+         "                             Encrypted project API keys are decrypted with REFERENCE_ENCRYPTION_KEY, or\n"
+         "                             ENCRYPTION_KEY when that is unset\n"
          "Uses the same DB_DRIVER / DATABASE_* / MIGRATION_LOCK_TIMEOUT variables as the server.\n";
 }
 
@@ -135,11 +164,27 @@ int migrate_command(const std::vector<std::string>& args, const config::Config& 
     out << migrate_usage();
     return 0;
   }
+  if (options.command == "import-reference") {
+    ImportOptions import;
+    import.from = *options.from;
+    import.dry_run = options.dry_run;
+    // Read here rather than in config::load: only this command uses it. Never echoed.
+    if (const char* key = std::getenv("REFERENCE_ENCRYPTION_KEY"); key != nullptr && *key != '\0') {
+      const auto raw = util::base64_decode(key);
+      if (!raw || raw->size() != 32) {
+        err << "error: invalid REFERENCE_ENCRYPTION_KEY: expected the base64 of exactly 32 bytes (as the Go "
+               "llm-proxy's ENCRYPTION_KEY)\n";
+        return 2;
+      }
+      import.reference_key = *raw;
+    }
+    return import_reference(import, config, out, err);
+  }
   try {
     auto driver = open_with_retry(config.db);
     migrate::Runner runner(*driver, driver->files(), config.db.migration_lock_timeout);
     if (options.command == "up") {
-      const int n = runner.up(options.to);
+      const int n = apply_pending(runner, options.to);
       out << fmt::format("applied {} migration{}; database is at version {}\n", n, n == 1 ? "" : "s",
                          runner.current_version());
     } else if (options.command == "down") {

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -96,10 +98,29 @@ std::unique_ptr<db::Driver> open_with_retry(const config::DatabaseConfig& config
                                     where, util::format_duration(config.startup_timeout), last_error));
 }
 
+int apply_pending(migrate::Runner& runner, std::optional<std::int64_t> to) {
+  try {
+    return runner.up(to);
+  } catch (const migrate::MigrationError& e) {
+    // The first migration creating a table that exists: most likely a database of the Go llm-proxy, whose tables
+    // have the same names. Say how to move its data over instead of leaving the user with the SQL error.
+    const std::string_view message = e.what();
+    if (message.find("migration 0001_") == std::string_view::npos ||
+        message.find("already exists") == std::string_view::npos) {
+      throw;
+    }
+    throw migrate::MigrationError(fmt::format(
+        "{}. This database already has tables of another schema, e.g. of the Go llm-proxy: point DB_DRIVER / "
+        "DATABASE_PATH / DATABASE_URL at a new database and copy the data over with `llm-proxy migrate "
+        "import-reference --from <this database>` (see docs/migrating-from-go-llm-proxy.md)",
+        message));
+  }
+}
+
 void prepare_schema(db::Driver& driver, const config::DatabaseConfig& config) {
   migrate::Runner runner(driver, driver.files(), config.migration_lock_timeout);
   if (config.auto_migrate) {
-    const int applied = runner.up();
+    const int applied = apply_pending(runner);
     log::write(log::Level::info, "database_schema",
                {{"version", runner.current_version()}, {"applied_now", applied}, {"auto_migrate", true}});
     return;

@@ -2,11 +2,14 @@
 /// Opens the configured database and prepares its schema (SPEC §4.3 boot, §4.4). The only place that picks a
 /// driver. Blocking; called from the main thread at boot or by the `migrate` CLI.
 #include <functional>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "llmproxy/config/config.hpp"
 #include "llmproxy/db/driver.hpp"
+#include "llmproxy/migrate/runner.hpp"
 
 namespace llmproxy::storage {
 
@@ -21,6 +24,10 @@ std::unique_ptr<db::Driver> open(const config::DatabaseConfig& config);
 /// last error when time runs out, or when `stop_requested` (polled while waiting) returns true.
 std::unique_ptr<db::Driver> open_with_retry(const config::DatabaseConfig& config,
                                             const std::function<bool()>& stop_requested = {});
+
+/// runner.up(to); when the first migration fails because its tables exist (a database of the Go llm-proxy), the
+/// MigrationError also names `llm-proxy migrate import-reference`.
+int apply_pending(migrate::Runner& runner, std::optional<std::int64_t> to = std::nullopt);
 
 /// Refuses an unsafe schema (checksum mismatch, database newer than the binary) and then either applies the
 /// pending migrations (DB_AUTO_MIGRATE=true) or refuses to go on while any are pending. Throws
