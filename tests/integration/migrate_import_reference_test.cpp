@@ -228,7 +228,7 @@ void check_import_and_serve(Kind kind, std::optional<Kind> reference_kind = std:
   CHECK(r.status == 200);
   r = chat(kRevokedToken);
   CHECK(r.status == 401);
-  CHECK(error_code(r) == "token_inactive");
+  CHECK(api_error_code(r) == "token_inactive");
   const auto requests = mock.requests();
   REQUIRE(requests.size() == 2);
   CHECK(test::MockUpstream::header(requests[0], "authorization") ==
