@@ -47,7 +47,8 @@ struct UpdateOutcome {
 }  // namespace
 
 HandlerResult list_projects(RequestContext& ctx) {
-  const auto page = parse_page(ctx.ex.request);
+  const auto requested = parse_optional_page(ctx.ex.request);
+  const db::PageRequest page = requested.value_or(kEveryRow);
   db::Database* db = ctx.deps.db;
   const util::Cipher* cipher = ctx.deps.cipher;
   auto pending = run_db(ctx, [db, cipher, page] {
@@ -57,13 +58,13 @@ HandlerResult list_projects(RequestContext& ctx) {
     return std::pair{std::move(items), rows.total_count};
   });
   auto [items, total] = co_await std::move(pending);
-  add_pagination_headers(ctx.headers, page, total);
+  add_pagination_headers(ctx.headers, requested, total);
   co_return json_response(200, items);
 }
 
 HandlerResult create_project(RequestContext& ctx) {
   const auto body = parse_object(ctx.ex.request.body);
-  reject_unknown_fields(body, {"name", "api_key"});
+  warn_unknown_fields(ctx, body, {"name", "api_key"});
   auto name = string_field(body, "name");
   if (!name) invalid("field \"name\" is required");
   validate_name(*name, "name");
@@ -108,7 +109,7 @@ HandlerResult get_project(RequestContext& ctx) {
 HandlerResult update_project(RequestContext& ctx) {
   if (plausible_id(ctx.id)) ctx.event->project_id = ctx.id;
   const auto body = parse_object(ctx.ex.request.body);
-  reject_unknown_fields(body, {"name", "api_key", "is_active", "revoke_tokens"});
+  warn_unknown_fields(ctx, body, {"name", "api_key", "is_active", "revoke_tokens"});
   db::ProjectUpdate update;
   Json fields = Json::array();
   if (auto name = string_field(body, "name")) {
