@@ -51,15 +51,15 @@ HandlerResult list_projects(RequestContext& ctx) {
   const db::PageRequest page = requested.value_or(kEveryRow);
   db::Database* db = ctx.deps.db;
   const util::Cipher* cipher = ctx.deps.cipher;
+  // The body is serialised on the DB pool too (an unpaged list can hold every project), item by item.
   auto pending = run_db(ctx, [db, cipher, page] {
     auto rows = db->list_projects(page);
-    Json items = Json::array();
-    for (const auto& p : rows.items) items.push_back(project_json(p, displayed_key(*cipher, p.api_key)));
-    return std::pair{std::move(items), rows.total_count};
+    auto item = [cipher](const db::Project& p) { return project_json(p, displayed_key(*cipher, p.api_key)); };
+    return std::pair{json_array_text(rows.items, item), rows.total_count};
   });
-  auto [items, total] = co_await std::move(pending);
+  auto [body, total] = co_await std::move(pending);
   add_pagination_headers(ctx.headers, requested, total);
-  co_return json_response(200, items);
+  co_return server::Response::json(200, std::move(body));
 }
 
 HandlerResult create_project(RequestContext& ctx) {

@@ -141,8 +141,10 @@ void add_pagination_headers(server::Headers& headers, const std::optional<db::Pa
   headers.set("X-Total-Pages", std::to_string(total_pages(*page, total_count)));
 }
 
-server::Response json_response(int status, const Json& body) {
-  return server::Response::json(status, body.dump(-1, ' ', /*ensure_ascii=*/false, Json::error_handler_t::replace));
+std::string json_text(const Json& body) {
+  return body.dump(-1, ' ', /*ensure_ascii=*/false, Json::error_handler_t::replace);
 }
+
+server::Response json_response(int status, const Json& body) { return server::Response::json(status, json_text(body)); }
 
 }  // namespace llmproxy::admin::detail

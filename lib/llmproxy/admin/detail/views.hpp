@@ -39,5 +39,18 @@ void add_pagination_headers(server::Headers& headers, const std::optional<db::Pa
 
 /// A JSON response; invalid UTF-8 in stored text is replaced rather than failing the response.
 server::Response json_response(int status, const Json& body);
+/// The text json_response sends, for bodies serialised off the I/O thread (long lists).
+std::string json_text(const Json& body);
+/// `[item(rows[0]),item(rows[1]),...]` as json_text writes it, one item at a time: no JSON tree of the whole list.
+template <class Rows, class Item>
+std::string json_array_text(const Rows& rows, const Item& item) {
+  std::string out = "[";
+  for (const auto& row : rows) {
+    if (out.size() > 1) out += ',';
+    out += json_text(item(row));
+  }
+  out += ']';
+  return out;
+}
 
 }  // namespace llmproxy::admin::detail
