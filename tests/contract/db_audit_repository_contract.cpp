@@ -91,6 +91,7 @@ void check_audit_repository_contract(const MakeFresh& make_fresh) {
     e2.client_ip = "10.0.0.2";
     e2.method = "POST";
     e2.path = "/manage/tokens";
+    e2.correlation_id = "corr-1";
     auto e3 = make_event(at(3s), "token.revoke", "denied");
     e3.actor = "system";
     e3.project_id = p2;
@@ -103,6 +104,7 @@ void check_audit_repository_contract(const MakeFresh& make_fresh) {
     e4.project_id = p2;
     e4.method = "GET";
     e4.path = "/v1/models";
+    e4.correlation_id = "corr-10";
     auto e5 = make_event(at(5s), "project.create", "success");
     e5.project_id = p2;
     d.insert_audit_events({e1, e2, e3, e4, e5});
@@ -122,6 +124,13 @@ void check_audit_repository_contract(const MakeFresh& make_fresh) {
     CHECK(with([](auto& f) { f.client_ip = "10.0.0.1"; }) == "e3 e1 (total 2)");
     CHECK(with([](auto& f) { f.method = "POST"; }) == "e2 e1 (total 2)");
     CHECK(with([](auto& f) { f.path = "/manage/tokens"; }) == "e2 (total 1)");
+    CHECK(with([](auto& f) { f.correlation_id = "corr-1"; }) == "e2 (total 1)");
+    CHECK(with([](auto& f) { f.correlation_id = "corr-10"; }) == "e4 (total 1)");
+    CHECK(with([](auto& f) { f.correlation_id = "corr"; }) == "(total 0)");
+    CHECK(with([](auto& f) {
+            f.correlation_id = "corr-1";
+            f.method = "POST";
+          }) == "e2 (total 1)");
     CHECK(with([&](auto& f) {
             f.action = "project.create";
             f.project_id = p2;
@@ -181,10 +190,17 @@ void check_audit_repository_contract(const MakeFresh& make_fresh) {
     auto s10 = make_event(at(10s));
     s10.actor = "Management-Console";
     auto s11 = make_event(at(11s));
-    s11.request_id = "needle-in-request-id";  // not a searched column
-    d.insert_audit_events({s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11});
+    s11.request_id = "needle-in-request-id";  // searched like the reference does
+    auto s12 = make_event(at(12s));
+    s12.correlation_id = "Corr-XYZ-9";
+    auto s13 = make_event(at(13s));
+    s13.method = "PATCH";
+    auto s14 = make_event(at(14s));
+    s14.token_id = "haystack-token-id";  // not a searched column
+    d.insert_audit_events({s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14});
     const auto names = name_events({{"s1", &s1}, {"s2", &s2}, {"s3", &s3}, {"s4", &s4}, {"s5", &s5}, {"s6", &s6},
-                                    {"s7", &s7}, {"s8", &s8}, {"s9", &s9}, {"s10", &s10}, {"s11", &s11}});
+                                    {"s7", &s7}, {"s8", &s8}, {"s9", &s9}, {"s10", &s10}, {"s11", &s11},
+                                    {"s12", &s12}, {"s13", &s13}, {"s14", &s14}});
     auto search = [&](const std::string& text) { return listed(d, search_for(text), names); };
 
     CHECK(search("0%") == "s1 (total 1)");
@@ -200,7 +216,10 @@ void check_audit_repository_contract(const MakeFresh& make_fresh) {
     CHECK(search("gpt-4O") == "s8 (total 1)");
     CHECK(search("console") == "s10 (total 1)");
     CHECK(search("DONE") == "s2 s1 (total 2)");
-    CHECK(search("needle") == "(total 0)");
+    CHECK(search("needle") == "s11 (total 1)");
+    CHECK(search("corr-xyz") == "s12 (total 1)");
+    CHECK(search("patch") == "s13 (total 1)");
+    CHECK(search("haystack") == "(total 0)");
 
     auto done_ok = search_for("done");
     done_ok.outcome = "success";

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -50,14 +51,19 @@ void check_project_repository_contract(const MakeFresh& make_fresh) {
     CHECK(d.list_projects({1, 10}).total_count == 1);
   }
 
-  SECTION("project: list is newest first (ties by id) with pages and total") {
+  SECTION("project: list is by name in byte order with pages and total") {
+    // Created newest-name-first and in mixed case, so neither creation time nor a locale gives this order.
+    const std::vector<std::string> names{"zeta", "Zeta", "beta", "Beta", "_under", "\xC3\xA9t\xC3\xA9", "alpha"};
     std::vector<db::Project> all;
-    for (int i = 0; i < 5; ++i) all.push_back(make_project("p" + std::to_string(i), at(microseconds(i))));
-    // Two more with the same created_at as p4: ordered by id DESC among themselves.
-    all.push_back(make_project("tie-a", at(4us)));
-    all.push_back(make_project("tie-b", at(4us)));
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      all.push_back(make_project(names[i], at(microseconds(static_cast<std::int64_t>(i)))));
+    }
     for (const auto& p : all) d.create_project(p);
-    const auto expected = ids_newest_first(all, [](const db::Project& p) { return p.created_at; });
+    std::vector<db::Project> sorted = all;
+    std::sort(sorted.begin(), sorted.end(), [](const db::Project& a, const db::Project& b) { return a.name < b.name; });
+    const auto expected = ids(sorted);
+    REQUIRE(sorted.front().name == "Beta");
+    REQUIRE(sorted.back().name == "\xC3\xA9t\xC3\xA9");
 
     for (std::int64_t page = 1; page <= 3; ++page) {
       const auto got = d.list_projects({page, 3});
@@ -70,9 +76,10 @@ void check_project_repository_contract(const MakeFresh& make_fresh) {
     CHECK(beyond.total_count == 7);
     const auto one_page = d.list_projects({1, 100});
     CHECK(ids(one_page.items) == expected);
-    check_same(one_page.items.front(), *std::find_if(all.begin(), all.end(), [&](const db::Project& p) {
-      return p.id == expected.front();
-    }));
+    check_same(one_page.items.front(), sorted.front());
+    // The largest page size (the management API's "every row") is a valid LIMIT on every driver.
+    const auto every = d.list_projects({1, std::numeric_limits<std::int64_t>::max()});
+    CHECK(ids(every.items) == expected);
   }
 
   SECTION("project: update applies only the set fields and manages deactivated_at") {

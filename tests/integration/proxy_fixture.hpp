@@ -60,7 +60,7 @@ struct ProxyFixture {
     if (max_requests) body["max_requests"] = *max_requests;
     auto r = proxy->manage("POST", "/manage/tokens", body.dump());
     INFO(r.body);
-    REQUIRE(r.status == 201);
+    REQUIRE(r.status == 200);
     return nlohmann::json::parse(r.body);
   }
 

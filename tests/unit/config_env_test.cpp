@@ -115,6 +115,8 @@ const std::vector<VariableCase>& variable_cases() {
       {"AUDIT_STORE_IN_DB", "No", [](auto& c) { return !c.audit_store_in_db; }, "nope"},
       {"AUDIT_LOG_FILE", "/tmp/audit.jsonl", [](auto& c) { return c.audit_log_file == "/tmp/audit.jsonl"; },
        std::nullopt},
+      {"TRUSTED_PROXIES", "10.0.0.0/8, fd00::/8",
+       [](auto& c) { return c.trusted_proxies.to_string() == "10.0.0.0/8,fd00::/8"; }, "10.0.0.0/33"},
       {"ENABLE_METRICS", "NO", [](auto& c) { return !c.enable_metrics; }, "y"},
       {"METRICS_PATH", "/internal/metrics", [](auto& c) { return c.metrics_path == "/internal/metrics"; },
        "metrics"},
@@ -129,7 +131,7 @@ TEST_CASE("every known variable has a test row in documentation order", "[config
   std::vector<std::string> tested;
   for (const auto& row : variable_cases()) tested.emplace_back(row.name);
   CHECK(tested == cfg::known_variables());
-  CHECK(cfg::known_variables().size() == 47);
+  CHECK(cfg::known_variables().size() == 48);
   const std::set<std::string> unique(cfg::known_variables().begin(), cfg::known_variables().end());
   CHECK(unique.size() == cfg::known_variables().size());
 }
@@ -495,6 +497,7 @@ TEST_CASE("redacted_summary lists every variable and no secret", "[config][secre
   CHECK(defaults.find("ENCRYPTION_KEY=<unset>\n") != std::string::npos);
   CHECK(defaults.find("LISTEN_ADDR=:8080\n") != std::string::npos);
   CHECK(defaults.find("LOG_FORMAT=json\n") != std::string::npos);
+  CHECK(defaults.find("TRUSTED_PROXIES=<unset>\n") != std::string::npos);
 }
 
 TEST_CASE("durations in the summary parse back to the same value", "[config][duration]") {

@@ -17,6 +17,7 @@
 #include "llmproxy/log/log.hpp"
 #include "llmproxy/metrics/metrics.hpp"
 #include "llmproxy/util/crypto.hpp"
+#include "llmproxy/util/trusted_proxies.hpp"
 
 namespace llmproxy::admin {
 
@@ -134,17 +135,31 @@ std::string check_auth(const server::Request& request, const std::string& expect
   return {};
 }
 
-db::AuditEvent base_event(const server::Exchange& ex, const char* action) {
+/// The client address for audit events: the TCP peer, or behind a trusted proxy the X-Forwarded-For address
+/// that TRUSTED_PROXIES selects (every X-Forwarded-For field, joined in order like one list).
+std::string audit_client_ip(const server::Request& request, const Deps& deps) {
+  if (deps.trusted_proxies == nullptr || deps.trusted_proxies->empty()) return request.client_ip;
+  std::string forwarded;
+  for (const auto& field : request.headers) {
+    if (!server::iequals(field.name, "X-Forwarded-For")) continue;
+    if (!forwarded.empty()) forwarded += ',';
+    forwarded += field.value;
+  }
+  return deps.trusted_proxies->client_ip(request.client_ip, forwarded);
+}
+
+db::AuditEvent base_event(const server::Exchange& ex, const Deps& deps, const char* action) {
   const auto& request = ex.request;
   db::AuditEvent e;
   e.action = action;
-  e.actor = "management";
+  e.actor = "management_api";  // the reference's actor for management calls
   e.outcome = "success";
   const auto optional_text = [](std::string_view s, std::size_t max) {
     return s.empty() ? std::nullopt : std::optional<std::string>(detail::clean_text(s, max));
   };
   e.request_id = optional_text(request.request_id, 128);
-  e.client_ip = optional_text(request.client_ip, 64);
+  e.correlation_id = optional_text(request.correlation_id, 128);
+  e.client_ip = optional_text(audit_client_ip(request, deps), 64);
   e.method = optional_text(request.method, 16);
   e.path = optional_text(request.path(), 1024);
   e.user_agent = optional_text(request.headers.get("User-Agent"), 512);
@@ -162,7 +177,7 @@ using FailureCounter = std::shared_ptr<std::atomic<std::uint64_t>>;
 /// count (Auditor::record_coalesced). Only the reason is kept, never what was presented.
 void audit_auth_failure(const server::Exchange& ex, const Deps& deps, const std::string& reason) {
   if (deps.auditor == nullptr) return;
-  db::AuditEvent event = base_event(ex, "management.auth_failed");
+  db::AuditEvent event = base_event(ex, deps, "management.auth_failed");
   event.actor = "anonymous";
   event.outcome = "denied";
   event.reason = reason;
@@ -211,7 +226,7 @@ net::awaitable<void> dispatch(server::Exchange& ex, lifecycle::Published<const D
   }
 
   RequestContext ctx{ex, *deps, std::move(resolved.id), {}, detail::Json::object(), {}};
-  if (resolved.route.action) ctx.event = base_event(ex, resolved.route.action);
+  if (resolved.route.action) ctx.event = base_event(ex, *deps, resolved.route.action);
 
   server::Response response;
   std::string failure;

@@ -17,7 +17,8 @@ class Auditor;
 }
 namespace llmproxy::util {
 class Cipher;
-}
+class TrustedProxies;
+}  // namespace llmproxy::util
 namespace llmproxy::metrics {
 class Registry;
 }
@@ -33,6 +34,8 @@ struct Deps {
   audit::Auditor* auditor = nullptr;
   const util::Cipher* cipher = nullptr;  // encrypts project api_key before storing
   std::string management_token;
+  /// TRUSTED_PROXIES: picks the audit client_ip from X-Forwarded-For when the peer is trusted; null = the peer.
+  const util::TrustedProxies* trusted_proxies = nullptr;
 };
 
 /// Registers `/manage` and the `/manage/` prefix. Until `deps` is published every request answers 503

@@ -335,7 +335,8 @@ void ServerProcess::build_services() {
              return config::scrub_database_url_passwords(std::move(message), url);
            }};
   s.proxy = {s.tokens.get(), s.client.get(), s.breaker.get(), &registry_};
-  s.admin = {s.driver.get(), s.executor.get(), s.tokens.get(), s.auditor.get(), &cipher_, cfg_.management_token};
+  s.admin = {s.driver.get(), s.executor.get(), s.tokens.get(), s.auditor.get(), &cipher_, cfg_.management_token,
+             &cfg_.trusted_proxies};
 }
 
 void ServerProcess::publish() {

@@ -383,6 +383,7 @@ const std::vector<std::string>& known_variables() {
       "AUDIT_ENABLED",
       "AUDIT_STORE_IN_DB",
       "AUDIT_LOG_FILE",
+      "TRUSTED_PROXIES",
       "ENABLE_METRICS",
       "METRICS_PATH",
       "SHUTDOWN_TIMEOUT",
@@ -495,6 +496,15 @@ Config load(const EnvLookup& env) {
   c.audit_enabled = r.boolean("AUDIT_ENABLED", c.audit_enabled);
   c.audit_store_in_db = r.boolean("AUDIT_STORE_IN_DB", c.audit_store_in_db);
   c.audit_log_file = r.string("AUDIT_LOG_FILE", c.audit_log_file);
+  if (const auto proxies = r.get("TRUSTED_PROXIES")) {
+    try {
+      c.trusted_proxies = util::TrustedProxies::parse(*proxies);
+    } catch (const util::TrustedProxiesError& e) {
+      fail("TRUSTED_PROXIES", *proxies,
+           std::string("a comma-separated list of IPv4/IPv6 CIDR ranges or addresses such as "
+                       "10.0.0.0/8,2001:db8::/32 (") + e.what() + ")");
+    }
+  }
 
   c.enable_metrics = r.boolean("ENABLE_METRICS", c.enable_metrics);
   if (const auto path = r.get("METRICS_PATH")) {
@@ -580,6 +590,7 @@ std::string redacted_summary(const Config& c) {
   line("AUDIT_ENABLED", boolean(c.audit_enabled));
   line("AUDIT_STORE_IN_DB", boolean(c.audit_store_in_db));
   line("AUDIT_LOG_FILE", optional(c.audit_log_file));
+  line("TRUSTED_PROXIES", optional(c.trusted_proxies.to_string()));
   line("ENABLE_METRICS", boolean(c.enable_metrics));
   line("METRICS_PATH", c.metrics_path);
   line("SHUTDOWN_TIMEOUT", util::format_duration(c.shutdown_timeout));

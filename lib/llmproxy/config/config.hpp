@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "llmproxy/config/database_url.hpp"  // DATABASE_URL rules, used with this config
+#include "llmproxy/util/trusted_proxies.hpp"
 
 namespace llmproxy::config {
 
@@ -80,6 +81,8 @@ struct Config {
   bool audit_enabled = true;
   bool audit_store_in_db = true;
   std::string audit_log_file = "./data/audit.log";
+  /// TRUSTED_PROXIES: peers whose X-Forwarded-For names the client address in audit events (default: none).
+  util::TrustedProxies trusted_proxies;
   bool enable_metrics = true;
   std::string metrics_path = "/metrics";
   Duration shutdown_timeout = std::chrono::seconds(30);

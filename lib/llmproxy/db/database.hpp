@@ -19,7 +19,7 @@ class ProjectRepository {
   virtual void create_project(const Project& p) = 0;
   /// NotFound if absent.
   virtual Project get_project(const std::string& id) = 0;
-  /// Ordered by created_at DESC, id DESC.
+  /// Ordered by name (byte order, on every driver), then id, like the reference.
   virtual Page<Project> list_projects(PageRequest page) = 0;
   /// Applies the set fields, sets updated_at = now; returns the updated row. NotFound, Conflict (name).
   virtual Project update_project(const std::string& id, const ProjectUpdate& update, TimePoint now) = 0;

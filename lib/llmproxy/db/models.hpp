@@ -40,7 +40,7 @@ struct AuditEvent {
   std::string id;  // uuid
   TimePoint timestamp{};
   std::string action;   // e.g. project.create, token.revoke
-  std::string actor;    // e.g. management, system, token:<id>
+  std::string actor;    // e.g. management_api, system, anonymous
   std::string outcome;  // success | failure | denied | error
   std::optional<std::string> project_id, request_id, correlation_id, client_ip, method, path, user_agent,
       reason, token_id;
@@ -101,11 +101,12 @@ struct UsageDelta {
   TimePoint last_used_at{};
 };
 
-/// Filters of GET /manage/audit. Empty optionals do not filter. `search` matches (case-insensitively for
-/// ASCII) a substring of action, actor, reason, path, client_ip, user_agent or metadata. Results are newest first
-/// (timestamp DESC, id DESC).
+/// Filters of GET /manage/audit. Empty optionals do not filter; the others match exactly. `search` matches
+/// (case-insensitively for ASCII) a substring of request_id, correlation_id, action, actor, method, reason, path,
+/// client_ip, user_agent or metadata. Results are newest first (timestamp DESC, id DESC).
 struct AuditFilter {
-  std::optional<std::string> action, project_id, outcome, actor, request_id, client_ip, method, path, search;
+  std::optional<std::string> action, project_id, outcome, actor, request_id, client_ip, method, path, search,
+      correlation_id;
   std::optional<TimePoint> start_time, end_time;  // inclusive bounds
   PageRequest page;
 };

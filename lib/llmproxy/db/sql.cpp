@@ -21,10 +21,6 @@ namespace llmproxy::db::sql {
 const Statement kInsertProject{"insert_project", "INSERT INTO projects (" PROJECT_COLUMNS
                                                  ") VALUES ($1, $2, $3, $4, $5, $6, $7)"};
 const Statement kGetProject{"get_project", "SELECT " PROJECT_COLUMNS " FROM projects WHERE id = $1"};
-const Statement kListProjects{
-    "list_projects", PAGED("projects",
-                           "SELECT " PROJECT_COLUMNS " FROM projects ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2",
-                           "p.created_at DESC, p.id DESC")};
 const Statement kUpdateProject{
     "update_project",
     "UPDATE projects SET name = COALESCE($2, name), api_key = COALESCE($3, api_key), "
@@ -73,9 +69,17 @@ const Statement kInsertMigration{
     "INSERT INTO schema_migrations (version, name, checksum, applied_at, execution_ms) VALUES ($1, $2, $3, $4, $5)"};
 const Statement kDeleteMigration{"delete_migration", "DELETE FROM schema_migrations WHERE version = $1"};
 
+std::string project_list_text(std::string_view name_order) {
+  const std::string collate(name_order);
+  return "SELECT c.total, p.* FROM (SELECT count(*) AS total FROM projects) AS c LEFT JOIN (SELECT " PROJECT_COLUMNS
+         " FROM projects ORDER BY name" +
+         collate + ", id LIMIT $1 OFFSET $2) AS p ON true ORDER BY p.name" + collate + ", p.id";
+}
+
 std::string audit_list_text(std::string_view ilike, std::string_view metadata_text) {
   std::string search;
-  for (const std::string_view column : {"action", "actor", "reason", "path", "client_ip", "user_agent"}) {
+  for (const std::string_view column :
+       {"request_id", "correlation_id", "action", "actor", "method", "reason", "path", "client_ip", "user_agent"}) {
     search.append(column).append(" ").append(ilike).append(" $11 ESCAPE '!' OR ");
   }
   search.append(metadata_text).append(" ").append(ilike).append(" $11 ESCAPE '!' OR $11 IS NULL");
@@ -85,6 +89,7 @@ std::string audit_list_text(std::string_view ilike, std::string_view metadata_te
       "(action = $1 OR $1 IS NULL) AND (project_id = $2 OR $2 IS NULL) AND (outcome = $3 OR $3 IS NULL) "
       "AND (actor = $4 OR $4 IS NULL) AND (request_id = $5 OR $5 IS NULL) AND (client_ip = $6 OR $6 IS NULL) "
       "AND (method = $7 OR $7 IS NULL) AND (path = $8 OR $8 IS NULL) "
+      "AND (correlation_id = $14 OR $14 IS NULL) "
       "AND (\"timestamp\" >= $9 OR $9 IS NULL) AND (\"timestamp\" <= $10 OR $10 IS NULL) AND (" +
       search + ")";
   return "SELECT c.total, p.* FROM (SELECT count(*) AS total FROM audit_events WHERE " + where +

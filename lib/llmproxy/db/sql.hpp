@@ -22,7 +22,6 @@ struct Statement {
 // Projects. $4 of update_project is the new is_active (NULL: unchanged); deactivated_at follows it.
 extern const Statement kInsertProject;       // $1..$7 = id, name, api_key, is_active, deactivated_at, created, updated
 extern const Statement kGetProject;          // $1 id
-extern const Statement kListProjects;        // $1 limit, $2 offset (paged)
 extern const Statement kUpdateProject;       // $1 id, $2 name?, $3 api_key?, $4 is_active?, $5 now; RETURNING
 extern const Statement kProjectExists;       // $1 id
 
@@ -49,10 +48,16 @@ extern const Statement kMigrationRecorded;   // $1 version
 extern const Statement kInsertMigration;     // $1..$5 = version, name, checksum, applied_at, execution_ms
 extern const Statement kDeleteMigration;     // $1 version
 
+/// The project list (paged, by name then id, like the reference): $1 limit, $2 offset. `name_order` follows
+/// `name` in the ORDER BY: the engines must compare names byte by byte (SQLite's default BINARY collation: "";
+/// PostgreSQL: ` COLLATE "C"`, else the order would depend on the cluster's locale).
+std::string project_list_text(std::string_view name_order);
+
 /// The audit list (paged, newest first): $1..$8 exact matches of action, project_id, outcome, actor, request_id,
 /// client_ip, method, path; $9/$10 an inclusive time range; $11 a like_contains_pattern matched case-insensitively
-/// against action, actor, reason, path, client_ip, user_agent and metadata; $12 limit, $13 offset. NULL
-/// parameters do not filter. The engines differ only in the case-insensitive match (`ilike`: SQLite's LIKE is
+/// against request_id, correlation_id, action, actor, method, reason, path, client_ip, user_agent and metadata
+/// (the reference's search columns plus user_agent); $12 limit, $13 offset; $14 an exact match of correlation_id.
+/// NULL parameters do not filter. The engines differ only in the case-insensitive match (`ilike`: SQLite's LIKE is
 /// case-insensitive for ASCII, PostgreSQL needs ILIKE) and in how metadata reads as text (`metadata_text`:
 /// JSONB needs a cast on PostgreSQL).
 std::string audit_list_text(std::string_view ilike, std::string_view metadata_text);

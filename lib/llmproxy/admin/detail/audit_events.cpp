@@ -44,6 +44,7 @@ HandlerResult list_audit_events(RequestContext& ctx) {
   filter.method = query_filter(request, "method");
   filter.path = query_filter(request, "path");
   filter.search = query_filter(request, "search");
+  filter.correlation_id = query_filter(request, "correlation_id");
   filter.start_time = time_filter(request, "start_time");
   filter.end_time = time_filter(request, "end_time");
   if (filter.outcome && *filter.outcome != "success" && *filter.outcome != "failure" &&

@@ -4,6 +4,8 @@
 #include <charconv>
 #include <limits>
 
+#include "llmproxy/log/log.hpp"
+
 namespace llmproxy::admin::detail {
 
 namespace {
@@ -128,13 +130,21 @@ nlohmann::json parse_object(std::string_view body) {
   return parsed;
 }
 
-void reject_unknown_fields(const nlohmann::json& body, std::initializer_list<std::string_view> allowed) {
+void warn_unknown_fields(const RequestContext& ctx, const nlohmann::json& body,
+                         std::initializer_list<std::string_view> allowed) {
+  std::size_t unknown = 0;
+  nlohmann::json names = nlohmann::json::array();
   for (const auto& [key, value] : body.items()) {
     if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) continue;
-    std::string list;
-    for (auto name : allowed) list += (list.empty() ? "" : ", ") + std::string(name);
-    invalid("unknown field " + in_quotes(clean_text(key, 64)) + " (allowed: " + list + ")");
+    if (++unknown <= kMaxListedUnknownFields) names.push_back(clean_text(key, 64));
   }
+  if (unknown == 0) return;
+  log::write(log::Level::warn, "manage_unknown_fields",
+             {{"request_id", ctx.ex.request.request_id},
+              {"path", clean_text(ctx.ex.request.path(), 256)},
+              {"fields", std::move(names)},
+              {"count", unknown},
+              {"message", "unknown fields in the request body were ignored (names only, values not logged)"}});
 }
 
 std::optional<std::string> string_field(const nlohmann::json& body, const char* name) {
@@ -213,6 +223,12 @@ db::PageRequest parse_page(const server::Request& request) {
     page.page_size = *parsed;
   }
   return page;
+}
+
+std::optional<db::PageRequest> parse_optional_page(const server::Request& request) {
+  std::string value;
+  if (!request.query_param("page", value) && !request.query_param("page_size", value)) return std::nullopt;
+  return parse_page(request);
 }
 
 std::optional<std::string> query_filter(const server::Request& request, std::string_view name) {

@@ -4,6 +4,7 @@
 /// validate everything before they touch the database. Pure functions; any thread.
 #include <cstdint>
 #include <initializer_list>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -25,9 +26,13 @@ inline constexpr std::size_t kMaxApiKeyBytes = 4096;
 /// deeper than a flat request needs; 400 invalid_request for valid JSON that is not an object.
 nlohmann::json parse_object(std::string_view body);
 
-/// 400 invalid_request `unknown field "x"` for a member not in `allowed` (catches typos such as `maxRequests`
-/// that would otherwise silently create an unlimited token).
-void reject_unknown_fields(const nlohmann::json& body, std::initializer_list<std::string_view> allowed);
+/// Members of `body` not in `allowed` are ignored, like the reference does (its clients may send fields we do
+/// not know); each request that has some logs one warning `manage_unknown_fields` with their names (cleaned,
+/// at most kMaxListedUnknownFields of them, never their values), its request id and path. Known fields keep
+/// their strict type checks in the *_field functions.
+void warn_unknown_fields(const RequestContext& ctx, const nlohmann::json& body,
+                         std::initializer_list<std::string_view> allowed);
+inline constexpr std::size_t kMaxListedUnknownFields = 16;
 
 /// The string member `name`; nullopt when absent. Wrong type (null included) -> 400.
 std::optional<std::string> string_field(const nlohmann::json& body, const char* name);
@@ -47,6 +52,11 @@ void validate_api_key(const std::string& api_key, const char* field);
 
 /// `page` (>= 1, default 1) and `page_size` (1..kMaxPageSize, default kDefaultPageSize) from the query.
 db::PageRequest parse_page(const server::Request& request);
+/// For the project and token lists: nullopt (every row, like the reference) when the query has neither `page`
+/// nor `page_size`, else parse_page.
+std::optional<db::PageRequest> parse_optional_page(const server::Request& request);
+/// The PageRequest that returns every row in one page.
+inline constexpr db::PageRequest kEveryRow{1, std::numeric_limits<std::int64_t>::max()};
 /// A query parameter used as a filter; nullopt when absent or empty.
 std::optional<std::string> query_filter(const server::Request& request, std::string_view name);
 

@@ -47,23 +47,24 @@ struct UpdateOutcome {
 }  // namespace
 
 HandlerResult list_projects(RequestContext& ctx) {
-  const auto page = parse_page(ctx.ex.request);
+  const auto requested = parse_optional_page(ctx.ex.request);
+  const db::PageRequest page = requested.value_or(kEveryRow);
   db::Database* db = ctx.deps.db;
   const util::Cipher* cipher = ctx.deps.cipher;
+  // The body is serialised on the DB pool too (an unpaged list can hold every project), item by item.
   auto pending = run_db(ctx, [db, cipher, page] {
     auto rows = db->list_projects(page);
-    Json items = Json::array();
-    for (const auto& p : rows.items) items.push_back(project_json(p, displayed_key(*cipher, p.api_key)));
-    return std::pair{std::move(items), rows.total_count};
+    auto item = [cipher](const db::Project& p) { return project_json(p, displayed_key(*cipher, p.api_key)); };
+    return std::pair{json_array_text(rows.items, item), rows.total_count};
   });
-  auto [items, total] = co_await std::move(pending);
-  add_pagination_headers(ctx.headers, page, total);
-  co_return json_response(200, items);
+  auto [body, total] = co_await std::move(pending);
+  add_pagination_headers(ctx.headers, requested, total);
+  co_return server::Response::json(200, std::move(body));
 }
 
 HandlerResult create_project(RequestContext& ctx) {
   const auto body = parse_object(ctx.ex.request.body);
-  reject_unknown_fields(body, {"name", "api_key"});
+  warn_unknown_fields(ctx, body, {"name", "api_key"});
   auto name = string_field(body, "name");
   if (!name) invalid("field \"name\" is required");
   validate_name(*name, "name");
@@ -108,7 +109,7 @@ HandlerResult get_project(RequestContext& ctx) {
 HandlerResult update_project(RequestContext& ctx) {
   if (plausible_id(ctx.id)) ctx.event->project_id = ctx.id;
   const auto body = parse_object(ctx.ex.request.body);
-  reject_unknown_fields(body, {"name", "api_key", "is_active", "revoke_tokens"});
+  warn_unknown_fields(ctx, body, {"name", "api_key", "is_active", "revoke_tokens"});
   db::ProjectUpdate update;
   Json fields = Json::array();
   if (auto name = string_field(body, "name")) {

@@ -60,9 +60,25 @@ Json project_json(const db::Project& project, const std::string& api_key) {
   return j;
 }
 
+std::string obfuscated_token(std::string_view hint) {
+  constexpr std::string_view kPrefix = "sk-";
+  constexpr std::string_view kGap = "...";
+  constexpr std::size_t kRandomChars = 22;
+  constexpr std::size_t kShown = 4;
+  if (hint.size() != kPrefix.size() + 2 * kShown + kGap.size() || !hint.starts_with(kPrefix) ||
+      hint.substr(kPrefix.size() + kShown, kGap.size()) != kGap) {
+    return std::string(hint);
+  }
+  std::string out(hint.substr(0, kPrefix.size() + kShown));
+  out.append(kRandomChars - 2 * kShown, '*');
+  out += hint.substr(hint.size() - kShown);
+  return out;
+}
+
 Json token_json(const db::Token& token) {
   Json j;
   j["id"] = token.id;
+  j["token"] = obfuscated_token(token.token_hint);
   j["token_hint"] = token.token_hint;
   j["project_id"] = token.project_id;
   j["expires_at"] = time_or_null(token.expires_at);
@@ -116,15 +132,19 @@ Json pagination_json(const db::PageRequest& page, std::int64_t total_count) {
   return j;
 }
 
-void add_pagination_headers(server::Headers& headers, const db::PageRequest& page, std::int64_t total_count) {
+void add_pagination_headers(server::Headers& headers, const std::optional<db::PageRequest>& page,
+                            std::int64_t total_count) {
   headers.set("X-Total-Count", std::to_string(total_count));
-  headers.set("X-Page", std::to_string(page.page));
-  headers.set("X-Page-Size", std::to_string(page.page_size));
-  headers.set("X-Total-Pages", std::to_string(total_pages(page, total_count)));
+  if (!page) return;
+  headers.set("X-Page", std::to_string(page->page));
+  headers.set("X-Page-Size", std::to_string(page->page_size));
+  headers.set("X-Total-Pages", std::to_string(total_pages(*page, total_count)));
 }
 
-server::Response json_response(int status, const Json& body) {
-  return server::Response::json(status, body.dump(-1, ' ', /*ensure_ascii=*/false, Json::error_handler_t::replace));
+std::string json_text(const Json& body) {
+  return body.dump(-1, ' ', /*ensure_ascii=*/false, Json::error_handler_t::replace);
 }
+
+server::Response json_response(int status, const Json& body) { return server::Response::json(status, json_text(body)); }
 
 }  // namespace llmproxy::admin::detail

@@ -81,7 +81,7 @@ class PostgresDatabase final : public Driver {
   Page<Project> list_projects(PageRequest page) override {
     return run("list_projects", [&](Attempt& c) {
       pqxx::nontransaction tx(c.conn);
-      const auto r = c.exec(tx, sql::kListProjects, Params().integer(page_limit(page)).integer(page_offset(page)));
+      const auto r = c.exec(tx, detail::project_list(), Params().integer(page_limit(page)).integer(page_offset(page)));
       return detail::page_of<Project>(r, detail::project_of);
     });
   }
@@ -244,7 +244,7 @@ class PostgresDatabase final : public Driver {
     params.text(f.action).text(f.project_id).text(f.outcome).text(f.actor).text(f.request_id).text(f.client_ip);
     params.text(f.method).text(f.path).time(f.start_time).time(f.end_time);
     params.text(f.search ? std::optional<std::string>{like_contains_pattern(*f.search)} : std::nullopt);
-    params.integer(page_limit(f.page)).integer(page_offset(f.page));
+    params.integer(page_limit(f.page)).integer(page_offset(f.page)).text(f.correlation_id);
     return run("list_audit_events", [&](Attempt& c) {
       pqxx::nontransaction tx(c.conn);
       return detail::page_of<AuditEvent>(c.exec(tx, detail::audit_list(), params), detail::audit_event_of);

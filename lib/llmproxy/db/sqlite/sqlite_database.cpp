@@ -87,7 +87,7 @@ class SqliteDatabase final : public Driver {
 
   Page<Project> list_projects(PageRequest page) override {
     return read("list projects", [&](Connection& conn) {
-      Query q(conn, sql::kListProjects);
+      Query q(conn, detail::project_list());
       q.bind_all(page_limit(page), page_offset(page));
       return detail::page_of<Project>(q, detail::project_of);
     });
@@ -246,7 +246,7 @@ class SqliteDatabase final : public Driver {
     return read("list audit events", [&](Connection& conn) {
       Query q(conn, detail::audit_list());
       q.bind_all(f.action, f.project_id, f.outcome, f.actor, f.request_id, f.client_ip, f.method, f.path, f.start_time,
-                 f.end_time, search, page_limit(f.page), page_offset(f.page));
+                 f.end_time, search, page_limit(f.page), page_offset(f.page), f.correlation_id);
       return detail::page_of<AuditEvent>(q, detail::audit_event_of);
     });
   }

@@ -34,6 +34,12 @@ const sql::Statement kCreateSchemaMigrations{
     "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT NOT NULL PRIMARY KEY, name TEXT NOT NULL, "
     "checksum TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL, execution_ms BIGINT NOT NULL)"};
 
+const sql::Statement& project_list() {
+  static const std::string text = sql::project_list_text(" COLLATE \"C\"");
+  static const sql::Statement statement{"list_projects", text};
+  return statement;
+}
+
 const sql::Statement& audit_list() {
   static const std::string text = sql::audit_list_text("ILIKE", "metadata::text");
   static const sql::Statement statement{"list_audit_events", text};
@@ -42,7 +48,7 @@ const sql::Statement& audit_list() {
 
 const std::vector<const sql::Statement*>& prepared_statements() {
   static const std::vector<const sql::Statement*> statements = {
-      &sql::kInsertProject,     &sql::kGetProject,         &sql::kListProjects,        &sql::kUpdateProject,
+      &sql::kInsertProject,     &sql::kGetProject,         &project_list(),        &sql::kUpdateProject,
       &sql::kProjectExists,     &sql::kInsertToken,        &sql::kGetToken,            &sql::kFindTokenByHash,
       &sql::kListTokens,        &sql::kUpdateToken,        &sql::kRevokeToken,         &sql::kTokenExists,
       &sql::kCountProjectTokens, &sql::kRevokeProjectTokens, &kConsumeQuota,      &sql::kInsertAuditEvent,

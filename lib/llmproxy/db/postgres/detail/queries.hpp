@@ -24,6 +24,8 @@ extern const sql::Statement kConsumeQuota;
 extern const sql::Statement kSchemaMigrationsExists;
 /// DDL differs per engine (column types).
 extern const sql::Statement kCreateSchemaMigrations;
+/// sql::project_list_text ordering names byte by byte: COLLATE "C" (not the cluster's locale).
+const sql::Statement& project_list();
 /// sql::audit_list_text with ILIKE (PostgreSQL's LIKE is case-sensitive) and metadata::text (JSONB).
 const sql::Statement& audit_list();
 

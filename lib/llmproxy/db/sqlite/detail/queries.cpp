@@ -24,6 +24,12 @@ const sql::Statement kCreateSchemaMigrations{
     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
     "checksum TEXT NOT NULL, applied_at TEXT NOT NULL, execution_ms INTEGER NOT NULL)"};
 
+const sql::Statement& project_list() {
+  static const std::string text = sql::project_list_text("");
+  static const sql::Statement statement{"list_projects", text};
+  return statement;
+}
+
 const sql::Statement& audit_list() {
   static const std::string text = sql::audit_list_text("LIKE", "metadata");
   static const sql::Statement statement{"list_audit_events", text};

@@ -22,6 +22,8 @@ extern const sql::Statement kQuotaCountBefore;
 extern const sql::Statement kSchemaMigrationsExists;
 /// DDL differs per engine (column types).
 extern const sql::Statement kCreateSchemaMigrations;
+/// sql::project_list_text ordering names byte by byte: SQLite's default BINARY collation.
+const sql::Statement& project_list();
 /// sql::audit_list_text with LIKE (case-insensitive for ASCII in SQLite) and metadata stored as TEXT.
 const sql::Statement& audit_list();
 
