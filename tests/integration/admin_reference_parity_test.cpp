@@ -9,7 +9,7 @@
 #include <set>
 #include <thread>
 
-#include "integration/binary_fixture.hpp"
+#include "integration/admin_fixture.hpp"
 
 using namespace llmproxy;
 using namespace llmproxy::itest;
@@ -23,54 +23,11 @@ using Kind = TestDatabase::Kind;
 
 namespace {
 
-const std::string kAuth = std::string("Bearer ") + kManagementToken;
 
-struct Admin {
-  explicit Admin(Kind kind, const std::function<void(Environment&)>& tweak = {}) : db(kind) {
-    env = base_env(dir);
-    db.apply(env);
-    if (tweak) tweak(env);
-    proxy = std::make_unique<Proxy>(env);
-  }
+using Admin = AdminFixture;
 
-  test::HttpResponse call(const std::string& method, const std::string& target, const std::string& body = "",
-                          test::RequestHeaders headers = {}) {
-    headers.emplace_back("Authorization", kAuth);
-    if (!body.empty()) headers.emplace_back("Content-Type", "application/json");
-    return proxy->request(method, target, body, headers);
-  }
-
-  Json ok(const std::string& method, const std::string& target, const std::string& body, int status,
-          test::RequestHeaders headers = {}) {
-    auto r = call(method, target, body, std::move(headers));
-    INFO(method << " " << target << " " << body << " -> " << r.status << " " << r.body);
-    REQUIRE(r.status == status);
-    return Json::parse(r.body);
-  }
-
-  std::string create_project(const std::string& name) {
-    return ok("POST", "/manage/projects", Json{{"name", name}, {"api_key", "sk-proj-abcdefghijklmnopwxyz"}}.dump(),
-              201)["id"];
-  }
-
-  /// Polls the audit list (writes are asynchronous) until `query` matches at least `n` events.
-  Json audit_until(const std::string& query, int n) {
-    Json j;
-    for (int i = 0; i < 100; ++i) {
-      j = ok("GET", "/manage/audit?" + query, "", 200);
-      if (j["pagination"]["total_count"].get<int>() >= n) return j;
-      std::this_thread::sleep_for(100ms);
-    }
-    INFO(j.dump());
-    FAIL("audit events for " << query << " did not appear");
-    return j;
-  }
-
-  TempDir dir;
-  TestDatabase db;
-  Environment env;
-  std::unique_ptr<Proxy> proxy;
-};
+/// Creates a project; returns its id.
+std::string create_project(Admin& a, const std::string& name) { return a.create_project(name)["id"]; }
 
 std::vector<std::string> field_of(const Json& list, const char* field) {
   std::vector<std::string> out;
@@ -91,7 +48,7 @@ void lists_return_every_row_without_paging(Kind kind) {
   std::vector<std::string> names{"Zulu", "alpha", "Bravo", "beta", "_under"};
   for (int i = 0; i < 22; ++i) names.push_back("p" + std::string(i < 10 ? "0" : "") + std::to_string(i));
   std::shuffle(names.begin(), names.end(), std::mt19937(7));
-  for (const auto& name : names) a.create_project(name);
+  for (const auto& name : names) create_project(a, name);
   std::vector<std::string> by_name = names;
   std::sort(by_name.begin(), by_name.end());
 
@@ -115,8 +72,8 @@ void lists_return_every_row_without_paging(Kind kind) {
 
   // 26 tokens over two projects: the unpaged list has them all, newest first.
   std::vector<std::string> created;
-  const std::string p1 = a.create_project("tokens-1");
-  const std::string p2 = a.create_project("tokens-2");
+  const std::string p1 = create_project(a, "tokens-1");
+  const std::string p2 = create_project(a, "tokens-2");
   for (int i = 0; i < 26; ++i) {
     created.push_back(a.ok("POST", "/manage/tokens",
                            Json{{"project_id", i % 3 ? p1 : p2}, {"duration_minutes", 60}}.dump(), 200)["id"]);
@@ -138,7 +95,7 @@ PARITY_CASE("management API parity: project and token lists without page paramet
 
 void token_json_carries_the_obfuscated_token(Kind kind) {
   Admin a(kind);
-  const std::string project = a.create_project("obfuscated");
+  const std::string project = create_project(a, "obfuscated");
   auto created = a.ok("POST", "/manage/tokens", Json{{"project_id", project}, {"duration_minutes", 60}}.dump(), 200);
   const std::string secret = created["token"];
   const std::string id = created["id"];

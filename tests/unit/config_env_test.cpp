@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "llmproxy/config/config.hpp"
+#include "unit/config_env_support.hpp"
 #include "llmproxy/util/crypto.hpp"
 
 #include <algorithm>
@@ -14,29 +15,13 @@
 
 namespace cfg = llmproxy::config;
 using namespace std::chrono_literals;
-using Env = std::map<std::string, std::string, std::less<>>;
+using Env = llmproxy::test::Env;
 
 namespace {
 
-cfg::EnvLookup lookup(const Env& env) {
-  return [&env](std::string_view name) -> std::optional<std::string> {
-    const auto it = env.find(name);
-    if (it == env.end()) return std::nullopt;
-    return it->second;
-  };
-}
-
-cfg::Config load(const Env& env) { return cfg::load(lookup(env)); }
-
-/// The ConfigError message load() throws for `env`, or "<no error>".
-std::string load_error(const Env& env) {
-  try {
-    load(env);
-  } catch (const cfg::ConfigError& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+using llmproxy::test::load;
+using llmproxy::test::load_error;
+using llmproxy::test::lookup;
 
 std::string server_error(const cfg::Config& c) {
   try {

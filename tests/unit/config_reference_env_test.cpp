@@ -12,30 +12,17 @@
 #include "llmproxy/config/config.hpp"
 #include "llmproxy/config/dotenv.hpp"
 #include "llmproxy/config/providers.hpp"
+#include "unit/config_env_support.hpp"
 
 namespace cfg = llmproxy::config;
 using Catch::Matchers::Contains;
 using Catch::Matchers::StartsWith;
-using Env = std::map<std::string, std::string, std::less<>>;
+using Env = llmproxy::test::Env;
 
 namespace {
 
-cfg::Config load(const Env& env) {
-  return cfg::load([&env](std::string_view name) -> std::optional<std::string> {
-    const auto it = env.find(name);
-    if (it == env.end()) return std::nullopt;
-    return it->second;
-  });
-}
-
-std::string load_error(const Env& env) {
-  try {
-    load(env);
-  } catch (const cfg::ConfigError& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+using llmproxy::test::load;
+using llmproxy::test::load_error;
 
 std::string dotenv_error(std::string_view text) {
   try {
