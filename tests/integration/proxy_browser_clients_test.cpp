@@ -119,7 +119,8 @@ void correlation_id_echoed(TestDatabase::Kind kind) {
 
   // Not echoed when absent or not 1-128 characters of [A-Za-z0-9._-] (never reflected into a header as sent).
   CHECK_FALSE(f.chat(token).has_header("X-Correlation-ID"));
-  CHECK_FALSE(f.chat(token, R"({"model":"gpt-4o"})", {{"X-Correlation-ID", "a b<script>"}}).has_header("X-Correlation-ID"));
+  CHECK_FALSE(
+      f.chat(token, R"({"model":"gpt-4o"})", {{"X-Correlation-ID", "a b<script>"}}).has_header("X-Correlation-ID"));
   CHECK_FALSE(f.chat(token, R"({"model":"gpt-4o"})", {{"X-Correlation-ID", std::string(129, 'a')}})
                   .has_header("X-Correlation-ID"));
 }

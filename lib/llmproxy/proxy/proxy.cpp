@@ -35,7 +35,9 @@ constexpr std::string_view kExposedHeaders =
     "X-Request-ID, X-Correlation-ID, X-Proxy, Cache-Status, X-PROXY-CACHE, X-PROXY-CACHE-KEY, Age, Retry-After";
 
 /// The JSON string literal of `s` (quotes included).
-std::string json_string(std::string_view s) { return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+std::string json_string(std::string_view s) {
+  return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 /// An api_error() with CORS for `origin` when it is allowed (empty: no CORS).
 Response api_error_for(std::string_view cors_origin, int status, std::string_view code, std::string_view message) {
@@ -281,8 +283,10 @@ class Pipeline {
       log::write(log::Level::warn, "upstream_failed",
                  {{"request_id", ex.request.request_id}, {"provider", p.name}, {"error", error->what()}});
       Response err = error->kind == upstream::ErrorKind::timeout
-                         ? api_error_for(origin, 504, "upstream_timeout", "the upstream provider did not answer in time")
-                         : api_error_for(origin, 502, "upstream_error", "the upstream provider could not be reached");
+                         ? api_error_for(origin, 504, "upstream_timeout",
+                                         "the upstream provider did not answer in time")
+                         : api_error_for(origin, 502, "upstream_error",
+                                         "the upstream provider could not be reached");
       co_await ex.respond(std::move(err));
       co_return;
     }

@@ -263,8 +263,8 @@ class SessionExchange final : public Exchange {
     const bool keep_alive = keep_alive_ && !conn_closing();
     close_after_ = !keep_alive;
     if (bodiless(response.status)) response.body.clear();
-    serialize_head(scratch_, version_, response.status, response.headers, request.request_id, request.correlation_id, Framing::length,
-                   response.body.size(), keep_alive);
+    serialize_head(scratch_, version_, response.status, response.headers, request.request_id, request.correlation_id,
+                   Framing::length, response.body.size(), keep_alive);
     conn_.stream.expires_after(opts_.write_timeout);
     // HEAD: Content-Length states what GET would send; no body byte follows (RFC 9110 §9.3.2).
     if (!head_) bytes_ = response.body.size();
@@ -288,15 +288,16 @@ class SessionExchange final : public Exchange {
     } else {
       mode_ = Mode::chunked;
     }
-    serialize_head(scratch_, version_, status, headers, request.request_id, request.correlation_id, framing, 0, keep_alive);
+    serialize_head(scratch_, version_, status, headers, request.request_id, request.correlation_id, framing, 0,
+                   keep_alive);
     co_return co_await write_head(keep_alive);
   }
 
   net::awaitable<bool> begin_sized(int status, Headers headers, std::uint64_t content_length) override {
     start("begin_sized()", status);
     const bool keep_alive = keep_alive_ && !conn_closing();
-    serialize_head(scratch_, version_, status, headers, request.request_id, request.correlation_id, Framing::length, content_length,
-                   keep_alive);
+    serialize_head(scratch_, version_, status, headers, request.request_id, request.correlation_id, Framing::length,
+                   content_length, keep_alive);
     mode_ = head_ ? Mode::no_body : Mode::sized;
     expected_ = content_length;
     co_return co_await write_head(keep_alive);
