@@ -65,6 +65,19 @@ CachedToken cached_from(const db::Token& t) {
   return CachedToken{t.id, t.token_hint, t.project_id, t.expires_at, t.max_requests, t.is_active};
 }
 
+/// The row a cached token stands for (the inverse of cached_from; `hash` is its cache key).
+db::Token row_from(const CachedToken& t, const std::string& hash) {
+  db::Token row;
+  row.id = t.id;
+  row.token_hash = hash;
+  row.token_hint = t.hint;
+  row.project_id = t.project_id;
+  row.expires_at = t.expires_at;
+  row.max_requests = t.max_requests;
+  row.is_active = t.is_active;
+  return row;
+}
+
 /// The validity facts of a token, copied out of the cache or a row.
 struct TokenFacts {
   std::optional<util::TimePoint> expires_at;
@@ -520,17 +533,7 @@ net::awaitable<Lookup> TokenService::Impl::lookup_token(const std::string& hash,
   Lookup from_cache;
   bool found_in_cache = unknown.visit(hash, at, [](const Unknown&) {});
   if (!found_in_cache) {
-    found_in_cache = tokens.visit(hash, at, [&](const CachedToken& t) {
-      db::Token row;
-      row.id = t.id;
-      row.token_hash = hash;
-      row.token_hint = t.hint;
-      row.project_id = t.project_id;
-      row.expires_at = t.expires_at;
-      row.max_requests = t.max_requests;
-      row.is_active = t.is_active;
-      from_cache.row = std::move(row);
-    });
+    found_in_cache = tokens.visit(hash, at, [&](const CachedToken& t) { from_cache.row = row_from(t, hash); });
   }
   if (found_in_cache) {
     lead.finish(from_cache);

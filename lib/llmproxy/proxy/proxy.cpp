@@ -34,11 +34,6 @@ namespace {
 constexpr std::string_view kExposedHeaders =
     "X-Request-ID, X-Correlation-ID, X-Proxy, Cache-Status, X-PROXY-CACHE, X-PROXY-CACHE-KEY, Age, Retry-After";
 
-/// The JSON string literal of `s` (quotes included).
-std::string json_string(std::string_view s) {
-  return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
 /// An api_error() with CORS for `origin` when it is allowed (empty: no CORS).
 Response api_error_for(std::string_view cors_origin, int status, std::string_view code, std::string_view message) {
   Response r = api_error(status, code, message);
@@ -348,9 +343,9 @@ class Pipeline {
 
 Response api_error(int status, std::string_view code, std::string_view message) {
   const char* type = status == 429 ? "rate_limit_error" : status >= 500 ? "server_error" : "invalid_request_error";
-  std::string body = "{\"error\":{\"message\":";
-  body.append(json_string(message)).append(",\"type\":\"").append(type).append("\",\"param\":null,\"code\":");
-  body.append(json_string(code)).append("}}");
+  std::string body = "{\"error\":{\"message\":\"";
+  body.append(server::json_escape(message)).append("\",\"type\":\"").append(type);
+  body.append("\",\"param\":null,\"code\":\"").append(server::json_escape(code)).append("\"}}");
   return Response::json(status, std::move(body));
 }
 

@@ -34,8 +34,8 @@ std::size_t utf8_sequence(std::string_view s) {
   return len;
 }
 
-/// A JSON string body; bytes that are not well-formed UTF-8 (a raw request path, say) become U+FFFD, so the
-/// output is always valid JSON.
+}  // namespace
+
 std::string json_escape(std::string_view s) {
   std::string out;
   out.reserve(s.size() + 2);
@@ -72,8 +72,6 @@ std::string json_escape(std::string_view s) {
   }
   return out;
 }
-
-}  // namespace
 
 std::string_view trim_ows(std::string_view v) {
   while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);

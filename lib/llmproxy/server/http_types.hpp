@@ -23,6 +23,10 @@ inline bool iequals(std::string_view a, std::string_view b) noexcept {
   return true;
 }
 
+/// `s` escaped for the inside of a JSON string literal (no quotes added); bytes that are not well-formed UTF-8
+/// (a raw request path, say) become U+FFFD, so the output is always valid JSON.
+std::string json_escape(std::string_view s);
+
 /// `v` without leading and trailing optional white space (spaces and tabs, RFC 9110 §5.6.3), for header values
 /// and their comma-separated items.
 std::string_view trim_ows(std::string_view v);
