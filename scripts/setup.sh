@@ -13,6 +13,8 @@ packages=(
   libmimalloc-dev             # the server's allocator (not in sanitizer builds): ~14% fewer instructions per request
   catch2                      # Catch2 v2.13
   postgresql-15 postgresql-client-15   # throwaway test clusters (scripts/with-postgres.sh)
+  libhiredis-dev              # the Redis cache backend's client (hiredis 0.14, driven from Asio)
+  redis-server                # throwaway Redis for tests (scripts/with-redis.sh)
   gcovr                       # coverage gate
   clang libclang-rt-14-dev    # libFuzzer targets (scripts/fuzz.sh); the runtime is only a Recommends of clang
   llvm                        # llvm-symbolizer: symbolized sanitizer stacks (fuzz reproducers)
@@ -39,4 +41,8 @@ $SUDO apt-get update -q
 # --no-install-recommends keeps the PostgreSQL package from pulling in extras we never use.
 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 # The Debian postgresql package starts a system cluster; tests never use it, and it would hold port 5432.
+# Likewise redis-server starts a system Redis on 6379: tests start their own (scripts/with-redis.sh), so stop it.
+if [[ " ${missing[*]} " == *" redis-server "* ]] && command -v systemctl >/dev/null 2>&1; then
+  $SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true
+fi
 echo "setup: done"

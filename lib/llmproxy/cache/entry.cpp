@@ -1,0 +1,3 @@
+#include "llmproxy/cache/cache.hpp"
+
+namespace llmproxy::cache {}  // encode()/decode(): to be written
