@@ -535,6 +535,16 @@ TEST_CASE("Redis backend answers an error within the timeout when the server han
   }
   CHECK(Clock::now() - t0 < 1000ms);
   CHECK_FALSE(backend->healthy());
+  // Through reconnect attempts (the kernel still accepts connections for the stopped server): every lookup
+  // fails within the timeout and the backend never counts itself up.
+  const auto until = Clock::now() + 2500ms;
+  while (Clock::now() < until) {
+    const auto t1 = Clock::now();
+    CHECK(io.await(backend->get("k"), 3s).status == LookupStatus::error);
+    CHECK(Clock::now() - t1 < 700ms);
+    CHECK_FALSE(backend->healthy());
+    std::this_thread::sleep_for(20ms);  // pacing, not a wait for an event
+  }
   server.resume();
 
   auto l = get_when_up(io, *backend, "k", 5s);

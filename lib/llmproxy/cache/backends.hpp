@@ -37,8 +37,8 @@ struct RedisOptions {
 };
 
 /// A real Redis server through hiredis, driven asynchronously on `io` (one connection, pipelined; no call ever
-/// blocks an I/O thread; the host name is resolved asynchronously). Connects lazily and reconnects by itself
-/// after a failure (at most one attempt per interval), answering errors meanwhile. Entries are stored with
+/// blocks an I/O thread; the host name is resolved asynchronously). Starts connecting at once (healthy() is
+/// true until a failure) and reconnects by itself one second after a failure, answering errors meanwhile. Entries are stored with
 /// `SET key value PX ttl` in encode() form; purge uses SCAN MATCH + UNLINK. `io` must outlive the backend;
 /// destroy the backend before `io` stops running handlers (or after, once `io` is stopped).
 std::unique_ptr<Backend> make_redis_backend(boost::asio::io_context& io, RedisOptions options);

@@ -4,7 +4,6 @@
 #include <hiredis/hiredis.h>
 
 #include <boost/asio/posix/stream_descriptor.hpp>
-#include <algorithm>
 #include <cstdint>
 #include <utility>
 
@@ -236,9 +235,8 @@ void RedisConnection::on_connected(Conn& conn, bool ok) {
       why += std::string(": ") + conn.ac->errstr;
     }
     if (conn.drop_reason.empty()) conn.drop_reason = std::move(why);
-    return;
   }
-  if (conn.setup_pending == 0) on_ready(conn);
+  // Connected: on_ready() comes with the reply to the last setup command (PING at least).
 }
 
 void RedisConnection::on_ready(Conn& conn) {
@@ -297,8 +295,9 @@ void RedisConnection::go_down(std::string reason) {
     log::write(log::Level::warn, "cache_redis_down", {{"address", where()}, {"error", reason}});
   }
   last_error_ = std::move(reason);
-  const auto now = std::chrono::steady_clock::now();
-  reconnect_timer_.expires_at(std::max(now, attempt_started_ + kReconnectInterval));
+  // At most one attempt per interval, and never straight after a failure (a hung server would otherwise be
+  // reconnected to, and counted up, after every timed-out command).
+  reconnect_timer_.expires_after(kReconnectInterval);
   reconnect_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
     if (!ec && self->state_ == State::down) self->start_connect();
   });
@@ -312,7 +311,6 @@ void RedisConnection::fail_waiting(const std::string& reason) {
 
 void RedisConnection::start_connect() {
   state_ = State::resolving;
-  attempt_started_ = std::chrono::steady_clock::now();
   const std::uint64_t attempt = ++attempt_;
   connect_timer_.expires_after(options_.timeout);
   connect_timer_.async_wait([self = shared_from_this(), attempt](const boost::system::error_code& ec) {
@@ -370,7 +368,7 @@ void RedisConnection::on_resolved(std::uint64_t attempt, const boost::system::er
   state_ = State::connecting;
   redisAsyncSetConnectCallback(ac, connect_cb);  // also starts watching for writability (= connected)
 
-  // AUTH and SELECT go first; the commands queued meanwhile follow them in the same pipeline.
+  // AUTH, SELECT and PING go first; the commands queued meanwhile follow them in the same pipeline.
   if (!options_.password.empty()) {
     ++conn->setup_pending;
     if (options_.username.empty()) {
@@ -390,6 +388,9 @@ void RedisConnection::on_resolved(std::uint64_t attempt, const boost::system::er
     const std::size_t lens[] = {6, db.size()};
     redisAsyncCommandArgv(ac, setup_cb, const_cast<char*>("SELECT"), 2, argv, lens);
   }
+  // Up only once the server has answered: a hung server accepts connections (the kernel does) but never replies.
+  ++conn->setup_pending;
+  redisAsyncCommand(ac, setup_cb, const_cast<char*>("PING"), "PING");
   auto ids = std::move(waiting_);
   waiting_.clear();
   for (auto id : ids) {

@@ -5,10 +5,11 @@
 /// All hiredis calls and all of this object's state live on one strand. The socket is watched with
 /// `posix::stream_descriptor::async_wait` (hiredis owns the fd; the descriptor is released, never closed, when
 /// hiredis lets go of the context). The host name is resolved with Asio's async resolver and hiredis connects to
-/// the resulting address without blocking, then AUTH and SELECT go first in the pipeline. Every command has
+/// the resulting address without blocking, then AUTH, SELECT and PING go first in the pipeline (up = PING
+/// answered). Every command has
 /// RedisOptions::timeout; a command that times out fails at once and its connection is dropped (later replies
 /// would be out of step). While the connection is down every command fails at once; a new connection is tried
-/// at most once per kReconnectInterval, by a timer, so the state recovers without traffic.
+/// kReconnectInterval after each failure, by a timer, so the state recovers without traffic.
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/io_context.hpp>
@@ -130,7 +131,6 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
   std::uint64_t attempt_ = 0;
   std::uint64_t next_gen_ = 1;
   std::uint64_t next_id_ = 1;
-  std::chrono::steady_clock::time_point attempt_started_{};
   std::string last_error_;
   std::shared_ptr<Conn> conn_;
   std::unordered_map<std::uint64_t, std::unique_ptr<Op>> ops_;
