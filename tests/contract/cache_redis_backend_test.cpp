@@ -295,6 +295,15 @@ TEST_CASE("Redis backend stores, replaces and answers entries through a real ser
   CHECK(io.await(backend->get("k2")).status == LookupStatus::miss);
   CHECK(backend->healthy());
   CHECK(backend->stats().failures == 0);
+
+  if (addr.host == "127.0.0.1") {  // the same server by name (resolved asynchronously)
+    Address by_name = addr;
+    by_name.host = "localhost";
+    auto named = cache::make_redis_backend(io.io, options_for(by_name, prefix));
+    auto l = io.await(named->get("k1"));
+    REQUIRE(l.status == LookupStatus::hit);
+    CHECK(l.entry->body == second->body);
+  }
 }
 
 TEST_CASE("Redis backend never answers an expired entry and refuses what it must not store", "[redis]") {

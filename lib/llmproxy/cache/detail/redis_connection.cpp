@@ -334,7 +334,15 @@ void RedisConnection::on_resolved(std::uint64_t attempt, const boost::system::er
     go_down(why);
     return;
   }
-  const auto endpoint = results.begin()->endpoint();
+  // One address per attempt: the first IPv4 one if any (Redis' default bind is 127.0.0.1, and "localhost" may
+  // list ::1 first), else the first.
+  auto endpoint = results.begin()->endpoint();
+  for (const auto& r : results) {
+    if (r.endpoint().address().is_v4()) {
+      endpoint = r.endpoint();
+      break;
+    }
+  }
   const std::string ip = endpoint.address().to_string();
   redisAsyncContext* ac = redisAsyncConnect(ip.c_str(), options_.port);
   if (ac == nullptr || ac->err != 0) {
