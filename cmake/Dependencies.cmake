@@ -12,6 +12,8 @@ if(LLMPROXY_WITH_POSTGRES)
   # libpqxx 6.4 ships only a pkg-config file.
   pkg_check_modules(PQXX REQUIRED IMPORTED_TARGET libpqxx libpq)
 endif()
+# The Redis cache backend's client (hiredis 0.14 ships only a pkg-config file).
+pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)
 if(LLMPROXY_BUILD_TESTS)
   find_package(Catch2 2 REQUIRED CONFIG)
 endif()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Usage: scripts/coverage.sh   — line coverage of lib/ over the full suite (SQLite and PostgreSQL).
 # Builds an instrumented tree (Debug, gcov) in build-coverage, runs every test inside a throwaway PostgreSQL
-# cluster, prints the gcovr summary, writes <build>/coverage.txt, and fails below COVERAGE_MIN percent (default
+# cluster and a throwaway redis-server, prints the gcovr summary, writes <build>/coverage.txt, and fails below COVERAGE_MIN percent (default
 # 90) or when a test fails.
 # Env: BUILD_DIR, COVERAGE_MIN, JOBS, and SANITIZE=1 to add ASan + UBSan to the same build, so one instrumented
 # run is both the sanitizer check and the coverage measurement (what .ci/run does; ASAN_OPTIONS, LSAN_OPTIONS and
@@ -19,7 +19,7 @@ find "$build_dir" -name '*.gcda' -delete
 # The whole suite runs to the end so the coverage is measured even when a test fails; the failure still fails
 # the script afterwards.
 status=0
-scripts/with-postgres.sh ctest --test-dir "$build_dir" --output-on-failure -j"${JOBS:-$(nproc)}" || status=$?
+scripts/with-redis.sh scripts/with-postgres.sh ctest --test-dir "$build_dir" --output-on-failure -j"${JOBS:-$(nproc)}" || status=$?
 gcovr --root . --object-directory "$build_dir" --filter 'lib/' \
   --exclude-unreachable-branches --exclude-throw-branches \
   --print-summary --txt "$build_dir/coverage.txt" --fail-under-line "$min"

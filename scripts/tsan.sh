@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Usage: scripts/tsan.sh   — ThreadSanitizer run of the server, proxy, auth and database tests (SPEC §10).
 # Builds llm-proxy, mock-upstream and the three test executables with -DLLMPROXY_TSAN=ON (GCC, -O1 -g) in
-# build-tsan/, then runs the selected ctest cases inside a throwaway PostgreSQL cluster, so both drivers are
+# build-tsan/, then runs the selected ctest cases inside a throwaway PostgreSQL cluster and a throwaway redis-server
+# (the contract executable holds the Redis cache backend's cases), so both drivers and Redis are
 # covered. The integration cases start the TSan-built llm-proxy with IO_THREADS=2 (tests/integration/
 # binary_fixture.hpp), and the child inherits TSAN_OPTIONS (tests/support/process.cpp).
 # A data race (or any TSan report) fails the run: halt_on_error=1 aborts the process that saw it, every report is
@@ -19,7 +20,7 @@ jobs=${JOBS:-$(nproc)}
 # What runs: the server (HTTP front end, its hygiene rules, connection cap and shutdown), the proxy and its
 # upstream client, auth (token service, single-flight lookups, stale-if-error, usage accumulator, caches), the
 # DB task queue, audit (coalescing), readiness and health probes, the management API over the token service,
-# and every database contract case on SQLite and PostgreSQL.
+# every database contract case on SQLite and PostgreSQL, and the Redis cache backend (contract:*).
 default_files="
   unit:auth_token_service_test unit:auth_floods_test unit:auth_stale_if_error_test unit:db_executor_test
   unit:auth_quota_coalescer_test unit:audit_auditor_test unit:audit_coalescing_test unit:lifecycle_readiness_test unit:upstream_circuit_breaker_test
@@ -76,7 +77,7 @@ mkdir -p "$reports"
 export TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 history_size=4 log_path=$reports/tsan suppressions=$PWD/tests/tsan.supp ${TSAN_OPTIONS:-}"
 status=0
 # shellcheck disable=SC2086
-scripts/with-postgres.sh ctest --test-dir "$build_dir" --output-on-failure -j"$jobs" \
+scripts/with-redis.sh scripts/with-postgres.sh ctest --test-dir "$build_dir" --output-on-failure -j"$jobs" \
   -I "0,0,0,$(IFS=,; echo "${numbers[*]}")" ${CTEST_ARGS:-} || status=$?
 
 found=$(find "$reports" -type f | sort)

@@ -1,0 +1,431 @@
+#include "llmproxy/cache/detail/redis_connection.hpp"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <algorithm>
+#include <cstdint>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "llmproxy/log/log.hpp"
+
+namespace llmproxy::cache::detail {
+
+namespace net = boost::asio;
+
+/// One hiredis context and the Asio watch on its socket. Lives on the strand; hiredis' hooks and callbacks get
+/// a raw pointer (ac->data, ac->ev.data), valid until the cleanup hook (after which hiredis calls nothing).
+struct RedisConnection::Conn : std::enable_shared_from_this<RedisConnection::Conn> {
+  Conn(RedisConnection& o, net::strand<net::io_context::executor_type>& strand, std::uint64_t g)
+      : owner(&o), sd(strand), gen(g) {}
+  RedisConnection* owner;
+  redisAsyncContext* ac = nullptr;  // null once hiredis has let go of it
+  net::posix::stream_descriptor sd;
+  std::uint64_t gen;
+  bool want_read = false, want_write = false, read_armed = false, write_armed = false;
+  int setup_pending = 0;
+  std::string drop_reason;  // why we dropped it (reported to the commands that were in flight)
+};
+
+namespace {
+
+using Conn = RedisConnection::Conn;
+
+Conn& conn_of(void* data) { return *static_cast<Conn*>(data); }
+
+void ev_add_read(void* data) { conn_of(data).owner->arm(conn_of(data), false); }
+void ev_del_read(void* data) { conn_of(data).want_read = false; }
+void ev_add_write(void* data) { conn_of(data).owner->arm(conn_of(data), true); }
+void ev_del_write(void* data) { conn_of(data).want_write = false; }
+void ev_cleanup(void* data) {
+  Conn& conn = conn_of(data);
+  if (conn.ac == nullptr) return;
+  if (conn.drop_reason.empty() && conn.ac->err != 0 && conn.ac->errstr != nullptr && conn.ac->errstr[0] != '\0') {
+    conn.drop_reason = std::string("Redis connection lost: ") + conn.ac->errstr;
+  }
+  conn.owner->on_conn_gone(conn);  // the last use of `conn` here
+}
+
+void reply_cb(redisAsyncContext* ac, void* reply, void* privdata) {
+  Conn& conn = conn_of(ac->data);
+  conn.owner->on_reply(conn, reply, static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(privdata)));
+}
+void setup_cb(redisAsyncContext* ac, void* reply, void* privdata) {
+  Conn& conn = conn_of(ac->data);
+  conn.owner->on_setup_reply(conn, reply, static_cast<const char*>(privdata));
+}
+void connect_cb(const redisAsyncContext* ac, int status) {
+  Conn& conn = conn_of(ac->data);
+  conn.owner->on_connected(conn, status == REDIS_OK);
+}
+
+RedisReply copy_reply(const redisReply& r) {
+  RedisReply out;
+  switch (r.type) {
+    case REDIS_REPLY_STRING:
+      out.type = RedisReply::Type::string;
+      out.str.assign(r.str, r.len);
+      break;
+    case REDIS_REPLY_STATUS:
+      out.type = RedisReply::Type::status;
+      out.str.assign(r.str, r.len);
+      break;
+    case REDIS_REPLY_ERROR:
+      out.type = RedisReply::Type::error;
+      out.str.assign(r.str, r.len);
+      break;
+    case REDIS_REPLY_INTEGER:
+      out.type = RedisReply::Type::integer;
+      out.integer = r.integer;
+      break;
+    case REDIS_REPLY_ARRAY:
+      out.type = RedisReply::Type::array;
+      out.elements.reserve(r.elements);
+      for (std::size_t i = 0; i < r.elements; ++i) out.elements.push_back(copy_reply(*r.element[i]));
+      break;
+    default:
+      out.type = RedisReply::Type::nil;
+      break;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::shared_ptr<RedisConnection> RedisConnection::create(net::io_context& io, RedisOptions options) {
+  std::shared_ptr<RedisConnection> self(new RedisConnection(io, std::move(options)));
+  net::post(self->strand_, [self] {
+    if (self->state_ == State::idle) self->start_connect();
+  });
+  return self;
+}
+
+RedisConnection::RedisConnection(net::io_context& io, RedisOptions options)
+    : strand_(net::make_strand(io)),
+      options_(std::move(options)),
+      resolver_(strand_),
+      connect_timer_(strand_),
+      reconnect_timer_(strand_) {}
+
+RedisConnection::~RedisConnection() {
+  // Only reached once no handler of ours is queued: either shutdown() ran, or the io_context is being destroyed
+  // (its queued handlers, which hold us, are destroyed without running). Pending callers are abandoned.
+  closing_ = true;
+  ops_.clear();
+  waiting_.clear();
+  if (conn_ && conn_->ac != nullptr) redisAsyncFree(conn_->ac);  // runs on_conn_gone via the cleanup hook
+}
+
+std::string RedisConnection::where() const { return options_.host + ":" + std::to_string(options_.port); }
+
+void RedisConnection::submit(std::vector<std::string> argv, Completion done) {
+  net::post(strand_, [self = shared_from_this(), argv = std::move(argv), done = std::move(done)]() mutable {
+    self->enqueue(std::move(argv), std::move(done));
+  });
+}
+
+void RedisConnection::enqueue(std::vector<std::string> argv, Completion done) {
+  if (state_ == State::closed) {
+    done(RedisReply::failure("the Redis cache backend is shut down"));
+    return;
+  }
+  if (state_ == State::down) {
+    done(RedisReply::failure("Redis unavailable: " + last_error_));
+    return;
+  }
+  if (state_ == State::idle) start_connect();
+  const std::uint64_t id = next_id_++;
+  auto op = std::make_unique<Op>(strand_);
+  op->argv = std::move(argv);
+  op->done = std::move(done);
+  op->timer.expires_after(options_.timeout);
+  op->timer.async_wait([self = shared_from_this(), id](const boost::system::error_code& ec) {
+    if (!ec) self->on_op_timeout(id);
+  });
+  Op& ref = *op;
+  ops_.emplace(id, std::move(op));
+  if (state_ == State::resolving) {
+    waiting_.push_back(id);
+  } else {
+    send(id, ref);
+  }
+}
+
+void RedisConnection::send(std::uint64_t id, Op& op) {
+  std::vector<const char*> args;
+  std::vector<std::size_t> lens;
+  args.reserve(op.argv.size());
+  lens.reserve(op.argv.size());
+  for (const auto& a : op.argv) {
+    args.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  if (!conn_ || conn_->ac == nullptr ||
+      redisAsyncCommandArgv(conn_->ac, reply_cb, reinterpret_cast<void*>(static_cast<std::uintptr_t>(id)),
+                            static_cast<int>(args.size()), args.data(), lens.data()) != REDIS_OK) {
+    finish(id, RedisReply::failure("Redis connection is closing"));
+    return;
+  }
+  op.conn_gen = conn_->gen;
+}
+
+void RedisConnection::finish(std::uint64_t id, RedisReply reply) {
+  auto it = ops_.find(id);
+  if (it == ops_.end()) return;  // already timed out (or abandoned)
+  auto op = std::move(it->second);
+  ops_.erase(it);
+  op->timer.cancel();
+  if (op->done) op->done(std::move(reply));
+}
+
+void RedisConnection::on_op_timeout(std::uint64_t id) {
+  auto it = ops_.find(id);
+  if (it == ops_.end()) return;
+  const std::uint64_t gen = it->second->conn_gen;
+  finish(id, RedisReply::failure("Redis command timed out after " + std::to_string(options_.timeout.count()) +
+                                 " ms"));
+  // Its reply may still come; every later reply on this connection would then be matched to the wrong command.
+  if (gen != 0 && conn_ && conn_->gen == gen && conn_->ac != nullptr) {
+    drop(*conn_, "a Redis command timed out after " + std::to_string(options_.timeout.count()) +
+                     " ms; connection dropped");
+  }
+}
+
+void RedisConnection::drop(Conn& conn, std::string reason) {
+  if (conn.ac == nullptr) return;
+  if (conn.drop_reason.empty()) conn.drop_reason = std::move(reason);
+  // Inside a hiredis callback this only marks the context; hiredis frees it when the callback returns. Either
+  // way the pending callbacks run with no reply, then the cleanup hook calls on_conn_gone().
+  redisAsyncFree(conn.ac);
+}
+
+void RedisConnection::on_reply(Conn& conn, void* reply, std::uint64_t id) {
+  if (reply == nullptr) {
+    std::string why = conn.drop_reason;
+    if (why.empty()) {
+      why = "Redis connection lost";
+      if (conn.ac != nullptr && conn.ac->err != 0 && conn.ac->errstr != nullptr && conn.ac->errstr[0] != '\0') {
+        why += std::string(": ") + conn.ac->errstr;
+      }
+    }
+    finish(id, RedisReply::failure(std::move(why)));
+    return;
+  }
+  finish(id, copy_reply(*static_cast<redisReply*>(reply)));
+}
+
+void RedisConnection::on_setup_reply(Conn& conn, void* reply, const char* what) {
+  if (reply == nullptr) return;  // the connection is going away; on_conn_gone() reports it
+  const auto& r = *static_cast<redisReply*>(reply);
+  if (r.type == REDIS_REPLY_ERROR) {
+    // The server's message (e.g. "WRONGPASS invalid username-password pair") never contains the password.
+    drop(conn, std::string("Redis refused ") + what + ": " + std::string(r.str, r.len));
+    return;
+  }
+  if (--conn.setup_pending == 0) on_ready(conn);  // replies come only once connected
+}
+
+void RedisConnection::on_connected(Conn& conn, bool ok) {
+  if (!ok) {
+    // hiredis frees the context right after this callback (then the cleanup hook runs).
+    std::string why = "cannot connect to Redis at " + where();
+    if (conn.ac != nullptr && conn.ac->errstr != nullptr && conn.ac->errstr[0] != '\0') {
+      why += std::string(": ") + conn.ac->errstr;
+    }
+    if (conn.drop_reason.empty()) conn.drop_reason = std::move(why);
+    return;
+  }
+  if (conn.setup_pending == 0) on_ready(conn);
+}
+
+void RedisConnection::on_ready(Conn& conn) {
+  if (conn_.get() != &conn || state_ != State::connecting) return;
+  state_ = State::ready;
+  connect_timer_.cancel();
+  const bool was_down = !healthy_.exchange(true, std::memory_order_relaxed);
+  if (was_down || !last_error_.empty()) {
+    log::write(log::Level::info, "cache_redis_connected",
+               {{"address", where()}, {"db", options_.db}});
+  }
+  last_error_.clear();
+}
+
+void RedisConnection::arm(Conn& conn, bool write) {
+  bool& want = write ? conn.want_write : conn.want_read;
+  bool& armed = write ? conn.write_armed : conn.read_armed;
+  want = true;
+  if (armed || conn.ac == nullptr) return;
+  armed = true;
+  conn.sd.async_wait(
+      write ? net::posix::stream_descriptor::wait_write : net::posix::stream_descriptor::wait_read,
+      [self = shared_from_this(), c = conn.shared_from_this(), write](const boost::system::error_code& ec) {
+        bool& armed_now = write ? c->write_armed : c->read_armed;
+        armed_now = false;
+        if (ec == net::error::operation_aborted || c->ac == nullptr) return;
+        if (!(write ? c->want_write : c->want_read)) return;
+        // Other errors: let hiredis find out on the socket itself.
+        if (write) {
+          redisAsyncHandleWrite(c->ac);
+        } else {
+          redisAsyncHandleRead(c->ac);
+        }
+        if (c->ac != nullptr && (write ? c->want_write : c->want_read)) self->arm(*c, write);
+      });
+}
+
+void RedisConnection::on_conn_gone(Conn& conn) {
+  conn.ac = nullptr;
+  if (conn.sd.is_open()) conn.sd.release();  // cancels our waits; hiredis closes the fd
+  if (conn_.get() != &conn) return;
+  std::string reason = conn.drop_reason.empty() ? "Redis connection lost" : conn.drop_reason;
+  auto keep = std::move(conn_);  // `conn` stays valid until we return
+  go_down(std::move(reason));
+}
+
+void RedisConnection::go_down(std::string reason) {
+  if (closing_) {
+    state_ = State::closed;
+    return;
+  }
+  state_ = State::down;
+  connect_timer_.cancel();
+  const bool was_up = healthy_.exchange(false, std::memory_order_relaxed);
+  if (was_up || reason != last_error_) {
+    log::write(log::Level::warn, "cache_redis_down", {{"address", where()}, {"error", reason}});
+  }
+  last_error_ = std::move(reason);
+  const auto now = std::chrono::steady_clock::now();
+  reconnect_timer_.expires_at(std::max(now, attempt_started_ + kReconnectInterval));
+  reconnect_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    if (!ec && self->state_ == State::down) self->start_connect();
+  });
+}
+
+void RedisConnection::fail_waiting(const std::string& reason) {
+  auto ids = std::move(waiting_);
+  waiting_.clear();
+  for (auto id : ids) finish(id, RedisReply::failure(reason));
+}
+
+void RedisConnection::start_connect() {
+  state_ = State::resolving;
+  attempt_started_ = std::chrono::steady_clock::now();
+  const std::uint64_t attempt = ++attempt_;
+  connect_timer_.expires_after(options_.timeout);
+  connect_timer_.async_wait([self = shared_from_this(), attempt](const boost::system::error_code& ec) {
+    if (!ec) self->on_connect_timeout(attempt);
+  });
+  // hiredis would resolve a name with a blocking getaddrinfo(); Asio resolves off the I/O threads.
+  resolver_.async_resolve(options_.host, std::to_string(options_.port),
+                          [self = shared_from_this(), attempt](const boost::system::error_code& ec,
+                                                               net::ip::tcp::resolver::results_type results) {
+                            self->on_resolved(attempt, ec, results);
+                          });
+}
+
+void RedisConnection::on_resolved(std::uint64_t attempt, const boost::system::error_code& ec,
+                                  const net::ip::tcp::resolver::results_type& results) {
+  if (attempt != attempt_ || state_ != State::resolving) return;
+  if (ec || results.empty()) {
+    const std::string why =
+        "cannot resolve Redis host " + options_.host + (ec ? ": " + ec.message() : std::string());
+    fail_waiting("Redis unavailable: " + why);
+    go_down(why);
+    return;
+  }
+  const auto endpoint = results.begin()->endpoint();
+  const std::string ip = endpoint.address().to_string();
+  redisAsyncContext* ac = redisAsyncConnect(ip.c_str(), options_.port);
+  if (ac == nullptr || ac->err != 0) {
+    std::string why = "cannot connect to Redis at " + where();
+    if (ac != nullptr && ac->errstr != nullptr) why += std::string(": ") + ac->errstr;
+    if (ac != nullptr) redisAsyncFree(ac);  // nothing attached yet: no hook or callback runs
+    fail_waiting("Redis unavailable: " + why);
+    go_down(why);
+    return;
+  }
+  auto conn = std::make_shared<Conn>(*this, strand_, next_gen_++);
+  conn->ac = ac;
+  boost::system::error_code assign_ec;
+  conn->sd.assign(ac->c.fd, assign_ec);
+  if (assign_ec) {
+    conn->ac = nullptr;
+    redisAsyncFree(ac);
+    const std::string why = "cannot watch the Redis socket: " + assign_ec.message();
+    fail_waiting("Redis unavailable: " + why);
+    go_down(why);
+    return;
+  }
+  ac->data = conn.get();
+  ac->ev.data = conn.get();
+  ac->ev.addRead = ev_add_read;
+  ac->ev.delRead = ev_del_read;
+  ac->ev.addWrite = ev_add_write;
+  ac->ev.delWrite = ev_del_write;
+  ac->ev.cleanup = ev_cleanup;
+  conn_ = conn;
+  state_ = State::connecting;
+  redisAsyncSetConnectCallback(ac, connect_cb);  // also starts watching for writability (= connected)
+
+  // AUTH and SELECT go first; the commands queued meanwhile follow them in the same pipeline.
+  if (!options_.password.empty()) {
+    ++conn->setup_pending;
+    if (options_.username.empty()) {
+      const char* argv[] = {"AUTH", options_.password.c_str()};
+      const std::size_t lens[] = {4, options_.password.size()};
+      redisAsyncCommandArgv(ac, setup_cb, const_cast<char*>("AUTH"), 2, argv, lens);
+    } else {
+      const char* argv[] = {"AUTH", options_.username.c_str(), options_.password.c_str()};
+      const std::size_t lens[] = {4, options_.username.size(), options_.password.size()};
+      redisAsyncCommandArgv(ac, setup_cb, const_cast<char*>("AUTH"), 3, argv, lens);
+    }
+  }
+  if (options_.db != 0) {
+    ++conn->setup_pending;
+    const std::string db = std::to_string(options_.db);
+    const char* argv[] = {"SELECT", db.c_str()};
+    const std::size_t lens[] = {6, db.size()};
+    redisAsyncCommandArgv(ac, setup_cb, const_cast<char*>("SELECT"), 2, argv, lens);
+  }
+  auto ids = std::move(waiting_);
+  waiting_.clear();
+  for (auto id : ids) {
+    auto it = ops_.find(id);
+    if (it != ops_.end()) send(id, *it->second);
+  }
+}
+
+void RedisConnection::on_connect_timeout(std::uint64_t attempt) {
+  if (attempt != attempt_) return;
+  const std::string why =
+      "connecting to Redis at " + where() + " timed out after " + std::to_string(options_.timeout.count()) + " ms";
+  if (state_ == State::resolving) {
+    resolver_.cancel();
+    fail_waiting("Redis unavailable: " + why);
+    go_down(why);
+  } else if (state_ == State::connecting && conn_ && conn_->ac != nullptr) {
+    drop(*conn_, why);
+  }
+}
+
+void RedisConnection::shutdown() {
+  net::post(strand_, [self = shared_from_this()] { self->do_shutdown(); });
+}
+
+void RedisConnection::do_shutdown() {
+  closing_ = true;
+  state_ = State::closed;
+  connect_timer_.cancel();
+  reconnect_timer_.cancel();
+  resolver_.cancel();
+  fail_waiting("the Redis cache backend is shut down");
+  if (conn_ && conn_->ac != nullptr) drop(*conn_, "the Redis cache backend is shut down");
+  std::vector<std::uint64_t> rest;
+  for (const auto& [id, op] : ops_) rest.push_back(id);
+  for (auto id : rest) finish(id, RedisReply::failure("the Redis cache backend is shut down"));
+}
+
+}  // namespace llmproxy::cache::detail
