@@ -94,16 +94,26 @@ TEST_CASE("cache policy: only 200 203 301 308 404 410 are stored", "[cache][poli
   }
 }
 
-TEST_CASE("cache policy: no-store, private, no-cache and Vary * in the response are never stored",
+TEST_CASE("cache policy: no-store, private and Vary * in the response are never stored",
           "[cache][policy]") {
   const auto forcing = make({{"Cache-Control", "public, max-age=60"}});
-  for (const char* cc : {"no-store, max-age=60", "private, max-age=60", "max-age=60, no-cache", "No-Store"}) {
+  for (const char* cc : {"no-store, max-age=60", "private, max-age=60", "No-Store"}) {
     INFO(cc);
     CHECK_FALSE(cache::storable(200, make({{"Cache-Control", cc}}), forcing, 60s).has_value());
   }
   CHECK_FALSE(cache::storable(200, make({{"Cache-Control", "max-age=60"}, {"Vary", "Accept, *"}}), kNone, 0s));
   CHECK_FALSE(cache::storable(200, make({{"Vary", "Accept"}, {"Vary", "*"}}), forcing, 60s));
   CHECK(cache::storable(200, make({{"Cache-Control", "max-age=60"}, {"Vary", "Accept, X-Star"}}), kNone, 0s));
+}
+
+TEST_CASE("cache policy: a response's no-cache is stored only for the client's opt-in", "[cache][policy]") {
+  const auto no_cache = make({{"Cache-Control", "max-age=60, no-cache"}});
+  CHECK_FALSE(cache::storable(200, no_cache, kNone, 0s).has_value());
+  CHECK_FALSE(cache::storable(200, no_cache, kNone, 30s).has_value());  // not the default either
+  auto forced = cache::storable(200, no_cache, make({{"Cache-Control", "public, max-age=20"}}), 30s);
+  REQUIRE(forced);
+  CHECK(forced->ttl == 20s);  // the client's, not the response's 60
+  CHECK(forced->forced);
 }
 
 TEST_CASE("cache policy: the lifetime is the response's s-maxage, then max-age, then the client's, then the default",

@@ -267,22 +267,24 @@ std::optional<Lifetime> storable(int status, const server::Headers& response_hea
     default: return std::nullopt;
   }
   const CacheControl response = cache_control(response_headers);
-  // no-cache in a response: every use needs revalidation with the origin, which a hit never does.
-  if (response.no_store || response.is_private || response.no_cache) return std::nullopt;
+  if (response.no_store || response.is_private) return std::nullopt;
   bool vary_any = false;
   for_each_item(response_headers, "Vary", [&](std::string_view item) { vary_any = vary_any || item == "*"; });
   if (vary_any) return std::nullopt;
 
+  // A response's `no-cache` (every use needs revalidation, which a hit never does) voids its own lifetimes and
+  // the default; only the client's explicit opt-in still stores it. Providers send `no-cache` on every stream
+  // (to keep intermediaries from buffering it), so this is how a stream is cached at all.
   Lifetime life;
-  if (response.s_maxage) {
+  if (response.s_maxage && !response.no_cache) {
     life.ttl = std::chrono::seconds(*response.s_maxage);
-  } else if (response.max_age) {
+  } else if (response.max_age && !response.no_cache) {
     life.ttl = std::chrono::seconds(*response.max_age);
   } else if (const CacheControl request = cache_control(request_headers);
              request.is_public && (request.s_maxage.value_or(0) > 0 || request.max_age.value_or(0) > 0)) {
     life.ttl = std::chrono::seconds(request.s_maxage.value_or(0) > 0 ? *request.s_maxage : *request.max_age);
     life.forced = true;
-  } else {
+  } else if (!response.no_cache) {
     life.ttl = default_ttl;
   }
   if (life.ttl <= std::chrono::seconds(0)) return std::nullopt;
