@@ -732,6 +732,9 @@ std::string redacted_summary(const Config& c) {
   redis += (v6 ? "[" + cache.redis.host + "]" : cache.redis.host) + ":" + std::to_string(cache.redis.port) + "/" +
            std::to_string(cache.redis.db);
   line("REDIS_CACHE_URL", redis);
+  line("REDIS_ADDR", "<in REDIS_CACHE_URL>");
+  line("REDIS_DB", "<in REDIS_CACHE_URL>");
+  line("REDIS_PASSWORD", secret(cache.redis.password));
   line("REDIS_CACHE_KEY_PREFIX", cache.redis_key_prefix);
   line("REDIS_CACHE_TIMEOUT", util::format_duration(cache.redis_timeout));
   return out.str();
