@@ -45,7 +45,7 @@ std::string key(int i) {
 }
 
 /// What one entry of `body_bytes` under key(i) counts against max_bytes.
-std::uint64_t footprint(std::size_t body_bytes) { return key(0).size() + cache::detail::encoded_size(*entry(body_bytes)); }
+std::uint64_t footprint(std::size_t body_bytes) { return cache::detail::memory_footprint(key(0), *entry(body_bytes)); }
 
 bool has(cache::Backend& b, const std::string& k) { return run(b.get(k)).status == cache::LookupStatus::hit; }
 
@@ -80,7 +80,27 @@ TEST_CASE("cache memory backend: the least recently used entry goes first, count
   CHECK(backend->stats().bytes <= options.max_bytes);
 }
 
-TEST_CASE("cache memory backend: bytes and entries count key plus encoded entry, through replace, expiry and purge",
+TEST_CASE("cache memory backend: an entry counts its key, its encoded size and the bookkeeping overheads",
+          "[cache][memory]") {
+  auto e = std::make_shared<cache::Entry>(*entry(1000));
+  e->headers.add("Content-Type", "application/json");
+  e->vary = {{"accept", "*/*"}};
+  const std::string k = key(7);
+  const std::uint64_t expected = k.size() + cache::encode(*e).size() + cache::detail::kEntryOverhead +
+                                 2 * cache::detail::kFieldOverhead;
+  CHECK(cache::detail::memory_footprint(k, *e) == expected);
+  auto backend = cache::make_memory_backend({}, [] { return kNow; });
+  REQUIRE(run(backend->put(k, e)));
+  CHECK(backend->stats().bytes == expected);
+
+  // A body's unused capacity is memory held too.
+  auto roomy = std::make_shared<cache::Entry>(*e);
+  roomy->body.reserve(64 * 1024);
+  REQUIRE(roomy->body.capacity() >= 64 * 1024);
+  CHECK(cache::detail::memory_footprint(k, *roomy) == expected + (roomy->body.capacity() - roomy->body.size()));
+}
+
+TEST_CASE("cache memory backend: bytes and entries follow replace, expiry and purge",
           "[cache][memory]") {
   std::atomic<std::int64_t> now{kNow};
   auto backend = cache::make_memory_backend({}, [&] { return now.load(); });

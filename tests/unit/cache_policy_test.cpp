@@ -330,6 +330,7 @@ TEST_CASE("cache policy: stored headers drop hop-by-hop, Date, Set-Cookie, Age, 
                         {"Date", "Sun, 06 Nov 1994 08:49:37 GMT"}, {"Set-Cookie", "a=1"}, {"set-cookie", "b=2"},
                         {"Age", "3"}, {"Access-Control-Allow-Origin", "*"}, {"access-control-expose-headers", "X"},
                         {"X-Request-ID", "r1"}, {"Cache-Status", "llm-proxy; fwd=miss"}, {"X-PROXY-CACHE", "stored"},
+                        {"x-proxy-cache-key", "k"}, {"X-Upstream-Request-Start", "1"}, {"X-Correlation-ID", "c"},
                         {"ETag", "\"v1\""}, {"Cache-Control", "max-age=60"}, {"Vary", "Accept"},
                         {"openai-processing-ms", "12"}, {"X-Access-Control", "kept"}});
   CHECK(names(cache::headers_to_store(in)) ==

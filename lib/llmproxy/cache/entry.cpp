@@ -94,6 +94,11 @@ std::size_t encoded_size(const Entry& entry) {
   return n;
 }
 
+std::uint64_t memory_footprint(std::string_view key, const Entry& entry) {
+  return key.size() + encoded_size(entry) + (entry.body.capacity() - entry.body.size()) + kEntryOverhead +
+         kFieldOverhead * (entry.headers.fields().size() + entry.vary.size());
+}
+
 }  // namespace detail
 
 std::string encode(const Entry& entry) {

@@ -70,7 +70,7 @@ class MemoryBackend final : public Backend {
   struct Node {
     std::string key;
     std::shared_ptr<const Entry> entry;
-    std::uint64_t size = 0;  // key + encoded entry
+    std::uint64_t size = 0;  // detail::memory_footprint
   };
   struct Shard {
     std::mutex mutex;
@@ -110,7 +110,7 @@ class MemoryBackend final : public Backend {
 
   bool store(std::string key, std::shared_ptr<const Entry> entry) {
     if (!entry) return false;
-    const std::uint64_t size = key.size() + detail::encoded_size(*entry);
+    const std::uint64_t size = detail::memory_footprint(key, *entry);
     const bool admitted = entry->body.size() <= options_.max_object_bytes && size <= shard_capacity_ &&
                           entry->expires_at_ms > now_ms_();
     Shard& shard = shard_of(key);

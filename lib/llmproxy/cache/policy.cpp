@@ -207,11 +207,13 @@ bool is_hop_by_hop(std::string_view name) {
   return std::any_of(kHop.begin(), kHop.end(), [&](std::string_view h) { return iequals(h, name); });
 }
 
-/// Fields the pipeline sets per request: a stored copy would be wrong on every replay.
+/// Fields about one exchange (set by the pipeline, or timings of a proxy upstream, as the reference drops them):
+/// a stored copy would be wrong on every replay.
 bool is_per_request(std::string_view name) {
-  static constexpr std::array<std::string_view, 9> kPerRequest = {
+  static constexpr std::array<std::string_view, 14> kPerRequest = {
       "Date", "Set-Cookie", "Set-Cookie2", "Age", "X-Request-ID", "X-Correlation-ID",
-      "Cache-Status", "X-PROXY-CACHE", "X-PROXY-CACHE-KEY"};
+      "Cache-Status", "X-PROXY-CACHE", "X-PROXY-CACHE-KEY", "X-Upstream-Request-Start", "X-Upstream-Request-Stop",
+      "X-Proxy-Received-At", "X-Proxy-First-Response-At", "X-Proxy-Final-Response-At"};
   if (std::any_of(kPerRequest.begin(), kPerRequest.end(), [&](std::string_view h) { return iequals(h, name); })) {
     return true;
   }
