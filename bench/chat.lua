@@ -1,6 +1,9 @@
 -- wrk script: POST a small chat completion. Environment:
 --   TOKEN        bearer token sent as Authorization (none when unset or empty)
 --   STREAM=1     ask for a stream ("stream":true in the body)
+--   CACHE=hit    opt in to the response cache (Cache-Control: public, max-age=3600): after the first, every
+--                request is a hit
+--   CACHE=store  opt in and ask for revalidation (no-cache): every request is looked up, forwarded and stored
 --   DRAIN_AFTER  seconds: after this long no new request is sent, so the connections fall idle and every request
 --                wrk sent has been answered and counted when it stops (exact counts; run wrk with -d longer than
 --                this). Costs wrk a timer per request, so only the exactness rows use it.
@@ -16,6 +19,12 @@ else
   wrk.body = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}'
 end
 wrk.headers["Content-Type"] = "application/json"
+local cache = os.getenv("CACHE")
+if cache == "hit" then
+  wrk.headers["Cache-Control"] = "public, max-age=3600"
+elseif cache == "store" then
+  wrk.headers["Cache-Control"] = "public, max-age=3600, no-cache"
+end
 local token = os.getenv("TOKEN")
 if token and token ~= "" then
   wrk.headers["Authorization"] = "Bearer " .. token

@@ -10,7 +10,8 @@
 # What runs (docs/benchmarks.md explains the method): a mock upstream (nginx from Debian answering a canned chat
 # completion, an SSE stream, and the completion over HTTPS with a certificate generated for the run), nginx as a
 # plain proxy_pass reverse proxy (the floor every ratio is against), the mock directly, and llm-proxy on SQLite and
-# on a throwaway PostgreSQL cluster with default durability, all loaded by wrk -t1 with bench/chat.lua. The proxy
+# on a throwaway PostgreSQL cluster with default durability, with the response cache in memory and in a throwaway
+# redis-server, all loaded by wrk -t1 with bench/chat.lua. The proxy
 # under test runs on CPU 0, the mock, wrk and the other clients on CPU 1 (taskset), except in the rows marked
 # unpinned. Every process started here is stopped on exit, Ctrl-C included.
 #
@@ -46,7 +47,7 @@ rss_conns=${RSS_CONNS:-1000 10000}
 [[ $conns =~ ^[1-9][0-9]*$ && $ttfb_n =~ ^[1-9][0-9]*$ ]] || { echo "bench: CONNECTIONS and TTFB_N are positive integers" >&2; exit 2; }
 
 missing=()
-for tool in nginx wrk openssl python3 taskset ss curl; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+for tool in nginx wrk openssl python3 taskset ss curl redis-server; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 if [ "$mode" = full ] && { [ -z "$pg_bin" ] || ! command -v psql >/dev/null; }; then missing+=(postgresql); fi
 if [ ${#missing[@]} -gt 0 ]; then
@@ -530,6 +531,22 @@ wrk_row https https.sqlite.unlimited.warn "llm-proxy SQLite, unlimited token, LO
 wrk_row https https.sqlite.quota.warn "llm-proxy SQLite, quota token, LOG_LEVEL=warn" https.nginx quota http "$proxy_port" "$quota" "$conns" 1
 stop "$proxy_pid"
 wrk_row https https.nginx.2 "$again" https.nginx floor http "$floor_tls_port" "" "$conns" 1
+
+echo "bench: response cache (memory, Redis), c=$conns, pinned"
+redis_port=$(free_port)
+spawn redis 1 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" --daemonize no
+redis_pid=$spawned
+wrk_row cache cache.nginx "nginx proxy_pass, 1 worker" cache.nginx floor http "$floor_port" "" "$conns" 1
+for backend in memory redis; do
+  start_proxy "cache-$backend" 0 HTTP_CACHE_BACKEND=$backend REDIS_CACHE_URL="redis://127.0.0.1:$redis_port/0"
+  make_tokens "$proxy_port" "cache-$backend"
+  CACHE=hit wrk_row cache "cache.$backend.hit" "llm-proxy, $backend cache: every request a hit" cache.nginx hit http "$proxy_port" "$unlimited" "$conns" 1
+  CACHE=store wrk_row cache "cache.$backend.store" "llm-proxy, $backend cache: every request looked up, forwarded and stored" cache.nginx none http "$proxy_port" "$unlimited" "$conns" 1
+  [ "$backend" = memory ] && wrk_row cache cache.memory.bypass "llm-proxy, cache on, POST without opt-in (bypass: the default path)" cache.nginx none http "$proxy_port" "$unlimited" "$conns" 1
+  stop "$proxy_pid"
+done
+stop "$redis_pid"
+wrk_row cache cache.nginx.2 "$again" cache.nginx floor http "$floor_port" "" "$conns" 1
 
 echo "bench: streaming time to first byte ($ttfb_n sequential requests), pinned"
 start_proxy sse 0 API_CONFIG_PATH="$work/providers-sse.yaml"

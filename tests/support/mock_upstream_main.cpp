@@ -4,8 +4,8 @@
 ///
 /// `/v1/*` requests are recorded and answered like OpenAI (JSON, or SSE when the body has `"stream": true`).
 /// Request headers steer the answer: X-Mock-Status, X-Mock-Chunks, X-Mock-Delay-Ms, X-Mock-Stall-Ms,
-/// X-Mock-Body-Bytes, X-Mock-Close, X-Mock-Header (`Name: value`, repeatable: a field added to a complete
-/// response as one more header line). `GET|DELETE /__mock/requests` and `GET /__mock/stats` inspect it.
+/// X-Mock-Body-Bytes, X-Mock-Close, X-Mock-Header (`Name: value`, repeatable: a field added to the response
+/// as one more header line; with an `ETag` named so, a request whose If-None-Match equals it gets 304). `GET|DELETE /__mock/requests` and `GET /__mock/stats` inspect it.
 /// One io_context on one thread, so all state below is confined to that thread and needs no locking.
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -96,7 +96,8 @@ std::chrono::milliseconds knob_ms(const Request& req, std::string_view name) {
 }
 
 /// Appends one field per `X-Mock-Header: Name: value` request header (e.g. a Connection line naming a header).
-void add_mock_headers(const Request& req, Response& res) {
+template <class Message>
+void add_mock_headers(const Request& req, Message& res) {
   for (auto it = req.find("X-Mock-Header"); it != req.end(); ++it) {
     if (!beast::iequals(it->name_string(), "X-Mock-Header")) continue;
     const std::string_view v = it->value();
@@ -216,6 +217,7 @@ net::awaitable<bool> send_stream(beast::tcp_stream& stream, const Request& req, 
   res.set(http::field::content_type, "text/event-stream");
   res.set(http::field::cache_control, "no-cache");
   res.set("X-Upstream-Header", "yes");
+  add_mock_headers(req, res);
   res.keep_alive(keep_alive);
   res.chunked(true);
   http::response_serializer<http::empty_body> serializer{res};
@@ -338,6 +340,15 @@ net::awaitable<bool> handle(beast::tcp_stream& stream, const Request& req, std::
   res.set("X-Upstream-Header", "yes");
   res.keep_alive(keep_alive);
   add_mock_headers(req, res);
+  // A conditional request naming the ETag given with X-Mock-Header gets 304 without a body (cache revalidation).
+  const auto etag = res.find(http::field::etag);
+  const auto condition = req.find(http::field::if_none_match);
+  if (etag != res.end() && condition != req.end() && condition->value() == etag->value()) {
+    res.result(http::status::not_modified);
+    res.body().clear();
+    res.erase(http::field::content_type);
+    res.prepare_payload();
+  }
   co_return co_await send(stream, std::move(res));
 }
 

@@ -106,6 +106,28 @@ const std::vector<VariableCase>& variable_cases() {
       {"METRICS_PATH", "/internal/metrics", [](auto& c) { return c.metrics_path == "/internal/metrics"; },
        "metrics"},
       {"SHUTDOWN_TIMEOUT", "0", [](auto& c) { return c.shutdown_timeout == 0s; }, "forever"},
+      {"HTTP_CACHE_ENABLED", "false", [](auto& c) { return !c.cache.enabled; }, "sometimes"},
+      {"HTTP_CACHE_BACKEND", "Redis", [](auto& c) { return c.cache.backend == cfg::CacheBackend::redis; }, "memcached"},
+      {"HTTP_CACHE_MAX_BYTES", "128MiB", [](auto& c) { return c.cache.max_bytes == (128ull << 20); }, "0"},
+      {"HTTP_CACHE_MAX_OBJECT_BYTES", "256KB", [](auto& c) { return c.cache.max_object_bytes == (256ull << 10); },
+       "1 megabyte"},
+      {"HTTP_CACHE_DEFAULT_TTL", "5m", [](auto& c) { return c.cache.default_ttl == 5min; }, "-1s"},
+      {"HTTP_CACHE_STREAM_RESPONSES", "yes", [](auto& c) { return c.cache.stream_responses; }, "streams"},
+      {"REDIS_CACHE_URL", "redis://cache-user:p%40ss@redis.internal:6380/2",
+       [](auto& c) {
+         const auto& r = c.cache.redis;
+         return r.host == "redis.internal" && r.port == 6380 && r.db == 2 && r.username == "cache-user" &&
+                r.password == "p@ss";
+       },
+       "redis://:hunter2@", true},
+      {"REDIS_ADDR", "10.1.2.3:6390",
+       [](auto& c) { return c.cache.redis.host == "10.1.2.3" && c.cache.redis.port == 6390; }, "10.1.2.3"},
+      {"REDIS_DB", "7", [](auto& c) { return c.cache.redis.db == 7; }, "seven"},
+      {"REDIS_PASSWORD", "redis-secret", [](auto& c) { return c.cache.redis.password == "redis-secret"; },
+       std::nullopt},
+      {"REDIS_CACHE_KEY_PREFIX", "tenant-a:cache:", [](auto& c) { return c.cache.redis_key_prefix == "tenant-a:cache:"; },
+       "cache:*"},
+      {"REDIS_CACHE_TIMEOUT", "250ms", [](auto& c) { return c.cache.redis_timeout == 250ms; }, "0"},
   };
   return kCases;
 }
@@ -116,7 +138,7 @@ TEST_CASE("every known variable has a test row in documentation order", "[config
   std::vector<std::string> tested;
   for (const auto& row : variable_cases()) tested.emplace_back(row.name);
   CHECK(tested == cfg::known_variables());
-  CHECK(cfg::known_variables().size() == 48);
+  CHECK(cfg::known_variables().size() == 60);
   const std::set<std::string> unique(cfg::known_variables().begin(), cfg::known_variables().end());
   CHECK(unique.size() == cfg::known_variables().size());
 }
@@ -202,7 +224,7 @@ TEST_CASE("free-form variables are exactly the ones without an invalid value", "
     if (!row.invalid) free_form.insert(row.name);
   }
   CHECK(free_form == std::set<std::string>{"MANAGEMENT_TOKEN", "API_CONFIG_PATH", "DEFAULT_API_PROVIDER",
-                                           "DATABASE_PATH", "LOG_FILE", "AUDIT_LOG_FILE"});
+                                           "DATABASE_PATH", "LOG_FILE", "AUDIT_LOG_FILE", "REDIS_PASSWORD"});
 }
 
 TEST_CASE("error messages use the documented one-line format", "[config]") {
@@ -483,6 +505,44 @@ TEST_CASE("redacted_summary lists every variable and no secret", "[config][secre
   CHECK(defaults.find("LISTEN_ADDR=:8080\n") != std::string::npos);
   CHECK(defaults.find("LOG_FORMAT=json\n") != std::string::npos);
   CHECK(defaults.find("TRUSTED_PROXIES=<unset>\n") != std::string::npos);
+  CHECK(defaults.find("REDIS_CACHE_URL=redis://localhost:6379/0\n") != std::string::npos);
+
+  // The Redis password, from the URL or REDIS_PASSWORD, is never shown.
+  for (const auto& env : {Env{{"REDIS_CACHE_URL", "redis://u:hunter2@r:6379/1"}},
+                          Env{{"REDIS_ADDR", "r:6379"}, {"REDIS_PASSWORD", "hunter2"}}}) {
+    const auto redis = cfg::redacted_summary(load(env));
+    CHECK(redis.find("hunter2") == std::string::npos);
+    CHECK(redis.find("REDIS_PASSWORD=<redacted>\n") != std::string::npos);
+  }
+}
+
+TEST_CASE("REDIS_CACHE_URL forms", "[config]") {
+  const auto url = [](const std::string& v) { return cfg::parse_redis_url(v); };
+  auto plain = url("redis://redis");
+  REQUIRE(plain);
+  CHECK(plain->host == "redis");
+  CHECK(plain->port == 6379);
+  CHECK(plain->db == 0);
+  CHECK(plain->password.empty());
+  auto v6 = url("redis://:pw@[::1]:6390/3");
+  REQUIRE(v6);
+  CHECK(v6->host == "::1");
+  CHECK(v6->port == 6390);
+  CHECK(v6->db == 3);
+  CHECK(v6->username.empty());
+  CHECK(v6->password == "pw");
+  CHECK(url("redis://h:1/")->db == 0);
+  for (const char* bad : {"", "redis://", "rediss://h:6379", "http://h:6379", "redis://h:0", "redis://h:70000",
+                          "redis://h/x", "redis://h/-1", "redis://::1", "redis://[::1", "redis://u:%zz@h",
+                          "redis://h:6379/1000001"}) {
+    INFO(bad);
+    CHECK_FALSE(url(bad).has_value());
+  }
+  // A REDIS_CACHE_URL wins over the reference's REDIS_ADDR and REDIS_DB.
+  const auto c = load({{"REDIS_ADDR", "a:1"}, {"REDIS_DB", "4"}, {"REDIS_CACHE_URL", "redis://b:2/5"}});
+  CHECK(c.cache.redis.host == "b");
+  CHECK(c.cache.redis.port == 2);
+  CHECK(c.cache.redis.db == 5);
 }
 
 TEST_CASE("durations in the summary parse back to the same value", "[config][duration]") {

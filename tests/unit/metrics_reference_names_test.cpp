@@ -26,4 +26,14 @@ TEST_CASE("llm_proxy_errors_total counts proxied requests answered 400 or more",
     INFO(name);
     CHECK_THAT(text, Contains(std::string("# TYPE ") + name + " counter\n" + name + " 0\n"));
   }
+  // The response cache's counters under the reference's names are the registry's.
+  r.cache_hits = 3;
+  r.cache_misses = 4;
+  r.cache_bypass = 5;
+  r.cache_stores = 6;
+  const std::string counted = r.render();
+  CHECK_THAT(counted, Contains("\nllm_proxy_cache_hits_total 3\n"));
+  CHECK_THAT(counted, Contains("\nllm_proxy_cache_misses_total 4\n"));
+  CHECK_THAT(counted, Contains("\nllm_proxy_cache_bypass_total 5\n"));
+  CHECK_THAT(counted, Contains("\nllm_proxy_cache_stores_total 6\n"));
 }

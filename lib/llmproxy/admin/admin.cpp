@@ -109,6 +109,10 @@ Resolved resolve(std::string_view method, std::string_view path) {
                                   {"PATCH", {detail::update_token, "token.update"}},
                                   {"DELETE", {detail::revoke_token, "token.revoke"}}});
     }
+  } else if (parts[0] == "cache") {
+    if (n == 2 && parts[1] == "purge") {
+      pick("POST", {{"POST", {detail::purge_cache, "cache.purge"}}});
+    }
   } else if (parts[0] == "audit") {
     if (n == 1) {
       pick("GET", {{"GET", {detail::list_audit_events}}});

@@ -1,6 +1,9 @@
 #pragma once
 /// The management API `/manage/*` (SPEC §7): projects, tokens, audit. Bearer MANAGEMENT_TOKEN (constant time).
+#include <functional>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "llmproxy/lifecycle/readiness.hpp"
 #include "llmproxy/server/router.hpp"
@@ -22,6 +25,9 @@ class TrustedProxies;
 namespace llmproxy::metrics {
 class Registry;
 }
+namespace llmproxy::cache {
+class Backend;
+}
 
 namespace llmproxy::admin {
 
@@ -36,6 +42,11 @@ struct Deps {
   std::string management_token;
   /// TRUSTED_PROXIES: picks the audit client_ip from X-Forwarded-For when the peer is trusted; null = the peer.
   const util::TrustedProxies* trusted_proxies = nullptr;
+  /// The response cache, for POST /manage/cache/purge; null when disabled (the purge then answers 400).
+  cache::Backend* cache = nullptr;
+  /// The proxy's request-target normalisation (a purge names a URL as the proxy keys it): the normalised
+  /// path + query, or nullopt when the proxy would refuse the target.
+  std::function<std::optional<std::string>(std::string_view)> normalise_target;
 };
 
 /// Registers `/manage` and the `/manage/` prefix. Until `deps` is published every request answers 503

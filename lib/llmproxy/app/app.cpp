@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <functional>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -21,6 +22,7 @@
 #include "llmproxy/admin/admin.hpp"
 #include "llmproxy/audit/auditor.hpp"
 #include "llmproxy/auth/token_service.hpp"
+#include "llmproxy/cache/backends.hpp"
 #include "llmproxy/config/dotenv.hpp"
 #include "llmproxy/config/providers.hpp"
 #include "llmproxy/db/executor.hpp"
@@ -29,6 +31,7 @@
 #include "llmproxy/metrics/metrics.hpp"
 #include "llmproxy/ops/ops.hpp"
 #include "llmproxy/proxy/proxy.hpp"
+#include "llmproxy/proxy/target.hpp"
 #include "llmproxy/server/router.hpp"
 #include "llmproxy/server/server.hpp"
 #include "llmproxy/storage/migrate_command.hpp"
@@ -87,7 +90,29 @@ proxy::Options proxy_options(const config::Config& cfg, const config::Provider& 
   opts.request_timeout = cfg.request_timeout;
   opts.stream_idle_timeout = cfg.stream_idle_timeout;
   opts.max_buffered_response_size = cfg.max_buffered_response_size;
+  opts.cache.max_object_bytes = static_cast<std::size_t>(
+      std::min<std::uint64_t>(cfg.cache.max_object_bytes, std::numeric_limits<std::size_t>::max()));
+  opts.cache.default_ttl = std::chrono::duration_cast<std::chrono::seconds>(cfg.cache.default_ttl);
+  opts.cache.stream_responses = cfg.cache.stream_responses;
   return opts;
+}
+
+/// The response cache's backend (SPEC §13), or null when HTTP_CACHE_ENABLED=false.
+std::unique_ptr<cache::Backend> make_cache(const config::CacheConfig& c, boost::asio::io_context& io) {
+  if (!c.enabled) return nullptr;
+  if (c.backend == config::CacheBackend::memory) {
+    return cache::make_memory_backend({c.max_bytes, c.max_object_bytes});
+  }
+  cache::RedisOptions opts;
+  opts.host = c.redis.host;
+  opts.port = c.redis.port;
+  opts.username = c.redis.username;
+  opts.password = c.redis.password;
+  opts.db = c.redis.db;
+  opts.key_prefix = c.redis_key_prefix;
+  opts.timeout = c.redis_timeout;
+  opts.max_object_bytes = c.max_object_bytes;
+  return cache::make_redis_backend(io, std::move(opts));
 }
 
 audit::Options audit_options(const config::Config& cfg, db::AuditRepository* repository) {
@@ -173,6 +198,7 @@ struct Services {
   std::unique_ptr<auth::TokenService> tokens;
   std::unique_ptr<upstream::Client> client;
   std::unique_ptr<upstream::CircuitBreaker> breaker;
+  std::unique_ptr<cache::Backend> cache;  // null when HTTP_CACHE_ENABLED=false
   // What each group of routes sees of the above.
   ops::Deps ops;
   proxy::Deps proxy;
@@ -282,6 +308,25 @@ void ServerProcess::register_module_metrics() {
                           return e != nullptr ? static_cast<double>(e->rejected()) : 0.0;
                         });
   audit::register_metrics(registry_, {readiness_, services_.auditor});
+  // The response cache's own figures (the hit/miss/bypass/store counters are the proxy's, in the registry).
+  const lifecycle::Published<const cache::Backend> cache{readiness_, services_.cache};
+  const auto cache_stat = [cache](auto field) {
+    return [cache, field] {
+      const cache::Backend* b = cache.get();
+      return b != nullptr ? static_cast<double>(b->stats().*field) : 0.0;
+    };
+  };
+  registry_.add_counter("llm_proxy_cache_evictions_total",
+                        "Response cache entries dropped to make room (memory backend; Redis evicts on its own).",
+                        cache_stat(&cache::BackendStats::evictions));
+  registry_.add_counter("llm_proxy_cache_failures_total",
+                        "Response cache operations that failed (Redis unreachable, timeout); the request went on "
+                        "without the cache.",
+                        cache_stat(&cache::BackendStats::failures));
+  registry_.add_gauge("llm_proxy_cache_bytes", "Bytes held by the response cache (memory backend).",
+                      cache_stat(&cache::BackendStats::bytes));
+  registry_.add_gauge("llm_proxy_cache_entries", "Entries held by the response cache (memory backend).",
+                      cache_stat(&cache::BackendStats::entries));
 }
 
 bool ServerProcess::listen() {
@@ -331,12 +376,19 @@ void ServerProcess::build_services() {
   const upstream::Endpoint endpoint{provider_.scheme, provider_.host, provider_.port};
   s.client = std::make_unique<upstream::Client>(server_.io(), endpoint, client_options(provider_));
   s.breaker = std::make_unique<upstream::CircuitBreaker>(cfg_.circuit_breaker_threshold, cfg_.circuit_breaker_cooldown);
-  s.ops = {s.driver.get(), s.executor.get(), [url = cfg_.db.url](std::string message) {
+  s.cache = make_cache(cfg_.cache, server_.io());
+  s.ops = {s.driver.get(), s.executor.get(),
+           [url = cfg_.db.url](std::string message) {
              return config::scrub_database_url_passwords(std::move(message), url);
-           }};
-  s.proxy = {s.tokens.get(), s.client.get(), s.breaker.get(), &registry_};
+           },
+           s.cache.get()};
+  s.proxy = {s.tokens.get(), s.client.get(), s.breaker.get(), &registry_, s.cache.get()};
   s.admin = {s.driver.get(), s.executor.get(), s.tokens.get(), s.auditor.get(), &cipher_, cfg_.management_token,
-             &cfg_.trusted_proxies};
+             &cfg_.trusted_proxies, s.cache.get(), [](std::string_view raw) -> std::optional<std::string> {
+               proxy::NormalisedTarget t = proxy::normalise_target(raw);
+               if (!t.ok()) return std::nullopt;
+               return t.target();
+             }};
 }
 
 void ServerProcess::publish() {
@@ -392,6 +444,7 @@ void ServerProcess::flush_and_close() {
   // destroyed before the services: these two go now.
   s.tokens.reset();
   s.client.reset();
+  s.cache.reset();
   log::write(log::Level::info, "shutdown_complete", {{"exit_code", exit_code()}});
   log::flush();
 }

@@ -568,7 +568,7 @@ net::awaitable<Lookup> TokenService::Impl::lookup_token(const std::string& hash,
 #pragma GCC diagnostic pop
 
 net::awaitable<Authorization> TokenService::authorize(std::string_view authorization_header,
-                                                      std::function<std::string()> admit) {
+                                                      std::function<std::string()> admit, CachedAnswer cached_answer) {
   Impl& s = *impl_;
   Authorization out;
   Impl::StaleAnswer stale(s, out);
@@ -648,6 +648,15 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
   if (s.judge_project(out, project)) co_return std::move(out);
   if (admit) {
     if (std::string refusal = admit(); !refusal.empty()) co_return denial(std::move(out), Outcome::not_admitted, refusal);
+  }
+  if (cached_answer) {
+    auto lookup = cached_answer(out.project_id);  // named: GCC 12 and temporaries inside co_await
+    if (co_await std::move(lookup)) {
+      // Answered from the response cache: no quota, no request; a cache hit, flushed with the usage.
+      s.usage->pending.add(out.token_id, 0, 1, at);
+      out.outcome = Outcome::served_from_cache;
+      co_return std::move(out);
+    }
   }
 
   if (!facts.max_requests) {

@@ -59,6 +59,7 @@ enum class Outcome {
   project_inactive,     // 403
   rate_limit_exceeded,  // 429
   not_admitted,         // the caller's admission check refused the request (nothing counted)
+  served_from_cache,    // the caller answers from its response cache: counted as a cache hit, not a request
   service_unavailable,  // 503: the database was needed and is unavailable
 };
 
@@ -108,8 +109,13 @@ class TokenService {
   /// `admit`, if set, runs once the token and its project were accepted and before any quota or usage is counted
   /// (the proxy's param whitelist: cost before trust, SPEC §5.5); a non-empty answer ends authorization with
   /// Outcome::not_admitted and that answer as the message, and nothing is counted.
+  /// `cached`, if set, runs next with the token's project id (after `admit` accepted, before any quota or usage
+  /// is counted): true means the caller will answer from its response cache (SPEC §13), so no quota is consumed;
+  /// the token's cache_hit_count goes up instead (batched like usage) and the outcome is
+  /// Outcome::served_from_cache.
+  using CachedAnswer = std::function<boost::asio::awaitable<bool>(const std::string& project_id)>;
   boost::asio::awaitable<Authorization> authorize(std::string_view authorization_header,
-                                                  std::function<std::string()> admit = {});
+                                                  std::function<std::string()> admit = {}, CachedAnswer cached = {});
 
   /// Drops cached state of a token / a project at once (after a management change on this instance).
   void invalidate_token(const std::string& token_id);

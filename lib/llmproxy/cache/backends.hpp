@@ -15,13 +15,15 @@ class io_context;
 namespace llmproxy::cache {
 
 struct MemoryOptions {
-  std::uint64_t max_bytes = 64ull << 20;         // HTTP_CACHE_MAX_BYTES: all entries (key + encoded size), LRU
+  std::uint64_t max_bytes = 64ull << 20;         // HTTP_CACHE_MAX_BYTES: all entries (key + encoded size +
+                                                 // bookkeeping, detail::memory_footprint), LRU
   std::uint64_t max_object_bytes = 1ull << 20;   // HTTP_CACHE_MAX_OBJECT_BYTES: one entry's body
 };
 
 /// In-process: bounded by bytes (least recently used dropped first, counted as evictions), expired entries never
-/// answered (and dropped when met). Sharded mutexes; operations complete without suspending. `now_ms` (Unix
-/// epoch ms) is injectable for tests.
+/// answered (and dropped when met). Sharded mutexes (up to 16 shards, each max_bytes / shards, so that a shard
+/// holds at least two max_object_bytes entries); put() refuses a body above max_object_bytes or an entry larger
+/// than its shard. Operations complete without suspending. `now_ms` (Unix epoch ms) is injectable for tests.
 std::unique_ptr<Backend> make_memory_backend(MemoryOptions options,
                                              std::function<std::int64_t()> now_ms = {});
 

@@ -36,7 +36,8 @@ bool wants_revalidation(const server::Headers& request_headers);
 /// How long a response may be stored, or nullopt when it may not: status in {200, 203, 301, 308, 404, 410};
 /// never with `no-store` or `private` in the response, nor `Vary: *`; lifetime from the response's s-maxage,
 /// then max-age; else the client's forced value (request `public` with s-maxage, then max-age; `forced` set);
-/// else `default_ttl` (0 = not stored). A lifetime of 0 is not stored.
+/// else `default_ttl` (0 = not stored). A lifetime of 0 is not stored. A response's `no-cache` voids its own
+/// lifetimes and the default: only the client's forced value stores it (providers mark every stream no-cache).
 struct Lifetime {
   std::chrono::seconds ttl{0};
   bool forced = false;

@@ -210,7 +210,117 @@ bool valid_metrics_path(std::string_view path) {
   return std::all_of(path.begin(), path.end(), [](char c) { return c > 0x20 && c < 0x7f && c != '?' && c != '#'; });
 }
 
+constexpr int kMaxRedisDb = 1000000;
+
+/// `%XX` sequences decoded; nullopt on a malformed one.
+std::optional<std::string> percent_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    if (i + 2 >= s.size()) return std::nullopt;
+    int value = 0;
+    for (std::size_t k = 1; k <= 2; ++k) {
+      const char c = s[i + k];
+      const char l = static_cast<char>(c | 0x20);
+      const int d = is_digit(c) ? c - '0' : (l >= 'a' && l <= 'f') ? l - 'a' + 10 : -1;
+      if (d < 0) return std::nullopt;
+      value = value * 16 + d;
+    }
+    out += static_cast<char>(value);
+    i += 2;
+  }
+  return out;
+}
+
+void load_cache(const Reader& r, CacheConfig& cache) {
+  cache.enabled = r.boolean("HTTP_CACHE_ENABLED", cache.enabled);
+  const std::string backend = r.choice("HTTP_CACHE_BACKEND", "memory", {"memory", "redis"}, "memory or redis");
+  cache.backend = backend == "redis" ? CacheBackend::redis : CacheBackend::memory;
+  cache.max_bytes = r.size("HTTP_CACHE_MAX_BYTES", cache.max_bytes, 1);
+  cache.max_object_bytes = r.size("HTTP_CACHE_MAX_OBJECT_BYTES", cache.max_object_bytes, 1);
+  cache.default_ttl = r.duration("HTTP_CACHE_DEFAULT_TTL", cache.default_ttl, true);
+  cache.stream_responses = r.boolean("HTTP_CACHE_STREAM_RESPONSES", cache.stream_responses);
+  // REDIS_CACHE_URL wins over REDIS_ADDR/REDIS_DB/REDIS_PASSWORD (the reference's names); every one set is validated.
+  if (const auto addr = r.get("REDIS_ADDR")) {
+    const auto parsed = parse_listen_addr(*addr);
+    if (!parsed || parsed->host.empty() || parsed->port == 0) {
+      fail("REDIS_ADDR", *addr, "host:port such as localhost:6379 or [::1]:6379");
+    }
+    cache.redis.host = parsed->host;
+    cache.redis.port = parsed->port;
+  }
+  cache.redis.db = r.integer<int>("REDIS_DB", cache.redis.db, 0, kMaxRedisDb);
+  cache.redis.password = r.string("REDIS_PASSWORD", "");
+  if (const auto url = r.get("REDIS_CACHE_URL")) {
+    const auto parsed = parse_redis_url(*url);
+    constexpr std::string_view kExpected = "redis://[[user]:password@]host[:port][/db], such as redis://redis:6379/0";
+    if (!parsed) {
+      if (url->find('@') != std::string::npos) fail_secret("REDIS_CACHE_URL", kExpected);
+      fail("REDIS_CACHE_URL", *url, kExpected);
+    }
+    cache.redis = *parsed;
+  }
+  if (const auto prefix = r.get("REDIS_CACHE_KEY_PREFIX")) {
+    // SCAN MATCH patterns are built from it: no glob characters, nothing invisible.
+    const bool ok = prefix->size() <= 200 && std::all_of(prefix->begin(), prefix->end(), [](char c) {
+      return c > 0x20 && c < 0x7f && c != '*' && c != '?' && c != '[' && c != ']' && c != '\\';
+    });
+    if (!ok) fail("REDIS_CACHE_KEY_PREFIX", *prefix, "up to 200 visible ASCII characters other than * ? [ ] \\");
+    cache.redis_key_prefix = *prefix;
+  }
+  cache.redis_timeout = r.duration("REDIS_CACHE_TIMEOUT", cache.redis_timeout, false);
+}
+
 }  // namespace
+
+std::optional<RedisEndpoint> parse_redis_url(std::string_view url) {
+  constexpr std::string_view kScheme = "redis://";
+  if (!url.starts_with(kScheme)) return std::nullopt;
+  std::string_view rest = url.substr(kScheme.size());
+  RedisEndpoint out;
+  const std::size_t slash = rest.find('/');
+  std::string_view authority = rest.substr(0, slash);
+  if (slash != std::string_view::npos) {
+    const std::string_view db = rest.substr(slash + 1);
+    if (!db.empty()) {
+      const auto n = all_digits(db) ? parse_unsigned(db) : std::nullopt;
+      if (!n || *n > static_cast<std::uint64_t>(kMaxRedisDb)) return std::nullopt;
+      out.db = static_cast<int>(*n);
+    }
+  }
+  const std::size_t at = authority.rfind('@');
+  if (at != std::string_view::npos) {
+    const std::string_view info = authority.substr(0, at);
+    const std::size_t colon = info.find(':');
+    const auto user = percent_decode(info.substr(0, colon));
+    if (!user) return std::nullopt;
+    out.username = *user;
+    if (colon != std::string_view::npos) {
+      const auto password = percent_decode(info.substr(colon + 1));
+      if (!password) return std::nullopt;
+      out.password = *password;
+    }
+    authority = authority.substr(at + 1);
+  }
+  if (authority.empty()) return std::nullopt;
+  // host, host:port, [v6] or [v6]:port
+  const bool bracketed = authority.starts_with('[');
+  const std::size_t close = bracketed ? authority.find(']') : std::string_view::npos;
+  if (bracketed && close == std::string_view::npos) return std::nullopt;
+  const std::size_t colon = bracketed ? (close + 1 < authority.size() ? close + 1 : std::string_view::npos)
+                                      : authority.rfind(':');
+  std::string hostport{authority};
+  if (colon == std::string_view::npos) hostport += ":6379";
+  const auto parsed = parse_listen_addr(hostport);
+  if (!parsed || parsed->host.empty() || parsed->port == 0) return std::nullopt;
+  out.host = parsed->host;
+  out.port = parsed->port;
+  return out;
+}
 
 // --- Public parsers -----------------------------------------------------------------------------------------
 
@@ -387,6 +497,18 @@ const std::vector<std::string>& known_variables() {
       "ENABLE_METRICS",
       "METRICS_PATH",
       "SHUTDOWN_TIMEOUT",
+      "HTTP_CACHE_ENABLED",
+      "HTTP_CACHE_BACKEND",
+      "HTTP_CACHE_MAX_BYTES",
+      "HTTP_CACHE_MAX_OBJECT_BYTES",
+      "HTTP_CACHE_DEFAULT_TTL",
+      "HTTP_CACHE_STREAM_RESPONSES",
+      "REDIS_CACHE_URL",
+      "REDIS_ADDR",
+      "REDIS_DB",
+      "REDIS_PASSWORD",
+      "REDIS_CACHE_KEY_PREFIX",
+      "REDIS_CACHE_TIMEOUT",
   };
   return kNames;
 }
@@ -514,6 +636,7 @@ Config load(const EnvLookup& env) {
     c.metrics_path = *path;
   }
   c.shutdown_timeout = r.duration("SHUTDOWN_TIMEOUT", c.shutdown_timeout, true);
+  load_cache(r, c.cache);
   return c;
 }
 
@@ -594,6 +717,26 @@ std::string redacted_summary(const Config& c) {
   line("ENABLE_METRICS", boolean(c.enable_metrics));
   line("METRICS_PATH", c.metrics_path);
   line("SHUTDOWN_TIMEOUT", util::format_duration(c.shutdown_timeout));
+  const CacheConfig& cache = c.cache;
+  line("HTTP_CACHE_ENABLED", boolean(cache.enabled));
+  line("HTTP_CACHE_BACKEND", cache.backend == CacheBackend::redis ? "redis" : "memory");
+  line("HTTP_CACHE_MAX_BYTES", std::to_string(cache.max_bytes));
+  line("HTTP_CACHE_MAX_OBJECT_BYTES", std::to_string(cache.max_object_bytes));
+  line("HTTP_CACHE_DEFAULT_TTL", util::format_duration(cache.default_ttl));
+  line("HTTP_CACHE_STREAM_RESPONSES", boolean(cache.stream_responses));
+  std::string redis = "redis://";
+  if (!cache.redis.username.empty() || !cache.redis.password.empty()) {
+    redis += cache.redis.username + (cache.redis.password.empty() ? "" : ":" + std::string{kRedacted}) + "@";
+  }
+  const bool v6 = cache.redis.host.find(':') != std::string::npos;
+  redis += (v6 ? "[" + cache.redis.host + "]" : cache.redis.host) + ":" + std::to_string(cache.redis.port) + "/" +
+           std::to_string(cache.redis.db);
+  line("REDIS_CACHE_URL", redis);
+  line("REDIS_ADDR", "<in REDIS_CACHE_URL>");
+  line("REDIS_DB", "<in REDIS_CACHE_URL>");
+  line("REDIS_PASSWORD", secret(cache.redis.password));
+  line("REDIS_CACHE_KEY_PREFIX", cache.redis_key_prefix);
+  line("REDIS_CACHE_TIMEOUT", util::format_duration(cache.redis_timeout));
   return out.str();
 }
 

@@ -45,6 +45,32 @@ struct DatabaseConfig {
   Duration migration_lock_timeout = std::chrono::seconds(60);
 };
 
+/// Where the Redis cache backend lives (REDIS_CACHE_URL, or REDIS_ADDR + REDIS_DB + REDIS_PASSWORD).
+struct RedisEndpoint {
+  std::string host = "localhost";
+  std::uint16_t port = 6379;
+  std::string username;  // ACL user, from the URL only; empty: the default user
+  std::string password;  // secret
+  int db = 0;
+};
+
+/// The response cache (SPEC §13).
+enum class CacheBackend { memory, redis };
+struct CacheConfig {
+  bool enabled = true;                                   // HTTP_CACHE_ENABLED
+  CacheBackend backend = CacheBackend::memory;           // HTTP_CACHE_BACKEND
+  std::uint64_t max_bytes = 64ull << 20;                 // HTTP_CACHE_MAX_BYTES (memory backend)
+  std::uint64_t max_object_bytes = 1ull << 20;           // HTTP_CACHE_MAX_OBJECT_BYTES
+  Duration default_ttl{0};                               // HTTP_CACHE_DEFAULT_TTL (0: not stored)
+  bool stream_responses = false;                         // HTTP_CACHE_STREAM_RESPONSES
+  RedisEndpoint redis;
+  std::string redis_key_prefix = "llmproxy:cache:";      // REDIS_CACHE_KEY_PREFIX
+  Duration redis_timeout = std::chrono::seconds(1);      // REDIS_CACHE_TIMEOUT
+};
+
+/// Parses `redis://[[user]:password@]host[:port][/db]` (user and password percent-decoded). nullopt when malformed.
+std::optional<RedisEndpoint> parse_redis_url(std::string_view url);
+
 struct Config {
   std::string management_token;  // empty when unset; required by `server` only
   bool allow_weak_management_token = false;  // ALLOW_WEAK_MANAGEMENT_TOKEN: skip the length/placeholder check
@@ -86,6 +112,7 @@ struct Config {
   bool enable_metrics = true;
   std::string metrics_path = "/metrics";
   Duration shutdown_timeout = std::chrono::seconds(30);
+  CacheConfig cache;
 };
 
 /// Parses every variable of SPEC §3. Throws ConfigError on the first invalid value.

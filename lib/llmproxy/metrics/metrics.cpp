@@ -85,18 +85,22 @@ std::string Registry::render() const {
          "Proxied (/v1) requests answered with a status of 400 or more (reference name; = the sum of "
          "llm_proxy_requests_total{route=\"proxy\",status>=400}).");
   out += "llm_proxy_errors_total " + std::to_string(proxy_errors) + "\n";
-  // The reference's HTTP response cache counters. This version has no response cache: nothing is ever served
-  // from, stored in or bypassing one, so they read 0 (present so the reference's dashboards and alerts resolve).
-  static constexpr std::pair<const char*, const char*> kCacheCounters[] = {
-      {"llm_proxy_cache_hits_total", "Responses served from the response cache"},
-      {"llm_proxy_cache_misses_total", "Response cache misses"},
-      {"llm_proxy_cache_bypass_total", "Requests that bypassed the response cache"},
-      {"llm_proxy_cache_stores_total", "Responses stored in the response cache"},
+  // The response cache's counters, under the reference's names.
+  const std::pair<const char*, const std::atomic<std::uint64_t>*> kCacheCounters[] = {
+      {"llm_proxy_cache_hits_total", &cache_hits},
+      {"llm_proxy_cache_misses_total", &cache_misses},
+      {"llm_proxy_cache_bypass_total", &cache_bypass},
+      {"llm_proxy_cache_stores_total", &cache_stores},
   };
-  for (const auto& [name, help] : kCacheCounters) {
-    header(out, name, "counter",
-           std::string(help) + " (reference name; no response cache in this version: always 0).");
-    out += std::string(name) + " 0\n";
+  static constexpr const char* kCacheHelp[] = {
+      "Answers served from the response cache (304s to conditional requests included).",
+      "Response cache lookups that found nothing usable (nothing stored, another variant, or revalidation asked).",
+      "Requests the response cache did not handle: not eligible (method, no opt-in, size), or the backend failed.",
+      "Answers stored in the response cache.",
+  };
+  for (std::size_t i = 0; i < std::size(kCacheCounters); ++i) {
+    header(out, kCacheCounters[i].first, "counter", kCacheHelp[i]);
+    out += std::string(kCacheCounters[i].first) + " " + std::to_string(kCacheCounters[i].second->load()) + "\n";
   }
   header(out, "llm_proxy_request_duration_seconds", "histogram", "Time from request headers to the end of the response.");
   request_seconds.render(out, "llm_proxy_request_duration_seconds");

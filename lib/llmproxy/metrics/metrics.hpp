@@ -39,6 +39,12 @@ class Registry {
   std::atomic<std::int64_t> open_connections{0};
   std::atomic<std::uint64_t> db_errors{0};        // requests answered 503 because the database was unavailable
   std::atomic<std::uint64_t> upstream_errors{0};  // upstream exchanges that failed (connect, TLS, timeout)
+  // The response cache (SPEC §13), counted by the proxy: answers served from it (304s included), lookups that
+  // found nothing usable, requests it did not handle (not eligible, or the backend failed), answers stored.
+  std::atomic<std::uint64_t> cache_hits{0};
+  std::atomic<std::uint64_t> cache_misses{0};
+  std::atomic<std::uint64_t> cache_bypass{0};
+  std::atomic<std::uint64_t> cache_stores{0};
 
   /// Values owned elsewhere, sampled at render time (pool stats, cache counters, breaker state, ...).
   /// Register before the server starts. A name may carry labels (`name{kind="x"}`); register the samples of one

@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 
+#include "llmproxy/cache/cache.hpp"
 #include "llmproxy/db/database.hpp"
 #include "llmproxy/db/executor.hpp"
 #include "llmproxy/db/single_flight.hpp"
@@ -167,10 +168,17 @@ void register_routes(server::Router& router, lifecycle::Published<const Deps> de
       db["pool"] = pool_json(report.pool);
     }
     if (!report.up) db["error"] = booted != nullptr ? error_category(report.error) : std::string("starting");
-    nlohmann::json body = {{"status", report.up ? "ok" : "degraded"},
+    nlohmann::json cache = {{"status", "disabled"}};
+    bool cache_up = true;
+    if (booted != nullptr && booted->cache != nullptr) {
+      cache_up = booted->cache->healthy();
+      cache = {{"backend", std::string(booted->cache->name())}, {"status", cache_up ? "up" : "down"}};
+    }
+    nlohmann::json body = {{"status", report.up && cache_up ? "ok" : "degraded"},
                            {"version", LLMPROXY_VERSION},
                            {"uptime_seconds", static_cast<std::int64_t>(uptime)},
-                           {"database", db}};
+                           {"database", db},
+                           {"cache", cache}};
     server::Response response = server::Response::json(report.up ? 200 : 503, body.dump());
     co_await ex.respond(std::move(response));
   });

@@ -16,6 +16,9 @@ class Executor;
 namespace llmproxy::metrics {
 class Registry;
 }
+namespace llmproxy::cache {
+class Backend;
+}
 
 namespace llmproxy::ops {
 
@@ -25,6 +28,9 @@ struct Deps {
   db::Executor* executor = nullptr;
   /// Removes secrets (the DATABASE_URL password) from a driver message before it is logged; may be empty.
   std::function<std::string(std::string)> scrub;
+  /// The response cache, shown by /health (null: disabled). A failing cache makes the status "degraded" but
+  /// keeps 200: requests are still served, without it.
+  const cache::Backend* cache = nullptr;
 };
 
 /// Registers /live, /ready and /health on `router`. Until `deps` is published, /live answers 200, /ready 503

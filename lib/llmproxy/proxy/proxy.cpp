@@ -12,6 +12,8 @@
 #include <string_view>
 
 #include "llmproxy/auth/token_service.hpp"
+#include "llmproxy/cache/policy.hpp"
+#include "llmproxy/proxy/detail/response_cache.hpp"
 #include "llmproxy/log/log.hpp"
 #include "llmproxy/metrics/metrics.hpp"
 #include "llmproxy/proxy/headers.hpp"
@@ -27,6 +29,8 @@ using server::Exchange;
 using server::Headers;
 using server::iequals;
 using server::Response;
+using detail::CacheState;
+using detail::CacheUse;
 
 namespace {
 
@@ -65,9 +69,34 @@ class Pipeline {
     }
     // The body is looked at only once the token and its project were accepted, and before the quota counts it.
     std::function<std::string()> admit = [this, &ex] { return params_problem(ex.request); };
-    auto auth = co_await deps->tokens->authorize(ex.request.headers.get("Authorization"), std::move(admit));
+    // The response cache is looked up once the token, its project and the body are accepted, and before the
+    // quota counts the request: a hit consumes no quota (SPEC §13).
+    CacheState cache;
+    auth::TokenService::CachedAnswer cached;
+    if (deps->cache != nullptr) {
+      const bool eligible = cache::request_may_use_cache(ex.request.method, ex.request.headers,
+                                                         ex.request.body.size(), options_.cache.max_object_bytes);
+      cache.use = eligible ? CacheUse::miss : CacheUse::bypass;
+      if (eligible) {
+        cached = [this, &ex, deps, &target, &cache](const std::string& project_id) {
+          return look_up(ex, *deps, target, project_id, cache);
+        };
+      }
+    }
+    auto auth = co_await deps->tokens->authorize(ex.request.headers.get("Authorization"), std::move(admit),
+                                                 std::move(cached));
     ex.access.token_hint = auth.token_hint;
     ex.access.project_id = auth.project_id;
+    if (auth.outcome == auth::Outcome::served_from_cache) {
+      deps->metrics->cache_hits.fetch_add(1, std::memory_order_relaxed);
+      Response hit = detail::answer_from_entry(*cache.entry, ex.request, cache.key, detail::now_ms(), false);
+      if (!cors.empty()) add_cors_headers(hit.headers, cors);
+      co_await ex.respond(std::move(hit));
+      co_return;
+    }
+    if (auth.outcome == auth::Outcome::authorized && cache.use == CacheUse::bypass) {
+      deps->metrics->cache_bypass.fetch_add(1, std::memory_order_relaxed);
+    }
     if (auth.outcome != auth::Outcome::authorized) {
       if (auth.outcome == auth::Outcome::service_unavailable) deps->metrics->db_errors.fetch_add(1, std::memory_order_relaxed);
       const auto [status, code] = denial(auth.outcome);
@@ -79,7 +108,7 @@ class Pipeline {
       co_await ex.respond(std::move(*answer));
       co_return;
     }
-    co_await forward(ex, *deps, target, auth.api_key, cors);
+    co_await forward(ex, *deps, target, auth.api_key, cors, cache);
   }
 
  private:
@@ -93,7 +122,8 @@ class Pipeline {
       case auth::Outcome::rate_limit_exceeded: return {429, "rate_limit_exceeded"};
       case auth::Outcome::not_admitted: return {400, "param_not_allowed"};
       case auth::Outcome::service_unavailable: return {503, "service_unavailable"};
-      case auth::Outcome::authorized: break;
+      case auth::Outcome::authorized:
+      case auth::Outcome::served_from_cache: break;
     }
     return {500, "internal_error"};
   }
@@ -143,13 +173,44 @@ class Pipeline {
     h.set("Access-Control-Max-Age", "600");
   }
 
+  /// The cache lookup for an eligible request of `project_id`: true when the stored answer may be served as is
+  /// (then `state` holds it). A backend failure is a bypass (forwarded without the cache).
+  net::awaitable<bool> look_up(const Exchange& ex, const Deps& deps, const NormalisedTarget& target,
+                               std::string project_id, CacheState& state) const {
+    state.key = cache::key(project_id, ex.request.method, target.target(), ex.request.headers, ex.request.body);
+    cache::Lookup found = co_await deps.cache->get(state.key);
+    if (found.status == cache::LookupStatus::error) {
+      state.use = CacheUse::unavailable;
+      deps.metrics->cache_bypass.fetch_add(1, std::memory_order_relaxed);
+      co_return false;
+    }
+    if (found.status != cache::LookupStatus::hit || !found.entry) {
+      state.use = CacheUse::miss;
+    } else if (!cache::vary_matches(*found.entry, ex.request.headers)) {
+      state.use = CacheUse::vary_miss;
+    } else {
+      state.entry = std::move(found.entry);
+      state.use = cache::wants_revalidation(ex.request.headers) ? CacheUse::revalidate : CacheUse::hit;
+    }
+    if (state.use == CacheUse::hit) co_return true;
+    deps.metrics->cache_misses.fetch_add(1, std::memory_order_relaxed);
+    co_return false;
+  }
+
+  /// Stores `entry` (awaited, bounded by the backend's timeout, so "stored" is true when the client reads it).
+  static net::awaitable<bool> store(const Deps& deps, const CacheState& state, std::shared_ptr<cache::Entry> entry) {
+    const bool stored = co_await deps.cache->put(state.key, std::move(entry));
+    if (stored) deps.metrics->cache_stores.fetch_add(1, std::memory_order_relaxed);
+    co_return stored;
+  }
+
   /// "" when the body passes the provider's param_whitelist, else the reason.
   std::string params_problem(const server::Request& request) const {
     return check_params(options_.provider.param_whitelist, request.headers.get("Content-Type"), request.body);
   }
 
-  upstream::Request build_request(const Exchange& ex, const NormalisedTarget& target,
-                                  const std::string& api_key) const {
+  upstream::Request build_request(const Exchange& ex, const NormalisedTarget& target, const std::string& api_key,
+                                  const CacheState& cache, bool& validators_added) const {
     const auto& p = options_.provider;
     upstream::Request up;
     up.method = ex.request.method;
@@ -161,14 +222,19 @@ class Pipeline {
     up.headers.set("Host", default_port ? p.host : p.host + ":" + std::to_string(p.port));
     up.headers.set("Authorization", "Bearer " + api_key);
     up.headers.set("X-Request-ID", ex.request.request_id);
+    // Revalidation the client asked for (no-cache, max-age=0) of a stored answer: with its validators, unless the
+    // client sent its own conditional (then the upstream's answer is the client's, 304 included).
+    validators_added = false;
+    if (cache.use == CacheUse::revalidate && !ex.request.headers.contains("If-None-Match") &&
+        !ex.request.headers.contains("If-Modified-Since")) {
+      const std::string_view etag = cache.entry->headers.get("ETag");
+      const std::string_view modified = cache.entry->headers.get("Last-Modified");
+      if (!etag.empty()) up.headers.set("If-None-Match", etag);
+      if (!modified.empty()) up.headers.set("If-Modified-Since", modified);
+      validators_added = !etag.empty() || !modified.empty();
+    }
     up.body = ex.request.body;
     return up;
-  }
-
-  Headers response_headers(const upstream::Response& res, std::string_view origin) const {
-    Headers h = filter_headers(res.headers, Direction::to_client);
-    if (!origin.empty()) add_cors_headers(h, origin);
-    return h;
   }
 
   /// send() that never throws (the race in forward() needs both sides to finish normally): the response, or
@@ -210,15 +276,24 @@ class Pipeline {
     log::write(log::Level::info, "client_gone", {{"request_id", ex.request.request_id}});
   }
 
+  /// A copy of a relayed body kept for the response cache, up to `limit` bytes (beyond: given up).
+  struct Capture {
+    std::string bytes;
+    std::size_t limit = 0;
+    bool overflow = false;
+  };
+
   /// Writes the rest of the body to the client piece by piece as it arrives, once begin_stream() or
   /// begin_sized() sent the head (`begun`; false: the client is gone). A failure on either side closes the
   /// upstream connection, so the provider stops working; the client sees a body cut short on a closed
   /// connection (headers are out: that is the only honest signal left). `failure_event` names the log line.
-  static net::awaitable<void> relay_body(Exchange& ex, upstream::Response& res, bool begun,
-                                         std::chrono::milliseconds idle_timeout, const char* failure_event) {
+  /// `capture`, if set, gets a copy of the body. True when the body ended cleanly on both sides.
+  static net::awaitable<bool> relay_body(Exchange& ex, upstream::Response& res, bool begun,
+                                         std::chrono::milliseconds idle_timeout, const char* failure_event,
+                                         Capture* capture = nullptr) {
     if (!begun) {
       res.abort();
-      co_return;
+      co_return false;
     }
     for (;;) {
       std::optional<std::string> piece;
@@ -227,15 +302,23 @@ class Pipeline {
       } catch (const upstream::Error& e) {
         log::write(log::Level::warn, failure_event, {{"request_id", ex.request.request_id}, {"error", e.what()}});
         res.abort();
-        co_return;
+        co_return false;
       }
       if (!piece) break;
+      if (capture != nullptr && !capture->overflow) {
+        if (capture->bytes.size() + piece->size() > capture->limit) {
+          capture->overflow = true;
+          capture->bytes = std::string{};
+        } else {
+          capture->bytes += *piece;
+        }
+      }
       if (!co_await ex.write_chunk(*piece)) {
         res.abort();
-        co_return;
+        co_return false;
       }
     }
-    co_await ex.end_stream();
+    co_return co_await ex.end_stream();
   }
 
   /// Runs `work` unless the client leaves first; then `work` is cancelled (a pending upstream read or
@@ -256,13 +339,14 @@ class Pipeline {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
   net::awaitable<void> forward(Exchange& ex, const Deps& deps, const NormalisedTarget& target,
-                               const std::string& api_key, std::string_view origin) {
+                               const std::string& api_key, std::string_view origin, CacheState& cache) {
     const auto& p = options_.provider;
     const auto header_timeout = std::min(options_.request_timeout, p.timeouts.response_header);
     const auto sent = std::chrono::steady_clock::now();
     std::unique_ptr<upstream::Response> res;
     std::optional<upstream::Error> error;
-    const upstream::Request request = build_request(ex, target, api_key);
+    bool validators_added = false;
+    const upstream::Request request = build_request(ex, target, api_key, cache, validators_added);
     // Raced with the client leaving: a client that gives up cancels the upstream request (its connection is
     // closed) instead of leaving it to run to the timeout.
     auto call = send_upstream(deps, request, header_timeout, res, error);
@@ -288,15 +372,22 @@ class Pipeline {
     deps.metrics->upstream_seconds.observe(ex.access.upstream_ms / 1000.0);
     deps.breaker->record(upstream::outcome_of_status(res->status));
 
-    Headers headers = response_headers(*res, origin);
+    // CORS is added last: the cache keeps the upstream's fields only.
+    Headers headers = filter_headers(res->headers, Direction::to_client);
     const auto body_timeout = std::min(options_.request_timeout, p.timeouts.request);
     const std::optional<std::uint64_t> length = content_length(*res);
     if (!res->streaming && length && *length > options_.max_buffered_response_size) {
-      // Too large to hold: relayed piece by piece under the same Content-Length.
+      // Too large to hold (and to cache): relayed piece by piece under the same Content-Length.
+      detail::mark_forwarded(headers, cache, false, false);
+      if (!origin.empty()) add_cors_headers(headers, origin);
       const bool begun = co_await ex.begin_sized(res->status, std::move(headers), *length);
       co_await relay_body(ex, *res, begun, body_timeout, "upstream_body_failed");
       co_return;
     }
+    const std::optional<cache::Lifetime> lifetime =
+        cache.may_store() ? detail::lifetime_for(res->status, headers, ex.request.headers,
+                                                 options_.cache.default_ttl, options_.cache.stream_responses)
+                          : std::nullopt;
     if (!res->streaming) {
       std::string body;
       std::optional<upstream::ErrorKind> read_error;
@@ -318,9 +409,27 @@ class Pipeline {
         co_await ex.respond(std::move(err));
         co_return;
       }
+      if (validators_added && res->status == 304) {
+        // The upstream confirmed the stored answer: stored again for its lifetime, served from the cache.
+        auto renewed = std::make_shared<cache::Entry>(*cache.entry);
+        const std::int64_t now = detail::now_ms();
+        renewed->expires_at_ms = now + (cache.entry->expires_at_ms - cache.entry->stored_at_ms);
+        renewed->stored_at_ms = now;
+        co_await store(deps, cache, renewed);
+        Response r = detail::answer_from_entry(*renewed, ex.request, cache.key, now, true);
+        if (!origin.empty()) add_cors_headers(r.headers, origin);
+        co_return co_await ex.respond(std::move(r));
+      }
+      bool stored = false;
+      if (lifetime && body.size() <= options_.cache.max_object_bytes) {
+        auto entry = detail::make_entry(res->status, headers, body, *lifetime, ex.request.headers, detail::now_ms());
+        stored = co_await store(deps, cache, std::move(entry));
+      }
       Response r;
       r.status = res->status;
       r.headers = std::move(headers);
+      detail::mark_forwarded(r.headers, cache, stored, lifetime && lifetime->forced);
+      if (!origin.empty()) add_cors_headers(r.headers, origin);
       r.body = std::move(body);
       co_return co_await ex.respond(std::move(r));
     }
@@ -330,8 +439,25 @@ class Pipeline {
       headers.set("X-Accel-Buffering", "no");
       headers.set("Cache-Control", "no-cache");
     }
-    const bool begun = co_await ex.begin_stream(res->status, std::move(headers));
-    co_await relay_body(ex, *res, begun, options_.stream_idle_timeout, "upstream_stream_failed");
+    // A stream is kept while relayed (up to the object limit) and stored once it ended cleanly on both sides.
+    std::optional<Capture> capture;
+    std::optional<Headers> stored_headers;
+    if (lifetime) {
+      capture.emplace();
+      capture->limit = options_.cache.max_object_bytes;
+      stored_headers = headers;
+    }
+    detail::mark_forwarded(headers, cache, false, false);
+    if (!origin.empty()) add_cors_headers(headers, origin);
+    const int status = res->status;
+    const bool begun = co_await ex.begin_stream(status, std::move(headers));
+    Capture* kept = capture ? &*capture : nullptr;
+    const bool clean = co_await relay_body(ex, *res, begun, options_.stream_idle_timeout, "upstream_stream_failed", kept);
+    if (clean && capture && !capture->overflow) {
+      auto entry = detail::make_entry(status, *stored_headers, std::move(capture->bytes), *lifetime,
+                                      ex.request.headers, detail::now_ms());
+      co_await store(deps, cache, std::move(entry));
+    }
   }
 #pragma GCC diagnostic pop
 

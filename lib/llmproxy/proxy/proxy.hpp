@@ -22,6 +22,9 @@ class CircuitBreaker;
 namespace llmproxy::metrics {
 class Registry;
 }
+namespace llmproxy::cache {
+class Backend;
+}
 
 namespace llmproxy::proxy {
 
@@ -31,6 +34,14 @@ struct Deps {
   upstream::Client* client = nullptr;
   upstream::CircuitBreaker* breaker = nullptr;
   metrics::Registry* metrics = nullptr;
+  cache::Backend* cache = nullptr;  // the response cache (SPEC §13); null when HTTP_CACHE_ENABLED=false
+};
+
+/// The response cache's rules that are settings (SPEC §13).
+struct CacheOptions {
+  std::size_t max_object_bytes = 1u << 20;  // HTTP_CACHE_MAX_OBJECT_BYTES: larger bodies are never stored
+  std::chrono::seconds default_ttl{0};      // HTTP_CACHE_DEFAULT_TTL: for storable answers naming no lifetime
+  bool stream_responses = false;            // HTTP_CACHE_STREAM_RESPONSES: text/event-stream answers too
 };
 
 struct Options {
@@ -38,6 +49,7 @@ struct Options {
   std::chrono::milliseconds request_timeout{300000};      // headers + non-streaming body
   std::chrono::milliseconds stream_idle_timeout{300000};  // silence between two chunks of a stream
   std::uint64_t max_buffered_response_size = 10485760;    // larger non-streaming bodies are relayed as they arrive
+  CacheOptions cache;
 };
 
 /// An error the proxy itself answers on `/v1` (SPEC §5.2), in OpenAI's envelope so the official SDKs expose

@@ -96,6 +96,8 @@ HandlerResult update_token(RequestContext& ctx);
 HandlerResult revoke_token(RequestContext& ctx);
 
 HandlerResult list_audit_events(RequestContext& ctx);
+
+HandlerResult purge_cache(RequestContext& ctx);
 HandlerResult get_audit_event(RequestContext& ctx);
 
 }  // namespace llmproxy::admin::detail
