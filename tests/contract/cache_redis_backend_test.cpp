@@ -27,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "contract/cache_backend_contract.hpp"
 #include "llmproxy/cache/backends.hpp"
 #include "llmproxy/cache/cache.hpp"
 
@@ -256,6 +257,17 @@ cache::Lookup get_when_up(Io& io, cache::Backend& b, const std::string& key, std
     std::this_thread::sleep_for(50ms);
   } while (Clock::now() < deadline);
   return l;
+}
+
+TEST_CASE("cache backend contract: Redis", "[redis]") {
+  const Address addr = test_redis();
+  // Each section's backend gets a prefix of its own: the contract purges "*" first, which must not reach the
+  // keys of the cases running beside it on the shared server.
+  check_cache_backend_contract({"redis", [addr](boost::asio::io_context& io) {
+                                  RedisOptions o = options_for(addr, unique_prefix("contract"));
+                                  o.max_object_bytes = kCacheMaxObjectBytes;
+                                  return cache::make_redis_backend(io, o);
+                                }});
 }
 
 TEST_CASE("Redis backend stores, replaces and answers entries through a real server", "[redis]") {
