@@ -91,6 +91,7 @@ std::shared_ptr<cache::Entry> make_entry(int status, const Headers& headers, std
   entry->status = status;
   entry->headers = cache::headers_to_store(headers);
   entry->body = std::move(body);
+  entry->body.shrink_to_fit();  // a teed stream grew by appending: the memory backend charges unused capacity
   entry->stored_at_ms = now;
   entry->expires_at_ms = now + std::chrono::duration_cast<std::chrono::milliseconds>(lifetime.ttl).count();
   entry->vary = cache::vary_values(headers, request_headers);
