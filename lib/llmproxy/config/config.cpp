@@ -257,7 +257,9 @@ void load_cache(const Reader& r, CacheConfig& cache) {
   cache.redis.password = r.string("REDIS_PASSWORD", "");
   if (const auto url = r.get("REDIS_CACHE_URL")) {
     const auto parsed = parse_redis_url(*url);
-    constexpr std::string_view kExpected = "redis://[[user]:password@]host[:port][/db], such as redis://redis:6379/0";
+    constexpr std::string_view kExpected =
+        "redis://[[user]:password@]host[:port][/db], such as redis://redis:6379/0 (TLS, rediss://, is not supported: "
+        "keep Redis on a private network)";
     if (!parsed) {
       if (url->find('@') != std::string::npos) fail_secret("REDIS_CACHE_URL", kExpected);
       fail("REDIS_CACHE_URL", *url, kExpected);
@@ -724,13 +726,18 @@ std::string redacted_summary(const Config& c) {
   line("HTTP_CACHE_MAX_OBJECT_BYTES", std::to_string(cache.max_object_bytes));
   line("HTTP_CACHE_DEFAULT_TTL", util::format_duration(cache.default_ttl));
   line("HTTP_CACHE_STREAM_RESPONSES", boolean(cache.stream_responses));
+  // Appended piece by piece (GCC 12 warns with -Wrestrict about some chains of operator+ on temporaries).
   std::string redis = "redis://";
   if (!cache.redis.username.empty() || !cache.redis.password.empty()) {
-    redis += cache.redis.username + (cache.redis.password.empty() ? "" : ":" + std::string{kRedacted}) + "@";
+    redis.append(cache.redis.username);
+    if (!cache.redis.password.empty()) redis.append(":").append(kRedacted);
+    redis.append("@");
   }
   const bool v6 = cache.redis.host.find(':') != std::string::npos;
-  redis += (v6 ? "[" + cache.redis.host + "]" : cache.redis.host) + ":" + std::to_string(cache.redis.port) + "/" +
-           std::to_string(cache.redis.db);
+  if (v6) redis.append("[");
+  redis.append(cache.redis.host);
+  if (v6) redis.append("]");
+  redis.append(":").append(std::to_string(cache.redis.port)).append("/").append(std::to_string(cache.redis.db));
   line("REDIS_CACHE_URL", redis);
   line("REDIS_ADDR", "<in REDIS_CACHE_URL>");
   line("REDIS_DB", "<in REDIS_CACHE_URL>");

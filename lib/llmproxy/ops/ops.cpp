@@ -168,7 +168,7 @@ void register_routes(server::Router& router, lifecycle::Published<const Deps> de
       db["pool"] = pool_json(report.pool);
     }
     if (!report.up) db["error"] = booted != nullptr ? error_category(report.error) : std::string("starting");
-    nlohmann::json cache = {{"status", "disabled"}};
+    nlohmann::json cache = {{"status", booted != nullptr ? "disabled" : "starting"}};
     bool cache_up = true;
     if (booted != nullptr && booted->cache != nullptr) {
       cache_up = booted->cache->healthy();

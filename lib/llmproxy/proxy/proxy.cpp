@@ -13,9 +13,9 @@
 
 #include "llmproxy/auth/token_service.hpp"
 #include "llmproxy/cache/policy.hpp"
-#include "llmproxy/proxy/detail/response_cache.hpp"
 #include "llmproxy/log/log.hpp"
 #include "llmproxy/metrics/metrics.hpp"
+#include "llmproxy/proxy/detail/response_cache.hpp"
 #include "llmproxy/proxy/headers.hpp"
 #include "llmproxy/proxy/params.hpp"
 #include "llmproxy/proxy/target.hpp"
