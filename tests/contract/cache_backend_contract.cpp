@@ -21,17 +21,30 @@
 #include "llmproxy/cache/policy.hpp"
 
 namespace llmproxy::contract {
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::shared_ptr<const cache::Entry> make_entry(std::string body, std::int64_t ttl_ms) {
+  auto e = std::make_shared<cache::Entry>();
+  e->status = 200;
+  e->headers.add("Content-Type", "application/json");
+  e->headers.add("ETag", "\"v1\"");
+  e->body = std::move(body);
+  e->stored_at_ms = now_ms();
+  e->expires_at_ms = e->stored_at_ms + ttl_ms;
+  e->vary = {{"accept", "application/json"}, {"accept-encoding", ""}};
+  return e;
+}
+
 namespace {
 
 namespace net = boost::asio;
 using namespace std::chrono_literals;
 using cache::Entry;
 using cache::LookupStatus;
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 /// A backend on an io_context running on two threads; the backend goes first, then the threads.
 class Harness {
@@ -69,16 +82,6 @@ class Harness {
   std::unique_ptr<cache::Backend> backend_;
 };
 
-std::shared_ptr<const Entry> make_entry(std::string body, std::int64_t ttl_ms = 60'000) {
-  auto e = std::make_shared<Entry>();
-  e->status = 200;
-  e->headers.add("Content-Type", "application/json");
-  e->headers.add("ETag", "\"v1\"");
-  e->body = std::move(body);
-  e->stored_at_ms = now_ms();
-  e->expires_at_ms = e->stored_at_ms + ttl_ms;
-  return e;
-}
 
 void check_same(const Entry& got, const Entry& want) {
   CHECK(got.status == want.status);

@@ -3,10 +3,8 @@
 // redis-server from PATH, on a free loopback port) for the password, outage, hang and restart cases. Every case is
 // tagged [redis] and fails, never skips, without REDIS_TEST_URL. Raw hiredis (synchronous) is for assertions only.
 #include <hiredis/hiredis.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,6 +28,7 @@
 #include "contract/cache_backend_contract.hpp"
 #include "llmproxy/cache/backends.hpp"
 #include "llmproxy/cache/cache.hpp"
+#include "support/ports.hpp"
 
 namespace llmproxy::contract {
 namespace {
@@ -73,19 +72,7 @@ std::string server_bin() {
   return "redis-server";
 }
 
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
+using test::free_port;
 
 /// Raw synchronous access for assertions. Null reply -> the test fails.
 class Raw {
@@ -214,22 +201,7 @@ class Io {
   std::vector<std::thread> threads_;
 };
 
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
-std::shared_ptr<const Entry> make_entry(std::string body, std::int64_t ttl_ms = 60'000) {
-  auto e = std::make_shared<Entry>();
-  e->status = 200;
-  e->headers.add("Content-Type", "application/json");
-  e->headers.add("ETag", "\"v1\"");
-  e->body = std::move(body);
-  e->stored_at_ms = now_ms();
-  e->expires_at_ms = e->stored_at_ms + ttl_ms;
-  e->vary = {{"accept", "application/json"}, {"accept-encoding", ""}};
-  return e;
-}
 
 /// A prefix of the case's own on the shared server, so cases never see each other's keys.
 std::string unique_prefix(const std::string& name) {

@@ -28,6 +28,7 @@
 #include "llmproxy/migrate/runner.hpp"
 #include "llmproxy/util/crypto.hpp"
 #include "llmproxy/util/time.hpp"
+#include "support/ports.hpp"
 
 #if defined(__SANITIZE_ADDRESS__)
 // libpqxx 6.4 leaks the PGresult of a statement that fails because its connection broke: make_result() evaluates
@@ -292,19 +293,7 @@ std::string via(const std::string& url, const std::string& host, int port) {
   return out;
 }
 
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  ::close(fd);  // nothing listens there now
-  return ntohs(addr.sin_port);
-}
+using test::free_port;
 
 TEST_CASE("postgres pool: a pooled connection killed by the server is replaced and the call succeeds",
           "[postgres][pool]") {

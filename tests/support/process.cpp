@@ -250,23 +250,4 @@ std::pair<int, std::string> run_command(const std::vector<std::string>& args, co
   return {*code, process.output()};
 }
 
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw_errno("socket");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof addr;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    const int saved = errno;
-    close(fd);
-    errno = saved;
-    throw_errno("free_port");
-  }
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
 }  // namespace llmproxy::test

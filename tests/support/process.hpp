@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "support/ports.hpp"
+
 namespace llmproxy::test {
 
 /// An explicit environment: a child sees exactly these variables, plus the parent's PATH and sanitizer options
@@ -70,7 +72,5 @@ class Process {
 std::pair<int, std::string> run_command(const std::vector<std::string>& args, const Environment& env = {},
                                         std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
-/// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, read back, closed).
-int free_port();
 
 }  // namespace llmproxy::test

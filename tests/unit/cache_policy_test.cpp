@@ -9,6 +9,7 @@
 
 #include "llmproxy/cache/detail/glob.hpp"
 #include "llmproxy/cache/policy.hpp"
+#include "unit/headers_support.hpp"
 
 using namespace std::chrono_literals;
 using llmproxy::cache::Entry;
@@ -18,16 +19,9 @@ namespace cache = llmproxy::cache;
 namespace {
 
 Headers make(std::initializer_list<std::pair<const char*, const char*>> fields) {
-  Headers h;
-  for (const auto& [n, v] : fields) h.add(n, v);
-  return h;
+  return llmproxy::test::make_headers(fields);
 }
-
-std::vector<std::string> names(const Headers& h) {
-  std::vector<std::string> out;
-  for (const auto& f : h) out.push_back(f.name);
-  return out;
-}
+std::vector<std::string> names(const Headers& h) { return llmproxy::test::header_names(h); }
 
 const Headers kNone;
 

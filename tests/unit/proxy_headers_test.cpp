@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "llmproxy/proxy/headers.hpp"
+#include "unit/headers_support.hpp"
 
 using llmproxy::proxy::Direction;
 using llmproxy::proxy::filter_headers;
@@ -13,16 +14,9 @@ using llmproxy::server::Headers;
 namespace {
 
 Headers make(std::initializer_list<std::pair<const char*, const char*>> fields) {
-  Headers h;
-  for (const auto& [n, v] : fields) h.add(n, v);
-  return h;
+  return llmproxy::test::make_headers(fields);
 }
-
-std::vector<std::string> names(const Headers& h) {
-  std::vector<std::string> out;
-  for (const auto& f : h) out.push_back(f.name);
-  return out;
-}
+std::vector<std::string> names(const Headers& h) { return llmproxy::test::header_names(h); }
 
 }  // namespace
 
