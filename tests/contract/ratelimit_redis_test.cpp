@@ -290,7 +290,35 @@ TEST_CASE("Redis rate limiter allows exactly the limit to many acquires in fligh
   CHECK(a->stats().refused + b->stats().refused == static_cast<std::uint64_t>(kAttempts - kLimit));
 }
 
-TEST_CASE("Redis rate limiter fails open or closed while Redis is down and recovers by itself", "[redis]") {
+/// Acquires on `limiter` until Redis decides again (a reconnect is at most one interval away) or `limit` passes.
+Decision acquire_when_up(Io& io, ratelimit::Limiter& limiter, const std::string& key, std::int64_t limit_per_minute,
+                         std::chrono::milliseconds limit = 5s) {
+  const auto deadline = Clock::now() + limit;
+  Decision d;
+  do {
+    d = io.acquire_one(limiter, key, limit_per_minute);
+    if (d.unavailable) std::this_thread::sleep_for(50ms);
+  } while (d.unavailable && Clock::now() < deadline);
+  return d;
+}
+
+/// While Redis cannot answer: open allows, closed refuses, both say unavailable, within the timeout (200 ms).
+void check_fails_fast(Io& io, ratelimit::Limiter& open, ratelimit::Limiter& closed) {
+  for (int i = 0; i < 3; ++i) {
+    auto t0 = Clock::now();
+    Decision d = io.acquire_one(open, "t:1", 2);
+    CHECK(d.allowed);
+    CHECK(d.unavailable);
+    CHECK(Clock::now() - t0 < 600ms);
+    t0 = Clock::now();
+    d = io.acquire_one(closed, "t:1", 2);
+    CHECK_FALSE(d.allowed);
+    CHECK(d.unavailable);
+    CHECK(Clock::now() - t0 < 600ms);
+  }
+}
+
+TEST_CASE("Redis rate limiter fails open or closed while Redis is down or hung and recovers by itself", "[redis]") {
   (void)test_redis();
   test::RedisServer server;
   Io io;
@@ -306,37 +334,28 @@ TEST_CASE("Redis rate limiter fails open or closed while Redis is down and recov
   REQUIRE(io.acquire_one(*closed, "t:1", 2).allowed);
   REQUIRE_FALSE(io.acquire_one(*open, "t:1", 2).allowed);
 
-  server.kill();
-  for (int i = 0; i < 3; ++i) {
-    auto t0 = Clock::now();
-    Decision d = io.acquire_one(*open, "t:1", 2);
-    CHECK(d.allowed);
-    CHECK(d.unavailable);
-    CHECK(Clock::now() - t0 < 600ms);
-    t0 = Clock::now();
-    d = io.acquire_one(*closed, "t:1", 2);
-    CHECK_FALSE(d.allowed);
-    CHECK(d.unavailable);
-    CHECK(Clock::now() - t0 < 600ms);
-  }
-  CHECK(open->stats().unavailable == 3);
-  CHECK(closed->stats().unavailable == 3);
+  server.pause();  // hung: every command times out
+  check_fails_fast(io, *open, *closed);
+  server.resume();
+  // Back without a new object; the count survived (the same server), so still refused.
+  Decision d = acquire_when_up(io, *closed, "t:1", 2);
+  CHECK_FALSE(d.unavailable);
+  CHECK_FALSE(d.allowed);
+  CHECK(d.retry_after == 90s);
+
+  const auto open_before = open->stats().unavailable;
+  const auto closed_before = closed->stats().unavailable;
+  CHECK(open_before == 3);
+  server.kill();  // gone: every command fails at once
+  check_fails_fast(io, *open, *closed);
+  CHECK(open->stats().unavailable == open_before + 3);
+  CHECK(closed->stats().unavailable == closed_before + 3);
 
   server.restart();  // same port, empty (no persistence)
-  // Back within a reconnect interval (1 s), without a new object.
-  const auto deadline = Clock::now() + 5s;
-  Decision d;
-  do {
-    std::this_thread::sleep_for(50ms);
-    d = io.acquire_one(*closed, "t:1", 2);
-  } while (d.unavailable && Clock::now() < deadline);
+  d = acquire_when_up(io, *closed, "t:1", 2);
   CHECK_FALSE(d.unavailable);
   CHECK(d.allowed);  // the new server's first count
-  // The other limiter's connection comes back on its own too; its first decided acquire is the second count.
-  do {
-    d = io.acquire_one(*open, "t:1", 2);
-    if (d.unavailable) std::this_thread::sleep_for(50ms);
-  } while (d.unavailable && Clock::now() < deadline);
+  d = acquire_when_up(io, *open, "t:1", 2);  // its own connection comes back too
   CHECK_FALSE(d.unavailable);
   CHECK(d.allowed);
   d = io.acquire_one(*open, "t:1", 2);
