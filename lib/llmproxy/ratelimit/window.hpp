@@ -34,8 +34,9 @@
 ///     the true window, so requests are refused that a true window would allow, until the decayed weight allows
 ///     them (at most W - e ms later, the end of the current minute).
 ///   - With the Redis limiter every instance uses its own clock to pick the bucket and e: instances whose clocks
-///     differ by s ms count the same minute with boundaries s ms apart, which moves the estimate by at most
-///     limit * s / W. Keep the instances NTP-synchronised (s of a few ms makes this negligible).
+///     differ by s ms see the minute boundaries s ms apart, so for s ms around each boundary a request may be
+///     counted in the neighbouring bucket, and the decay weight differs by s / W (at most limit * s / W requests
+///     of estimate). Keep the instances NTP-synchronised: with s of a few ms this is negligible.
 #include <chrono>
 #include <cstdint>
 
