@@ -219,6 +219,13 @@ TEST_CASE("usage scanner takes no usage or model nested deeper than the top leve
   CHECK_FALSE(r.usage.present);
   CHECK(r.model.empty());
 
+  // Brackets and quotes inside strings of a skipped value do not end it early.
+  const Result text = json(R"({"choices":[{"text":"}]} \"x\":1, \"usage\":{\"prompt_tokens\":5}, [[{"}],)"
+                           R"("model":"m","usage":{"prompt_tokens":1}})");
+  check_usage(text, 1, 0, 1);
+  CHECK(text.model == "m");
+  CHECK_FALSE(json(R"({"choices":[{"text":"}]}, \"usage\":{\"prompt_tokens\":5}}"}]})").usage.present);
+
   // A usage inside "response" is taken, but the top-level one wins, whichever comes first.
   check_usage(json(R"({"usage":{"prompt_tokens":1,"completion_tokens":1},"response":{"usage":{"prompt_tokens":4}}})"),
               1, 1, 2);
@@ -259,7 +266,7 @@ TEST_CASE("usage scanner ignores counters that are not non-negative int64 intege
 }
 
 TEST_CASE("usage scanner joins multi-line SSE data and reads data fields with or without the space") {
-  const Result r = sse(
+  const std::string stream =
       ": keep-alive comment\n"
       "id: 1\n"
       "data:{\"model\":\n"
@@ -271,9 +278,17 @@ TEST_CASE("usage scanner joins multi-line SSE data and reads data fields with or
       "dat: {\"usage\":{\"prompt_tokens\":100}}\n"
       "datax: {\"usage\":{\"prompt_tokens\":100}}\n"
       "data\n"
-      "\n");
+      "\n";
+  const Result r = sse(stream);
   check_usage(r, 4, 6, 10);
   CHECK(r.model == "gpt-4o");
+
+  // The same with CRLF line ends: the LF of a CRLF is not an empty line ending the event early.
+  std::string crlf;
+  for (char c : stream) crlf += c == '\n' ? std::string("\r\n") : std::string(1, c);
+  const Result r2 = sse(crlf);
+  check_usage(r2, 4, 6, 10);
+  CHECK(r2.model == "gpt-4o");
 }
 
 TEST_CASE("usage scanner keeps what was complete before garbage or truncation and never fails") {
