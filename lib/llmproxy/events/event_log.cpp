@@ -168,7 +168,7 @@ EventLog::Stats EventLog::stats() const {
   return s;
 }
 
-void EventLog::write_batch(std::string& buffer, std::size_t events) {
+void EventLog::write_batch(std::string& buffer, std::size_t events, std::size_t bytes) {
   if (events == 0) return;
   bool ok = true;
   if (partial_line_) {
@@ -181,6 +181,8 @@ void EventLog::write_batch(std::string& buffer, std::size_t events) {
   buffer.clear();
   std::lock_guard lock(mutex_);
   (ok ? stats_.written : stats_.write_errors) += events;
+  queued_events_ -= events;
+  queued_bytes_ -= bytes;
 }
 
 void EventLog::run() {
@@ -192,15 +194,14 @@ void EventLog::run() {
       std::unique_lock lock(mutex_);
       wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
       batch.swap(queue_);
-      queued_events_ = 0;
-      queued_bytes_ = 0;
       last = stopping_;  // push refuses after stopping_, so this batch is the last one
     }
-    std::size_t events = 0;
+    // The batch stays counted against the bounds until it is written: they bound all memory held for events.
+    std::size_t events = 0, bytes = 0;
     for (Item& item : batch) {
       if (item.reopen) {
-        write_batch(buffer, events);
-        events = 0;
+        write_batch(buffer, events, bytes);
+        events = bytes = 0;
         const int fd = open_append(options_.path);
         if (fd < 0) {
           std::lock_guard lock(mutex_);
@@ -215,13 +216,14 @@ void EventLog::run() {
       buffer += format_line(item.event, item.request_truncated, item.response_truncated);
       buffer += '\n';
       ++events;
+      bytes += item.bytes;
       // Bodies can make a batch large: write it in pieces of about kFlushBytes so memory stays bounded.
       if (buffer.size() >= kFlushBytes) {
-        write_batch(buffer, events);
-        events = 0;
+        write_batch(buffer, events, bytes);
+        events = bytes = 0;
       }
     }
-    write_batch(buffer, events);
+    write_batch(buffer, events, bytes);
     batch.clear();
     if (last) return;
   }

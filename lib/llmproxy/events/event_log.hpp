@@ -51,8 +51,10 @@ struct RequestEvent {
 
 struct Options {
   std::string path;                          ///< EVENT_LOG_FILE
-  std::size_t max_queue_events = 10000;      ///< events queued at most; past it a push is dropped
-  std::size_t max_queue_bytes = 64 << 20;    ///< bytes queued at most (strings and bodies, after truncation)
+  /// Events held at most, queued or in the batch being written; past it a push is dropped.
+  std::size_t max_queue_events = 10000;
+  /// Bytes held at most (the strings and the bodies after truncation), queued or being written.
+  std::size_t max_queue_bytes = 64 << 20;
   bool bodies = false;                       ///< EVENT_LOG_BODIES: write request_body/response_body
   std::size_t max_body_bytes = 64 * 1024;    ///< EVENT_LOG_MAX_BODY_BYTES: each body cut to this many bytes
 };
@@ -85,7 +87,7 @@ class EventLog {
     std::uint64_t dropped = 0;        ///< events refused by push (queue full, or after stop)
     std::uint64_t write_errors = 0;   ///< events lost because their batch's write failed
     std::uint64_t reopen_errors = 0;  ///< reopen() calls whose open failed (the old file is kept)
-    std::size_t queued = 0;           ///< events waiting (not counting the batch being written)
+    std::size_t queued = 0;           ///< events pushed and not yet written or lost (the batch being written too)
   };
   /// Any thread.
   Stats stats() const;
@@ -99,8 +101,8 @@ class EventLog {
   };
 
   void run();
-  void write_batch(std::string& buffer, std::size_t events);
-  void open_file();
+  /// Writes `buffer` (`events` lines holding `bytes` of the bounds), counts the outcome, frees their share.
+  void write_batch(std::string& buffer, std::size_t events, std::size_t bytes);
 
   const Options options_;
   int fd_ = -1;  // the writer thread's (and the constructor's / stop()'s after join)
@@ -110,7 +112,7 @@ class EventLog {
   mutable std::mutex mutex_;  // guards everything below
   std::condition_variable wake_;
   std::deque<Item> queue_;
-  std::size_t queued_events_ = 0, queued_bytes_ = 0;
+  std::size_t queued_events_ = 0, queued_bytes_ = 0;  // queued or in the batch being written
   bool stopping_ = false;
   Stats stats_;
 
