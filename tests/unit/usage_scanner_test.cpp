@@ -298,8 +298,8 @@ TEST_CASE("usage scanner keeps what was complete before garbage or truncation an
   CHECK(cut.model == "gpt-4o");
 
   // Garbage after a complete usage keeps it; bytes after the top-level value are ignored.
-  check_usage(json(R"({"usage":{"prompt_tokens":1,"completion_tokens":2}} garbage {"usage":{"prompt_tokens":9}})"), 1, 2,
-              3);
+  const Result after = json(R"({"usage":{"prompt_tokens":1,"completion_tokens":2}} garbage {"usage":{"prompt_tokens":9}})");
+  check_usage(after, 1, 2, 3);
   check_usage(json(R"({"usage":{"prompt_tokens":1,"completion_tokens":2}, oops "model":"m"})"), 1, 2, 3);
 
   // Not an object at the top, or nothing at all.

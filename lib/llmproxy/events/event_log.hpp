@@ -2,22 +2,21 @@
 /// The event log (SPEC §14, `EVENT_LOG_FILE`): one JSON object per line per proxied request, appended to a file by
 /// one writer thread so request threads never wait for the disk.
 ///
-/// Line format, keys always in this order:
-/// | key              | value |
-/// |------------------|-------|
-/// | `time`           | when the request started, RFC 3339 UTC with microseconds (util::format_time, as the access log) |
-/// | `request_id`     | string, null if unknown |
-/// | `project_id`     | string, null if unknown (refused before authentication) |
-/// | `token_id`       | string, null if unknown |
-/// | `method`, `path` | strings, null if unknown (`path` as the client sent it, query string included if the caller passes it) |
-/// | `model`          | string, null if unknown |
-/// | `status`         | integer, the status sent to the client |
-/// | `duration_ms`    | number, whole request, rounded to microseconds |
-/// | `upstream_ms`    | number, or null when no upstream call was made (cache hit, refused early) |
-/// | `usage`          | `{"prompt_tokens":n,"completion_tokens":n,"total_tokens":n}` or null when not known |
-/// | `cache`          | cache status string (`hit`, `miss`, ...), null if unknown |
-/// | `request_body`, `response_body` | only with `bodies` on and when the caller passed one: the body as a JSON string, cut to `max_body_bytes` at a UTF-8 boundary; invalid UTF-8 bytes become U+FFFD |
-/// | `request_body_truncated`, `response_body_truncated` | `true`, only when that body was cut |
+/// Line format, keys always in this order (every key on every line, except the body keys):
+///   time            when the request started, RFC 3339 UTC with microseconds (util::format_time, as the access log)
+///   request_id      string, null if unknown
+///   project_id      string, null if unknown (refused before authentication)
+///   token_id        string, null if unknown
+///   method, path    strings as the caller passes them, null if unknown
+///   model           string, null if unknown
+///   status          integer, the status sent to the client
+///   duration_ms     number, the whole request, rounded to microseconds
+///   upstream_ms     number, or null when no upstream call was made (cache hit, refused early)
+///   usage           {"prompt_tokens":n,"completion_tokens":n,"total_tokens":n}, or null when not known
+///   cache           the cache status string (hit, miss, ...), null if unknown
+///   request_body, response_body   only with Options::bodies and when the caller passed one: the body as a JSON
+///                   string, cut to max_body_bytes at a UTF-8 boundary; invalid UTF-8 bytes become U+FFFD
+///   request_body_truncated, response_body_truncated   true, only when that body was cut
 ///
 /// Durability: lines are written in batches with one write(2) each and never fsync'ed: a crash of the machine
 /// (not of the process) can lose what the kernel had not written back, about the last seconds. A failed write
