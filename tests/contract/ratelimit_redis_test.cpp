@@ -41,7 +41,7 @@ constexpr std::int64_t kMinute = ratelimit::kWindowMs;
 constexpr std::int64_t kBase = 29'000'000 * kMinute;  // an aligned minute (Unix ms)
 
 /// REDIS_TEST_URL = redis://host:port/db (scripts/with-redis.sh). Fails the case when unset.
-redis::ConnectionOptions test_redis() {
+redis::ConnectionOptions limiter_test_redis() {
   const char* url = std::getenv("REDIS_TEST_URL");
   INFO("REDIS_TEST_URL is not set: run the [redis] cases through scripts/with-redis.sh");
   REQUIRE(url != nullptr);
@@ -62,7 +62,7 @@ redis::ConnectionOptions test_redis() {
 }
 
 /// A prefix of the case's own on the shared server.
-std::string unique_prefix(const std::string& name) {
+std::string unique_limiter_prefix(const std::string& name) {
   static std::atomic<int> n{0};
   return "llmproxy:test:rl:" + name + ":" + std::to_string(::getpid()) + ":" + std::to_string(n++) + ":";
 }
@@ -76,12 +76,12 @@ struct FakeClock {
 };
 
 /// A multi-threaded io_context, like the proxy's. Declare it before the limiters (destroyed after them).
-class Io {
+class LimiterIo {
  public:
-  explicit Io(int threads = 2) {
+  explicit LimiterIo(int threads = 2) {
     for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { io.run(); });
   }
-  ~Io() {
+  ~LimiterIo() {
     work_.reset();
     const auto deadline = Clock::now() + 3s;
     while (!io.stopped() && Clock::now() < deadline) std::this_thread::sleep_for(5ms);
@@ -106,19 +106,19 @@ class Io {
   std::vector<std::thread> threads_;
 };
 
-/// Raw synchronous access for assertions.
-class Raw {
+/// Raw, synchronous access to the server for assertions.
+class RawRedis {
  public:
-  explicit Raw(const redis::ConnectionOptions& o) {
+  explicit RawRedis(const redis::ConnectionOptions& o) {
     timeval tv{2, 0};
     ctx_ = redisConnectWithTimeout(o.host.c_str(), o.port, tv);
     REQUIRE(ctx_ != nullptr);
     REQUIRE(ctx_->err == 0);
     integer_or_status({"SELECT", std::to_string(o.db)});
   }
-  ~Raw() { redisFree(ctx_); }
-  Raw(const Raw&) = delete;
-  Raw& operator=(const Raw&) = delete;
+  ~RawRedis() { redisFree(ctx_); }
+  RawRedis(const RawRedis&) = delete;
+  RawRedis& operator=(const RawRedis&) = delete;
 
   /// GET as a number; nullopt when the key does not exist.
   std::optional<long long> get(const std::string& key) {
@@ -155,13 +155,13 @@ std::string bucket_key(const std::string& prefix, const std::string& key, std::i
 }
 
 TEST_CASE("Redis rate limiter applies the sliding window with the same Retry-After as the memory one", "[redis]") {
-  const auto options = test_redis();
-  Io io;
+  const auto options = limiter_test_redis();
+  LimiterIo io;
   FakeClock clock;
   clock.now = kBase + 15'000;
-  const std::string prefix = unique_prefix("window");
+  const std::string prefix = unique_limiter_prefix("window");
   auto limiter = ratelimit::make_redis_limiter(io.io, options, prefix, FailMode::closed, clock.fn());
-  Raw raw(options);
+  RawRedis raw(options);
 
   for (int i = 0; i < 5; ++i) REQUIRE(io.acquire_one(*limiter, "t:1", 5).allowed);
   Decision d = io.acquire_one(*limiter, "t:1", 5);
@@ -203,12 +203,12 @@ TEST_CASE("Redis rate limiter applies the sliding window with the same Retry-Aft
 }
 
 TEST_CASE("Redis rate limiter is all or nothing over two rules", "[redis]") {
-  const auto options = test_redis();
-  Io io;
+  const auto options = limiter_test_redis();
+  LimiterIo io;
   FakeClock clock;
-  const std::string prefix = unique_prefix("both");
+  const std::string prefix = unique_limiter_prefix("both");
   auto limiter = ratelimit::make_redis_limiter(io.io, options, prefix, FailMode::closed, clock.fn());
-  Raw raw(options);
+  RawRedis raw(options);
   const Rule token{"t:1", 10};
   const Rule project{"p:1", 2};
   CHECK(io.acquire(*limiter, {token, project}).allowed);
@@ -234,11 +234,11 @@ TEST_CASE("Redis rate limiter is all or nothing over two rules", "[redis]") {
 }
 
 TEST_CASE("Two Redis rate limiters sharing one server share the count exactly", "[redis]") {
-  const auto options = test_redis();
-  Io io;
+  const auto options = limiter_test_redis();
+  LimiterIo io;
   FakeClock clock;
   clock.now = kBase + 5'000;
-  const std::string prefix = unique_prefix("shared");
+  const std::string prefix = unique_limiter_prefix("shared");
   auto a = ratelimit::make_redis_limiter(io.io, options, prefix, FailMode::closed, clock.fn());
   auto b = ratelimit::make_redis_limiter(io.io, options, prefix, FailMode::closed, clock.fn());
   for (int i = 0; i < 3; ++i) REQUIRE(io.acquire_one(*a, "t:42", 5).allowed);
@@ -252,16 +252,16 @@ TEST_CASE("Two Redis rate limiters sharing one server share the count exactly", 
   CHECK(a->stats().allowed == 3);
   CHECK(b->stats().allowed == 2);
   // Another prefix (another deployment on the same server) counts apart.
-  auto other = ratelimit::make_redis_limiter(io.io, options, unique_prefix("shared-other"), FailMode::closed,
+  auto other = ratelimit::make_redis_limiter(io.io, options, unique_limiter_prefix("shared-other"), FailMode::closed,
                                              clock.fn());
   CHECK(io.acquire_one(*other, "t:42", 5).allowed);
 }
 
 TEST_CASE("Redis rate limiter allows exactly the limit to many acquires in flight on two instances", "[redis]") {
-  const auto options = test_redis();
-  Io io(2);
+  const auto options = limiter_test_redis();
+  LimiterIo io(2);
   FakeClock clock;
-  const std::string prefix = unique_prefix("concurrent");
+  const std::string prefix = unique_limiter_prefix("concurrent");
   auto a = ratelimit::make_redis_limiter(io.io, options, prefix, FailMode::closed, clock.fn());
   auto b = ratelimit::make_redis_limiter(io.io, options, prefix, FailMode::closed, clock.fn());
   constexpr std::int64_t kLimit = 37;
@@ -283,7 +283,7 @@ TEST_CASE("Redis rate limiter allows exactly the limit to many acquires in fligh
     }
   }
   CHECK(allowed == kLimit);
-  Raw raw(options);
+  RawRedis raw(options);
   CHECK(raw.get(bucket_key(prefix, "t:hot", clock.now)) == kLimit);
   CHECK(raw.get(bucket_key(prefix, "p:hot", clock.now)) == kLimit);
   CHECK(a->stats().allowed + b->stats().allowed == static_cast<std::uint64_t>(kLimit));
@@ -291,7 +291,7 @@ TEST_CASE("Redis rate limiter allows exactly the limit to many acquires in fligh
 }
 
 /// Acquires on `limiter` until Redis decides again (a reconnect is at most one interval away) or `limit` passes.
-Decision acquire_when_up(Io& io, ratelimit::Limiter& limiter, const std::string& key, std::int64_t limit_per_minute,
+Decision acquire_when_up(LimiterIo& io, ratelimit::Limiter& limiter, const std::string& key, std::int64_t limit_per_minute,
                          std::chrono::milliseconds limit = 5s) {
   const auto deadline = Clock::now() + limit;
   Decision d;
@@ -303,7 +303,7 @@ Decision acquire_when_up(Io& io, ratelimit::Limiter& limiter, const std::string&
 }
 
 /// While Redis cannot answer: open allows, closed refuses, both say unavailable, within the timeout (200 ms).
-void check_fails_fast(Io& io, ratelimit::Limiter& open, ratelimit::Limiter& closed) {
+void check_fails_fast(LimiterIo& io, ratelimit::Limiter& open, ratelimit::Limiter& closed) {
   for (int i = 0; i < 3; ++i) {
     auto t0 = Clock::now();
     Decision d = io.acquire_one(open, "t:1", 2);
@@ -319,15 +319,15 @@ void check_fails_fast(Io& io, ratelimit::Limiter& open, ratelimit::Limiter& clos
 }
 
 TEST_CASE("Redis rate limiter fails open or closed while Redis is down or hung and recovers by itself", "[redis]") {
-  (void)test_redis();
+  (void)limiter_test_redis();
   test::RedisServer server;
-  Io io;
+  LimiterIo io;
   FakeClock clock;
   redis::ConnectionOptions options;
   options.host = "127.0.0.1";
   options.port = static_cast<std::uint16_t>(server.port());
   options.timeout = 200ms;
-  const std::string prefix = unique_prefix("outage");
+  const std::string prefix = unique_limiter_prefix("outage");
   auto open = ratelimit::make_redis_limiter(io.io, options, prefix, FailMode::open, clock.fn());
   auto closed = ratelimit::make_redis_limiter(io.io, options, prefix, FailMode::closed, clock.fn());
   REQUIRE(io.acquire_one(*open, "t:1", 2).allowed);

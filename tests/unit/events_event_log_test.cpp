@@ -42,14 +42,14 @@ struct TempDir {
   }
 };
 
-std::vector<std::string> read_lines(const fs::path& p) {
+std::vector<std::string> read_log_lines(const fs::path& p) {
   std::ifstream in(p);
   std::vector<std::string> lines;
   for (std::string line; std::getline(in, line);) lines.push_back(line);
   return lines;
 }
 
-RequestEvent event(std::string id) {
+RequestEvent sample_event(std::string id) {
   RequestEvent e;
   e.time = llmproxy::util::TimePoint(std::chrono::microseconds(1'767'323'045'123'456));  // 2026-01-02T03:04:05.123456Z
   e.request_id = std::move(id);
@@ -73,7 +73,7 @@ TEST_CASE("event log writes one JSON line per event with the documented keys in 
   const fs::path file = dir.path / "events.jsonl";
   {
     EventLog log(Options{.path = file.string()});
-    REQUIRE(log.push(event("req-1")));
+    REQUIRE(log.push(sample_event("req-1")));
     RequestEvent hit;  // a cache hit refused nothing upstream, most fields unknown
     hit.request_id = "req-2";
     hit.status = 200;
@@ -88,7 +88,7 @@ TEST_CASE("event log writes one JSON line per event with the documented keys in 
   REQUIRE(::stat(file.c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
 
-  const auto lines = read_lines(file);
+  const auto lines = read_log_lines(file);
   REQUIRE(lines.size() == 2);
   const Json first = Json::parse(lines[0]);
   std::vector<std::string> keys;
@@ -121,16 +121,16 @@ TEST_CASE("event log writes bodies when enabled, cut at a UTF-8 boundary with a 
   TempDir dir;
   const fs::path file = dir.path / "events.jsonl";
   EventLog log(Options{.path = file.string(), .bodies = true, .max_body_bytes = 10});
-  RequestEvent e = event("req-1");
+  RequestEvent e = sample_event("req-1");
   e.request_body = "aaaaaaaaa\xe2\x82\xac tail";  // 9 bytes, then a 3-byte euro sign across the 10-byte cut
   e.response_body = "\xff\xfeok";
   REQUIRE(log.push(std::move(e)));
-  RequestEvent short_bodies = event("req-2");
+  RequestEvent short_bodies = sample_event("req-2");
   short_bodies.request_body = "{\"a\":1}";
   REQUIRE(log.push(std::move(short_bodies)));
   log.stop();
 
-  const auto lines = read_lines(file);
+  const auto lines = read_log_lines(file);
   REQUIRE(lines.size() == 2);
   const Json cut = Json::parse(lines[0]);
   CHECK(cut["request_body"] == "aaaaaaaaa");
@@ -165,7 +165,7 @@ TEST_CASE("event log drops and counts past its queue bounds without blocking whi
   EventLog log(options);
   std::size_t pushed = 0, refused = 0;
   for (int i = 0; i < 10000 && refused < 3; ++i) {
-    RequestEvent e = event("req-" + std::to_string(i));
+    RequestEvent e = sample_event("req-" + std::to_string(i));
     e.response_body = std::string(32 * 1024, 'x');
     (log.push(std::move(e)) ? pushed : refused) += 1;
   }
@@ -199,16 +199,16 @@ TEST_CASE("event log reopen writes to a new file at the path after a rename") {
   const fs::path file = dir.path / "events.jsonl";
   const fs::path rotated = dir.path / "events.jsonl.1";
   EventLog log(Options{.path = file.string()});
-  REQUIRE(log.push(event("before")));
+  REQUIRE(log.push(sample_event("before")));
   fs::rename(file, rotated);  // logrotate renames, then signals
   log.reopen();
-  REQUIRE(log.push(event("after")));
+  REQUIRE(log.push(sample_event("after")));
   log.stop();
 
-  const auto old_lines = read_lines(rotated);
+  const auto old_lines = read_log_lines(rotated);
   REQUIRE(old_lines.size() == 1);
   CHECK(Json::parse(old_lines[0])["request_id"] == "before");
-  const auto new_lines = read_lines(file);
+  const auto new_lines = read_log_lines(file);
   REQUIRE(new_lines.size() == 1);
   CHECK(Json::parse(new_lines[0])["request_id"] == "after");
   struct stat st {};
@@ -221,12 +221,12 @@ TEST_CASE("event log stop writes everything queued and later pushes are refused"
   TempDir dir;
   const fs::path file = dir.path / "events.jsonl";
   EventLog log(Options{.path = file.string()});
-  for (int i = 0; i < 500; ++i) REQUIRE(log.push(event("req-" + std::to_string(i))));
+  for (int i = 0; i < 500; ++i) REQUIRE(log.push(sample_event("req-" + std::to_string(i))));
   log.stop();
   log.stop();  // idempotent
-  CHECK(read_lines(file).size() == 500);
+  CHECK(read_log_lines(file).size() == 500);
   CHECK(log.stats().written == 500);
-  CHECK_FALSE(log.push(event("late")));
+  CHECK_FALSE(log.push(sample_event("late")));
   CHECK(log.stats().dropped == 1);
 }
 
@@ -239,12 +239,12 @@ TEST_CASE("event log takes pushes from 4 threads at once and writes every line w
     std::vector<std::thread> threads;
     for (int t = 0; t < kThreads; ++t) {
       threads.emplace_back([&log, t] {
-        for (int i = 0; i < kEach; ++i) log.push(event(std::to_string(t) + "-" + std::to_string(i)));
+        for (int i = 0; i < kEach; ++i) log.push(sample_event(std::to_string(t) + "-" + std::to_string(i)));
       });
     }
     for (auto& th : threads) th.join();
   }  // the destructor stops and writes what is queued
-  const auto lines = read_lines(file);
+  const auto lines = read_log_lines(file);
   REQUIRE(lines.size() == kThreads * kEach);
   std::set<std::string> ids;
   for (const auto& line : lines) ids.insert(Json::parse(line)["request_id"].get<std::string>());

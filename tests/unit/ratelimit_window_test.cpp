@@ -26,7 +26,7 @@ constexpr std::int64_t kMinute = kWindowMs;
 constexpr std::int64_t kBase = 29'000'000 * kMinute;  // an aligned minute (Unix ms) in 2025
 
 /// A clock the test moves by hand.
-struct FakeClock {
+struct WindowClock {
   std::atomic<std::int64_t> now{kBase};
   std::function<std::int64_t()> fn() {
     return [this] { return now.load(); };
@@ -87,7 +87,7 @@ TEST_CASE("rate limit window formula: estimate, allows and Retry-After", "[ratel
 }
 
 TEST_CASE("memory limiter refuses the 6th of 5 per minute with the right Retry-After, then allows it then", "[ratelimit]") {
-  FakeClock clock;
+  WindowClock clock;
   clock.now = kBase + 15'000;
   auto limiter = make_memory_limiter(clock.fn());
   for (int i = 0; i < 5; ++i) REQUIRE(acquire_one(*limiter, "t:1", 5).allowed);
@@ -113,7 +113,7 @@ TEST_CASE("memory limiter refuses the 6th of 5 per minute with the right Retry-A
 }
 
 TEST_CASE("memory limiter decays the previous minute across the boundary", "[ratelimit]") {
-  FakeClock clock;
+  WindowClock clock;
   clock.now = kBase + 50'000;
   auto limiter = make_memory_limiter(clock.fn());
   for (int i = 0; i < 10; ++i) REQUIRE(acquire_one(*limiter, "p:7", 10).allowed);
@@ -133,7 +133,7 @@ TEST_CASE("memory limiter decays the previous minute across the boundary", "[rat
 }
 
 TEST_CASE("memory limiter is all or nothing over two rules", "[ratelimit]") {
-  FakeClock clock;
+  WindowClock clock;
   auto limiter = make_memory_limiter(clock.fn());
   const Rule token{"t:1", 10};
   const Rule project{"p:1", 2};
@@ -168,7 +168,7 @@ TEST_CASE("memory limiter is all or nothing over two rules", "[ratelimit]") {
 }
 
 TEST_CASE("memory limiter drops the keys idle for two minutes", "[ratelimit]") {
-  FakeClock clock;
+  WindowClock clock;
   clock.now = kBase + 1'000;
   auto limiter = make_memory_limiter(clock.fn());
   for (const char* k : {"t:a", "t:b", "t:c"}) REQUIRE(acquire_one(*limiter, k, 5).allowed);
@@ -187,7 +187,7 @@ TEST_CASE("memory limiter drops the keys idle for two minutes", "[ratelimit]") {
 }
 
 TEST_CASE("memory limiter allows exactly the limit to two threads racing", "[ratelimit]") {
-  FakeClock clock;
+  WindowClock clock;
   auto limiter = make_memory_limiter(clock.fn());
   constexpr std::int64_t kLimit = 50;
   constexpr int kAttempts = 400;  // per thread
