@@ -127,7 +127,8 @@ struct Seed {
 Seed seed(db::Database& d) {
   const auto now = util::now();
   Seed s;
-  s.project = db::Project{util::uuid_v4(), "pool-" + util::uuid_v4(), "sk-upstream", true, std::nullopt, now, now, std::nullopt};
+  s.project = db::Project{util::uuid_v4(), "pool-" + util::uuid_v4(), "sk-upstream", true, std::nullopt, now, now,
+                          std::nullopt};
   d.create_project(s.project);
   s.token.id = util::uuid_v4();
   s.token.token_hash = util::sha256_hex(s.token.id);

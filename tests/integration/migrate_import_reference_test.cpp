@@ -41,7 +41,8 @@ constexpr const char* kTokenBcrypt = "a0000000-0000-4000-8000-000000000004";
 /// How many migrations the binary embeds: the up files in migrations/sqlite/ (both drivers have the same versions).
 std::string latest_version() {
   int count = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(std::string(LLMPROXY_SOURCE_DIR) + "/migrations/sqlite")) {
+  const std::string dir = std::string(LLMPROXY_SOURCE_DIR) + "/migrations/sqlite";
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     if (entry.path().filename().string().ends_with(".up.sql")) ++count;
   }
   return std::to_string(count);

@@ -77,14 +77,16 @@ bool valid_day(std::string_view day) {
     parts[part] = parts[part] * 10 + (day[i] - '0');
   }
   if (parts[0] < 1) return false;
-  const std::chrono::year_month_day date{std::chrono::year{parts[0]}, std::chrono::month{static_cast<unsigned>(parts[1])},
+  const std::chrono::year_month_day date{std::chrono::year{parts[0]},
+                                         std::chrono::month{static_cast<unsigned>(parts[1])},
                                          std::chrono::day{static_cast<unsigned>(parts[2])}};
   return date.ok();
 }
 
 void require_valid_day(std::string_view day, std::string_view what) {
   if (!valid_day(day)) {
-    throw Invalid(std::string(what) + ": '" + std::string(day.substr(0, 40)) + "' is not a date in the form YYYY-MM-DD");
+    throw Invalid(std::string(what) + ": '" + std::string(day.substr(0, 40)) +
+                  "' is not a date in the form YYYY-MM-DD");
   }
 }
 

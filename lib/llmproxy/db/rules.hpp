@@ -25,8 +25,8 @@ inline constexpr char kLikeEscape = '!';
 /// `%text%` with `%`, `_` and `!` escaped by kLikeEscape, so `text` matches literally as a substring.
 std::string like_contains_pattern(std::string_view text);
 
-/// The deltas merged per token (requests, cache hits and LLM tokens added, the latest last_used_at kept), sorted by token
-/// id: one row update per token, and rows locked in one global order by every instance (no deadlocks).
+/// The deltas merged per token (requests, cache hits and LLM tokens added, the latest last_used_at kept), sorted
+/// by token id: one row update per token, and rows locked in one global order by every instance (no deadlocks).
 std::vector<UsageDelta> merge_usage(const std::vector<UsageDelta>& deltas);
 
 /// The daily deltas merged per (day, project_id, token_id, model) (counts added), sorted by that key: one upsert

@@ -30,8 +30,10 @@ const Statement kUpdateProject{
     "updated_at = $5 WHERE id = $1 RETURNING " PROJECT_COLUMNS};
 const Statement kProjectExists{"project_exists", "SELECT 1 FROM projects WHERE id = $1"};
 
-const Statement kInsertToken{"insert_token", "INSERT INTO tokens (" TOKEN_COLUMNS
-                                             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"};
+const Statement kInsertToken{
+    "insert_token",
+    "INSERT INTO tokens (" TOKEN_COLUMNS
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"};
 const Statement kGetToken{"get_token", "SELECT " TOKEN_COLUMNS " FROM tokens WHERE id = $1"};
 const Statement kFindTokenByHash{"find_token_by_hash", "SELECT " TOKEN_COLUMNS " FROM tokens WHERE token_hash = $1"};
 const Statement kListTokens{"list_tokens",
@@ -116,7 +118,8 @@ std::string usage_query_text(std::string_view group_column, std::string_view key
   // Each parameter is compared with its column before `IS NULL` looks at it (PostgreSQL types a parameter at its
   // first use: $4 and $5 become dates there).
   return "SELECT " + std::string(key) +
-         " AS usage_key, CAST(sum(requests) AS BIGINT) AS requests, CAST(sum(prompt_tokens) AS BIGINT) AS prompt_tokens, "
+         " AS usage_key, CAST(sum(requests) AS BIGINT) AS requests, "
+         "CAST(sum(prompt_tokens) AS BIGINT) AS prompt_tokens, "
          "CAST(sum(completion_tokens) AS BIGINT) AS completion_tokens, CAST(sum(cache_hits) AS BIGINT) AS cache_hits "
          "FROM usage_daily WHERE (project_id = $1 OR $1 IS NULL) AND (token_id = $2 OR $2 IS NULL) "
          "AND (model = $3 OR $3 IS NULL) AND (day >= $4 OR $4 IS NULL) AND (day <= $5 OR $5 IS NULL) "
