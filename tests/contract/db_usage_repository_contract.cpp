@@ -22,7 +22,7 @@ using namespace std::chrono_literals;
 namespace {
 
 /// A usage series as `key:requests/prompt/completion/cache_hits` items, so a failing comparison reads well.
-std::string show(const std::vector<db::UsageRow>& rows) {
+std::string show_usage(const std::vector<db::UsageRow>& rows) {
   std::string out;
   for (const auto& r : rows) {
     if (!out.empty()) out += ' ';
@@ -33,7 +33,7 @@ std::string show(const std::vector<db::UsageRow>& rows) {
   return out;
 }
 
-std::string show(const db::UsageTotals& t) {
+std::string show_usage(const db::UsageTotals& t) {
   return std::to_string(t.requests) + '/' + std::to_string(t.prompt_tokens) + '/' +
          std::to_string(t.completion_tokens) + '/' + std::to_string(t.cache_hits);
 }
@@ -86,7 +86,7 @@ void check_usage_repository_contract(const MakeFresh& make_fresh) {
     t.last_used_at = at(30s);
     check_same(d.get_token(t.id), t);
     check_same(d.list_tokens(p.id, {1, 10}).items.at(0), t);
-    CHECK(show(d.project_usage_totals(p.id)) == "4/1107/2043/1");
+    CHECK(show_usage(d.project_usage_totals(p.id)) == "4/1107/2043/1");
   }
 
   SECTION("usage: daily rows merge per day, project, token and model within a batch and across batches") {
@@ -106,12 +106,12 @@ void check_usage_repository_contract(const MakeFresh& make_fresh) {
     db::UsageQuery q = by(G::model);
     q.token_id = t.id;
     q.to_day = "2026-03-01";
-    CHECK(show(d.query_usage(q)) == "'':1/0/0/1 gpt-4o:4/31/16/2");
+    CHECK(show_usage(d.query_usage(q)) == "'':1/0/0/1 gpt-4o:4/31/16/2");
     q.group_by = G::day;
     q.to_day.reset();
-    CHECK(show(d.query_usage(q)) == "2026-03-01:5/31/16/3 2026-03-02:4/40/20/0");
+    CHECK(show_usage(d.query_usage(q)) == "2026-03-01:5/31/16/3 2026-03-02:4/40/20/0");
     q.token_id = gone;
-    CHECK(show(d.query_usage(q)) == "2026-03-01:1/1/1/0");
+    CHECK(show_usage(d.query_usage(q)) == "2026-03-01:1/1/1/0");
     // The token row itself got nothing: only token deltas change it.
     check_same(d.get_token(t.id), t);
   }
@@ -140,7 +140,7 @@ void check_usage_repository_contract(const MakeFresh& make_fresh) {
     CHECK_THROWS_AS(d.add_usage(db::UsageBatch{{}, {daily("2026-3-01", p.id, t.id, "m", 1, 0, 0, 0)}}), db::Invalid);
 
     check_same(d.get_token(t.id), t);
-    CHECK(show(d.query_usage(by(G::model))) == "m:1/10/10/0");
+    CHECK(show_usage(d.query_usage(by(G::model))) == "m:1/10/10/0");
     d.add_usage(db::UsageBatch{});  // empty: nothing to do, no error
     check_same(d.get_token(t.id), t);
   }
@@ -166,39 +166,39 @@ void check_usage_repository_contract(const MakeFresh& make_fresh) {
                                 daily("2026-01-31", b.id, tc.id, "gpt-4o", 5, 500, 50, 0),
                                 daily("2026-02-01", b.id, tc.id, "", 6, 600, 60, 3)}});
 
-    CHECK(show(d.query_usage(by(G::day))) ==
+    CHECK(show_usage(d.query_usage(by(G::day))) ==
           "2026-01-30:2/200/20/1 2026-01-31:12/1200/120/2 2026-02-01:7/700/70/3");
-    CHECK(show(d.query_usage(by(G::model))) == "'':6/600/60/3 Zeta:4/400/40/2 claude:2/200/20/1 gpt-4o:9/900/90/0");
+    CHECK(show_usage(d.query_usage(by(G::model))) == "'':6/600/60/3 Zeta:4/400/40/2 claude:2/200/20/1 gpt-4o:9/900/90/0");
     {
       std::vector<std::pair<std::string, std::string>> want = {
           {ta.id, ":3/300/30/1"}, {tb.id, ":7/700/70/2"}, {tc.id, ":11/1100/110/3"}};
       std::sort(want.begin(), want.end());
       std::string expected;
       for (const auto& [id, sums] : want) expected += (expected.empty() ? "" : " ") + id + sums;
-      CHECK(show(d.query_usage(by(G::token))) == expected);
+      CHECK(show_usage(d.query_usage(by(G::token))) == expected);
     }
 
     auto q = by(G::model);
     q.project_id = a.id;
-    CHECK(show(d.query_usage(q)) == "Zeta:4/400/40/2 claude:2/200/20/1 gpt-4o:4/400/40/0");
+    CHECK(show_usage(d.query_usage(q)) == "Zeta:4/400/40/2 claude:2/200/20/1 gpt-4o:4/400/40/0");
     q.group_by = G::day;
     q.model = "gpt-4o";
-    CHECK(show(d.query_usage(q)) == "2026-01-31:3/300/30/0 2026-02-01:1/100/10/0");
+    CHECK(show_usage(d.query_usage(q)) == "2026-01-31:3/300/30/0 2026-02-01:1/100/10/0");
     q.project_id.reset();
-    CHECK(show(d.query_usage(q)) == "2026-01-31:8/800/80/0 2026-02-01:1/100/10/0");
+    CHECK(show_usage(d.query_usage(q)) == "2026-01-31:8/800/80/0 2026-02-01:1/100/10/0");
     q.model = "";  // the unknown model is a value like any other
-    CHECK(show(d.query_usage(q)) == "2026-02-01:6/600/60/3");
+    CHECK(show_usage(d.query_usage(q)) == "2026-02-01:6/600/60/3");
 
     auto range = by(G::day);
     range.from_day = "2026-01-31";
     range.to_day = "2026-01-31";
-    CHECK(show(d.query_usage(range)) == "2026-01-31:12/1200/120/2");
+    CHECK(show_usage(d.query_usage(range)) == "2026-01-31:12/1200/120/2");
     range.to_day.reset();
-    CHECK(show(d.query_usage(range)) == "2026-01-31:12/1200/120/2 2026-02-01:7/700/70/3");
+    CHECK(show_usage(d.query_usage(range)) == "2026-01-31:12/1200/120/2 2026-02-01:7/700/70/3");
     range.from_day.reset();
     range.to_day = "2026-01-31";
     range.token_id = tb.id;
-    CHECK(show(d.query_usage(range)) == "2026-01-31:7/700/70/2");
+    CHECK(show_usage(d.query_usage(range)) == "2026-01-31:7/700/70/2");
 
     auto none = by(G::token);
     none.project_id = util::uuid_v4();
@@ -244,8 +244,8 @@ void check_usage_repository_contract(const MakeFresh& make_fresh) {
                                {}});
     CHECK(d.consume_quota(t1.id, 4, at(2s)).granted == 4);  // quota grants count as requests too
 
-    CHECK(show(d.project_usage_totals(p.id)) == "9/40/60/3");
-    CHECK(show(d.project_usage_totals(empty.id)) == "0/0/0/0");
+    CHECK(show_usage(d.project_usage_totals(p.id)) == "9/40/60/3");
+    CHECK(show_usage(d.project_usage_totals(empty.id)) == "0/0/0/0");
     CHECK_THROWS_AS(d.project_usage_totals(util::uuid_v4()), db::NotFound);
   }
 
