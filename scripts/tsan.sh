@@ -21,7 +21,8 @@ jobs=${JOBS:-$(nproc)}
 # upstream client, auth (token service, single-flight lookups, stale-if-error, usage accumulator, caches), the
 # DB task queue, audit (coalescing), readiness and health probes, the management API over the token service,
 # every database contract case on SQLite and PostgreSQL, the cache backends (contract:*; the memory backend's own
-# cases), and the response cache through the binary on both backends.
+# cases), the response cache through the binary on both backends, and the rate limiters (the memory one's own
+# cases; the Redis one's are contract:*).
 default_files="
   unit:auth_token_service_test unit:auth_floods_test unit:auth_stale_if_error_test unit:db_executor_test
   unit:auth_quota_coalescer_test unit:audit_auditor_test unit:audit_coalescing_test unit:lifecycle_readiness_test unit:upstream_circuit_breaker_test
@@ -30,7 +31,8 @@ default_files="
   integration:proxy_hygiene_test integration:proxy_token_floods_test integration:proxy_database_outage_test
   integration:upstream_client_test integration:admin_api_test integration:admin_audit_floods_test
   integration:ops_endpoints_test integration:ops_probes_test integration:proxy_quota_coalescing_test
-  unit:cache_memory_backend_test integration:proxy_response_cache_test integration:proxy_response_cache_redis_test"
+  unit:cache_memory_backend_test integration:proxy_response_cache_test integration:proxy_response_cache_redis_test
+  unit:ratelimit_window_test"
 files=${TSAN_FILES:-$default_files}
 
 echo "tsan: building in $build_dir/ (ThreadSanitizer, -O1)"

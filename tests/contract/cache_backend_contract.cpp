@@ -83,7 +83,7 @@ class Harness {
 };
 
 
-void check_same(const Entry& got, const Entry& want) {
+void check_same_entry(const Entry& got, const Entry& want) {
   CHECK(got.status == want.status);
   REQUIRE(got.headers.fields().size() == want.headers.fields().size());
   for (std::size_t i = 0; i < got.headers.fields().size(); ++i) {
@@ -132,7 +132,7 @@ void check_cache_backend_contract(const CacheBackendUnderTest& under_test) {
     const auto lookup = h.run(h.backend().get(k));
     REQUIRE(lookup.status == LookupStatus::hit);
     REQUIRE(lookup.entry);
-    check_same(*lookup.entry, *e);
+    check_same_entry(*lookup.entry, *e);
     CHECK(h.run(h.backend().get(k)).status == LookupStatus::hit);  // reading does not consume it
   }
 

@@ -127,7 +127,8 @@ struct Seed {
 Seed seed(db::Database& d) {
   const auto now = util::now();
   Seed s;
-  s.project = db::Project{util::uuid_v4(), "pool-" + util::uuid_v4(), "sk-upstream", true, std::nullopt, now, now};
+  s.project = db::Project{util::uuid_v4(), "pool-" + util::uuid_v4(), "sk-upstream", true, std::nullopt, now, now,
+                          std::nullopt};
   d.create_project(s.project);
   s.token.id = util::uuid_v4();
   s.token.token_hash = util::sha256_hex(s.token.id);
@@ -331,7 +332,7 @@ TEST_CASE("postgres pool: a pooled connection killed by the server is replaced a
   // Every later call works too, reads and writes, whichever connection it gets.
   for (int i = 0; i < 4; ++i) CHECK(d->get_project(s.project.id).id == s.project.id);
   const auto now = util::now();
-  d->create_project(db::Project{util::uuid_v4(), "after-kill", "k", true, std::nullopt, now, now});
+  d->create_project(db::Project{util::uuid_v4(), "after-kill", "k", true, std::nullopt, now, now, std::nullopt});
   CHECK(d->list_projects({1, 10}).total_count == 2);
   CHECK(d->health().up);
 

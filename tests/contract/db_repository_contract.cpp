@@ -10,6 +10,7 @@ void check_repository_contract(const std::string& driver_name, const MakeFresh& 
   SECTION("database") { check_database_contract(driver_name, make_fresh); }
   SECTION("projects") { check_project_repository_contract(make_fresh); }
   SECTION("tokens, quota and usage") { check_token_repository_contract(make_fresh); }
+  SECTION("usage series, budgets and rate limits") { check_usage_repository_contract(make_fresh); }
   SECTION("audit events") { check_audit_repository_contract(make_fresh); }
 }
 

@@ -3,6 +3,7 @@
 //   db_database_contract.cpp            driver name, health, values every table stores verbatim
 //   db_project_repository_contract.cpp  projects
 //   db_token_repository_contract.cpp    tokens, quota (consume_quota), usage (add_usage)
+//   db_usage_repository_contract.cpp    LLM token usage, usage_daily, the usage series, budget/rate-limit columns
 //   db_audit_repository_contract.cpp    audit events
 // Each part is a list of Catch2 SECTIONs whose names are sentences; helpers are in db_repository_contract_helpers.
 #include <functional>
@@ -25,6 +26,7 @@ void check_repository_contract(const std::string& driver_name, const MakeFresh& 
 void check_database_contract(const std::string& driver_name, const MakeFresh& make_fresh);
 void check_project_repository_contract(const MakeFresh& make_fresh);
 void check_token_repository_contract(const MakeFresh& make_fresh);
+void check_usage_repository_contract(const MakeFresh& make_fresh);
 void check_audit_repository_contract(const MakeFresh& make_fresh);
 
 }  // namespace llmproxy::contract

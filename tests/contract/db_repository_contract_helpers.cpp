@@ -74,6 +74,7 @@ void check_same(const db::Project& got, const db::Project& want) {
   CHECK(show(got.deactivated_at) == show(want.deactivated_at));
   CHECK(show(got.created_at) == show(want.created_at));
   CHECK(show(got.updated_at) == show(want.updated_at));
+  CHECK(show(got.rate_limit_rpm) == show(want.rate_limit_rpm));
 }
 
 void check_same(const db::Token& got, const db::Token& want) {
@@ -89,6 +90,10 @@ void check_same(const db::Token& got, const db::Token& want) {
   CHECK(show(got.created_at) == show(want.created_at));
   CHECK(show(got.last_used_at) == show(want.last_used_at));
   CHECK(got.cache_hit_count == want.cache_hit_count);
+  CHECK(got.prompt_tokens == want.prompt_tokens);
+  CHECK(got.completion_tokens == want.completion_tokens);
+  CHECK(show(got.max_tokens) == show(want.max_tokens));
+  CHECK(show(got.rate_limit_rpm) == show(want.rate_limit_rpm));
 }
 
 void check_same(const db::AuditEvent& got, const db::AuditEvent& want) {

@@ -430,12 +430,12 @@ void check_token_repository_contract(const MakeFresh& make_fresh) {
     const auto t3 = make_token(p.id, at());
     for (const auto& t : {t1, t2, t3}) d.create_token(t);
 
-    d.add_usage({
+    d.add_usage(db::UsageBatch{{
         {t1.id, 3, 1, at(10s)},
         {t2.id, 2, 5, at(20s)},           // older than the stored last_used_at: it stays
         {util::uuid_v4(), 7, 7, at(30s)},  // deleted meanwhile: ignored, the rest still applies
         {t1.id, 2, 0, at(5s)},            // same token twice in one batch: both count
-    });
+    }, {}});
     t1.request_count = 5;
     t1.cache_hit_count = 1;
     t1.last_used_at = at(10s);
@@ -445,7 +445,7 @@ void check_token_repository_contract(const MakeFresh& make_fresh) {
     check_same(d.get_token(t2.id), t2);
     check_same(d.get_token(t3.id), t3);
 
-    d.add_usage({{t2.id, 1, 0, at(60s)}});
+    d.add_usage(db::UsageBatch{{{t2.id, 1, 0, at(60s)}}, {}});
     t2.request_count = 3;
     t2.last_used_at = at(60s);
     check_same(d.get_token(t2.id), t2);

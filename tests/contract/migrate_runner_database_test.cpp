@@ -8,9 +8,14 @@
 #include <thread>
 
 #include "contract/database_fixture.hpp"
+#include "llmproxy/db/sqlite/raw_connection.hpp"
 #include "llmproxy/migrate/runner.hpp"
 #include "llmproxy/storage/storage.hpp"
 #include "llmproxy/util/crypto.hpp"
+
+#ifdef LLMPROXY_WITH_POSTGRES
+#include "llmproxy/db/postgres/raw_connection.hpp"
+#endif
 
 namespace llmproxy::contract {
 namespace {
@@ -47,7 +52,25 @@ std::string migration_error(Fn fn) {
 
 db::Project project(const std::string& name) {
   const auto now = util::now();
-  return db::Project{util::uuid_v4(), name, "key", true, std::nullopt, now, now};
+  return db::Project{util::uuid_v4(), name, "key", true, std::nullopt, now, now, std::nullopt};
+}
+
+/// A plain read-write connection to the database of `config`, for rows and columns the repositories cannot
+/// reach at an older schema version.
+std::unique_ptr<db::RawConnection> raw_connection(const config::DatabaseConfig& config) {
+#ifdef LLMPROXY_WITH_POSTGRES
+  if (config.driver == config::DbDriver::postgres) {
+    return db::postgres::open_raw(config.url, db::Access::read_write, std::chrono::seconds(10));
+  }
+#endif
+  return db::sqlite::open_raw(config.path, db::Access::read_write, std::chrono::seconds(10));
+}
+
+/// The first column of the only row of `sql`.
+std::string scalar(db::RawConnection& raw, const std::string& sql) {
+  const auto rows = raw.query(sql);
+  REQUIRE(rows.size() == 1);
+  return rows.at(0).at(0).value_or("NULL");
 }
 
 /// Runs every migration behaviour as SECTIONs; each run gets a new empty database from `make_empty`.
@@ -101,7 +124,7 @@ void check_migrations(const std::function<EmptyDatabase()>& make_empty) {
       CHECK_FALSE(s.checksum_mismatch);
     }
     const auto tables = db.tables();
-    for (const auto* t : {"projects", "tokens", "audit_events", "schema_migrations"}) {
+    for (const auto* t : {"projects", "tokens", "audit_events", "schema_migrations", "usage_daily"}) {
       INFO("table " << t);
       CHECK(has(tables, t));
     }
@@ -141,6 +164,66 @@ void check_migrations(const std::function<EmptyDatabase()>& make_empty) {
 
     CHECK(runner.down_steps(100) == n + 1);
     CHECK(runner.current_version() == 0);
+  }
+
+  SECTION("0002_usage: an upgrade from version 1 keeps the rows, and down to 1 drops exactly what it added") {
+    REQUIRE(n >= 2);
+    Runner runner(driver, files, lock_timeout);
+    CHECK(runner.up(1) == 1);
+    auto raw = raw_connection(db.config);
+    const Strings v1_tokens = raw->columns("tokens");
+    const Strings v1_projects = raw->columns("projects");
+    CHECK(v1_tokens.size() == 12);
+    CHECK(v1_projects.size() == 7);
+    const std::string project_id = util::uuid_v4();
+    const std::string token_id = util::uuid_v4();
+    const std::string created = "2026-01-02T03:04:05.000000Z";
+    raw->execute("INSERT INTO projects (id, name, api_key, created_at, updated_at) VALUES ($1, 'kept', 'k', $2, $2)",
+                 {project_id, created});
+    raw->execute(
+        "INSERT INTO tokens (id, token_hash, token_hint, project_id, request_count, max_requests, cache_hit_count, "
+        "created_at) VALUES ($1, $2, 'sk-AbCd...wXyZ', $3, 7, 100, 2, $4)",
+        {token_id, util::sha256_hex(token_id), project_id, created});
+
+    CHECK(runner.up(2) == 1);
+    CHECK(runner.current_version() == 2);
+    auto t = driver.get_token(token_id);
+    CHECK(t.request_count == 7);
+    CHECK(t.max_requests == std::optional<std::int64_t>{100});
+    CHECK(t.cache_hit_count == 2);
+    CHECK(t.prompt_tokens == 0);
+    CHECK(t.completion_tokens == 0);
+    CHECK_FALSE(t.max_tokens.has_value());
+    CHECK_FALSE(t.rate_limit_rpm.has_value());
+    const auto p = driver.get_project(project_id);
+    CHECK(p.name == "kept");
+    CHECK_FALSE(p.rate_limit_rpm.has_value());
+    CHECK(driver.query_usage(db::UsageQuery{}).empty());
+
+    // Use what 0002 added, then revert it: the 0001 data stays, the new columns and table go.
+    driver.add_usage(db::UsageBatch{{db::UsageDelta{token_id, 1, 0, util::now(), 10, 20}},
+                                    {db::DailyUsageDelta{"2026-01-02", project_id, token_id, "m", 1, 10, 20, 0}}});
+    db::TokenUpdate budget;
+    budget.max_tokens = std::optional<std::int64_t>{1000};
+    budget.rate_limit_rpm = std::optional<std::int64_t>{60};
+    driver.update_token(token_id, budget, util::now());
+    CHECK(runner.down_steps(1) == 1);
+    CHECK(runner.current_version() == 1);
+    CHECK(raw->columns("tokens") == v1_tokens);
+    CHECK(raw->columns("projects") == v1_projects);
+    CHECK(raw->columns("usage_daily").empty());
+    CHECK_FALSE(has(db.tables(), "usage_daily"));
+    CHECK(scalar(*raw, "SELECT request_count || '/' || max_requests || '/' || cache_hit_count FROM tokens") ==
+          "8/100/2");
+    CHECK(scalar(*raw, "SELECT name FROM projects") == "kept");
+
+    // And up again: the data is still there, the new columns start from 0 / NULL once more.
+    CHECK(runner.up() == n - 1);
+    t = driver.get_token(token_id);
+    CHECK(t.request_count == 8);
+    CHECK(t.prompt_tokens == 0);
+    CHECK_FALSE(t.max_tokens.has_value());
+    CHECK_FALSE(t.rate_limit_rpm.has_value());
   }
 
   SECTION("invalid targets are refused before touching anything") {

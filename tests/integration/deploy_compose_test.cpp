@@ -15,7 +15,7 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-std::string read_file(const std::string& path) {
+std::string read_text(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;
   ss << in.rdbuf();
@@ -28,7 +28,7 @@ struct ComposeDir {
     std::filesystem::create_directories(dir.path() / "deploy");
     std::filesystem::copy_file(std::string(LLMPROXY_SOURCE_DIR) + "/deploy/docker-compose.yml",
                                dir.path() / "deploy" / "docker-compose.yml");
-    std::string env = read_file(std::string(LLMPROXY_SOURCE_DIR) + "/deploy/.env.example");
+    std::string env = read_text(std::string(LLMPROXY_SOURCE_DIR) + "/deploy/.env.example");
     env += "\nMANAGEMENT_TOKEN=compose-management-token-0123456789abcdef\nPOSTGRES_PASSWORD=compose-pw-123\n"
            "ENCRYPTION_KEY=AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=\n";
     std::ofstream(dir.file("deploy/.env")) << env;
@@ -75,15 +75,15 @@ TEST_CASE("deploy: docker-compose.yml and its SQLite profile validate", "[deploy
 }
 
 TEST_CASE("deploy: .env.example holds no usable secret", "[deploy]") {
-  const std::string example = read_file(std::string(LLMPROXY_SOURCE_DIR) + "/deploy/.env.example");
+  const std::string example = read_text(std::string(LLMPROXY_SOURCE_DIR) + "/deploy/.env.example");
   CHECK(example.find("\nMANAGEMENT_TOKEN=\n") != std::string::npos);
   CHECK(example.find("\nPOSTGRES_PASSWORD=\n") != std::string::npos);
   CHECK(example.find("change-me") == std::string::npos);
 }
 
 TEST_CASE("deploy: .env.example lists every variable the binary reads", "[deploy]") {
-  const std::string example = read_file(std::string(LLMPROXY_SOURCE_DIR) + "/deploy/.env.example");
-  const std::string docs = read_file(std::string(LLMPROXY_SOURCE_DIR) + "/docs/configuration.md");
+  const std::string example = read_text(std::string(LLMPROXY_SOURCE_DIR) + "/deploy/.env.example");
+  const std::string docs = read_text(std::string(LLMPROXY_SOURCE_DIR) + "/docs/configuration.md");
   std::istringstream lines(docs);
   int variables = 0;
   for (std::string line; std::getline(lines, line);) {

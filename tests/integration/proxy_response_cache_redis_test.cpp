@@ -13,7 +13,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-const test::RequestHeaders kOptIn{{"Cache-Control", "public, max-age=60"}};
+const test::RequestHeaders kRedisOptIn{{"Cache-Control", "public, max-age=60"}};
 constexpr const char* kBody = R"({"model":"gpt-4o","messages":[]})";
 
 std::function<void(Environment&)> on_redis(const test::RedisServer& redis) {
@@ -30,7 +30,7 @@ TEST_CASE("cache on redis: a miss on one instance is a hit on another", "[proxy]
   Proxy other(f.env);  // a second instance: same database, same Redis, same upstream
   const std::string token = f.project_token();
 
-  auto miss = f.chat(token, kBody, kOptIn);
+  auto miss = f.chat(token, kBody, kRedisOptIn);
   REQUIRE(miss.status == 200);
   REQUIRE(miss.header("X-PROXY-CACHE") == "stored");
   auto hit = test::http_request(other.port(), "POST", "/v1/chat/completions", kBody,
@@ -49,7 +49,7 @@ TEST_CASE("cache on redis: a miss on one instance is a hit on another", "[proxy]
   INFO(purged.body);
   CHECK(purged.status == 200);
   CHECK(nlohmann::json::parse(purged.body) == nlohmann::json{{"deleted", 1}});
-  CHECK(f.chat(token, kBody, kOptIn).header("X-PROXY-CACHE") == "stored");
+  CHECK(f.chat(token, kBody, kRedisOptIn).header("X-PROXY-CACHE") == "stored");
   CHECK(f.mock.requests().size() == 2);
 
   auto health = nlohmann::json::parse(other.get("/health").body);
@@ -60,14 +60,14 @@ TEST_CASE("cache on redis: Redis killed mid-run and restarted", "[proxy][cache][
   test::RedisServer redis;
   ProxyFixture f(TestDatabase::Kind::sqlite, on_redis(redis));
   const std::string token = f.project_token();
-  REQUIRE(f.chat(token, kBody, kOptIn).header("X-PROXY-CACHE") == "stored");
-  REQUIRE(f.chat(token, kBody, kOptIn).header("X-PROXY-CACHE") == "hit");
+  REQUIRE(f.chat(token, kBody, kRedisOptIn).header("X-PROXY-CACHE") == "stored");
+  REQUIRE(f.chat(token, kBody, kRedisOptIn).header("X-PROXY-CACHE") == "hit");
 
   redis.kill();
   // Every request still succeeds, forwarded without the cache, and says so.
   for (int i = 0; i < 5; ++i) {
     const auto started = std::chrono::steady_clock::now();
-    auto r = f.chat(token, kBody, kOptIn);
+    auto r = f.chat(token, kBody, kRedisOptIn);
     INFO(r.body);
     CHECK(r.status == 200);
     CHECK(r.header("Cache-Status") == "llm-proxy; fwd=bypass; detail=unavailable");
@@ -89,12 +89,12 @@ TEST_CASE("cache on redis: Redis killed mid-run and restarted", "[proxy][cache][
   std::string seen;
   for (int i = 0; i < 60 && seen != "stored"; ++i) {
     if (i > 0) std::this_thread::sleep_for(100ms);
-    auto r = f.chat(token, kBody, kOptIn);
+    auto r = f.chat(token, kBody, kRedisOptIn);
     REQUIRE(r.status == 200);
     seen = r.header("X-PROXY-CACHE");
   }
   CHECK(seen == "stored");
-  CHECK(f.chat(token, kBody, kOptIn).header("X-PROXY-CACHE") == "hit");
+  CHECK(f.chat(token, kBody, kRedisOptIn).header("X-PROXY-CACHE") == "hit");
   auto recovered = nlohmann::json::parse(f.proxy->get("/health").body);
   CHECK(recovered["status"] == "ok");
   CHECK(recovered["cache"]["status"] == "up");

@@ -97,7 +97,7 @@ long proc_status_kib(int pid, const std::string& field) {
   return 0;
 }
 
-std::size_t count_of(const std::string& haystack, std::string_view needle) {
+std::size_t occurrences(const std::string& haystack, std::string_view needle) {
   std::size_t n = 0;
   for (auto at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) ++n;
   return n;
@@ -141,7 +141,7 @@ TEST_CASE("HEAD responses carry no body bytes on any route, so a pipelined reque
     REQUIRE(head_end != std::string::npos);
     // The HEAD answer's header is followed at once by the GET's status line: zero body bytes in between.
     CHECK(raw.substr(head_end + 4).starts_with("HTTP/1.1 200 "));
-    CHECK(count_of(raw, "HTTP/1.1 ") == 2);
+    CHECK(occurrences(raw, "HTTP/1.1 ") == 2);
     CHECK(closed);
   }
 }
@@ -171,7 +171,7 @@ TEST_CASE("Ambiguous request framing is refused with 400 and the connection clos
     INFO(raw);
     CHECK(raw.starts_with("HTTP/1.1 400 "));
     CHECK(error_code(test::HttpResponse{400, {}, body_of(raw)}) == "bad_request");
-    CHECK(count_of(raw, "HTTP/1.1 ") == 1);
+    CHECK(occurrences(raw, "HTTP/1.1 ") == 1);
     CHECK(closed);
   }
 }
@@ -208,7 +208,7 @@ TEST_CASE("An HTTP/1.0 client gets a stream delimited by the connection close, n
   const std::string events = body_of(raw);
   CHECK(events.starts_with("data: "));  // no chunk-size line
   CHECK(events.ends_with("data: [DONE]\n\n"));
-  CHECK(count_of(events, "data: ") == 4);
+  CHECK(occurrences(events, "data: ") == 4);
   CHECK(closed);
 
   // A complete response to a 1.0 client uses Content-Length.
@@ -232,10 +232,10 @@ TEST_CASE("Response heads carry one framing field, a plain status line, and chun
       15s, &closed);
   INFO(plain);
   REQUIRE(plain.starts_with("HTTP/1.1 299 \r\n"));
-  CHECK(count_of(plain.substr(0, plain.find("\r\n\r\n")), "\r\nContent-Length: ") == 1);
+  CHECK(occurrences(plain.substr(0, plain.find("\r\n\r\n")), "\r\nContent-Length: ") == 1);
   CHECK(raw_header(plain, "Content-Length") == std::to_string(body_of(plain).size()));
   CHECK(raw_header(plain, "Connection") == std::optional<std::string>("close"));
-  CHECK(count_of(plain, "\r\nX-Request-ID: ") == 1);
+  CHECK(occurrences(plain, "\r\nX-Request-ID: ") == 1);
 
   const std::string ok = test::raw_exchange(
       f.proxy->port(), chat_request("1.1", token, R"({"model":"gpt-4o","messages":[]})", "Connection: close\r\n"), 15s,
@@ -282,7 +282,7 @@ TEST_CASE("Control characters in header values get 400 and too many header field
     const std::string raw = test::raw_exchange(p.proxy->port(), bytes, 10s, &closed);
     INFO(raw);
     CHECK(raw.starts_with("HTTP/1.1 400 "));
-    CHECK(count_of(raw, "HTTP/1.1 ") == 1);
+    CHECK(occurrences(raw, "HTTP/1.1 ") == 1);
     CHECK(closed);
   }
 

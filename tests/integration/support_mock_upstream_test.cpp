@@ -24,10 +24,10 @@ using nlohmann::json;
 
 namespace {
 
-const std::string kChatBody = R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]})";
-const std::string kStreamBody = R"({"model":"gpt-4o-mini","stream":true,"messages":[]})";
+const std::string kMockChatBody = R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]})";
+const std::string kMockStreamBody = R"({"model":"gpt-4o-mini","stream":true,"messages":[]})";
 
-std::string sse_chunk(int i) {
+std::string mock_sse_chunk(int i) {
   return R"(data: {"id":"chatcmpl-mock","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"tok)" +
          std::to_string(i) + "\"}}]}\n\n";
 }
@@ -36,7 +36,7 @@ std::string sse_chunk(int i) {
 
 TEST_CASE("mock upstream answers a chat completion like OpenAI", "[mock]") {
   MockUpstream mock;
-  auto res = http_request(mock.port(), "POST", "/v1/chat/completions", kChatBody,
+  auto res = http_request(mock.port(), "POST", "/v1/chat/completions", kMockChatBody,
                           {{"Content-Type", "application/json"}});
   CHECK(res.status == 200);
   CHECK(res.header("content-type") == "application/json");
@@ -56,7 +56,7 @@ TEST_CASE("mock upstream answers a chat completion like OpenAI", "[mock]") {
 
 TEST_CASE("mock upstream records requests with their original header names", "[mock]") {
   MockUpstream mock;
-  http_request(mock.port(), "POST", "/v1/chat/completions?x=1", kChatBody,
+  http_request(mock.port(), "POST", "/v1/chat/completions?x=1", kMockChatBody,
                {{"Authorization", "Bearer sk-upstream"}, {"OpenAI-Organization", "org-1"}, {"X-Custom", "a"},
                 {"x-custom", "b"}});
   auto requests = mock.requests();
@@ -64,13 +64,13 @@ TEST_CASE("mock upstream records requests with their original header names", "[m
   const auto& r = requests[0];
   CHECK(r["method"] == "POST");
   CHECK(r["target"] == "/v1/chat/completions?x=1");
-  CHECK(r["body"] == kChatBody);
+  CHECK(r["body"] == kMockChatBody);
   CHECK(r["headers"]["Authorization"] == "Bearer sk-upstream");
   CHECK(r["headers"]["OpenAI-Organization"] == "org-1");
   CHECK(r["headers"]["X-Custom"] == "a, b");
   CHECK(MockUpstream::header(r, "openai-organization") == "org-1");
   CHECK_FALSE(MockUpstream::header(r, "X-Absent").has_value());
-  CHECK(r["headers"]["Content-Length"] == std::to_string(kChatBody.size()));
+  CHECK(r["headers"]["Content-Length"] == std::to_string(kMockChatBody.size()));
   CHECK(r["connection"].is_number_integer());
 
   // Inspection endpoints are not recorded; unknown paths are 404 and not recorded either.
@@ -83,10 +83,10 @@ TEST_CASE("mock upstream records requests with their original header names", "[m
 TEST_CASE("mock upstream keeps connections alive unless told to close", "[mock]") {
   MockUpstream mock;
   HttpConnection conn("127.0.0.1", mock.port());
-  CHECK(conn.request("POST", "/v1/chat/completions", kChatBody).status == 200);
-  CHECK(conn.request("POST", "/v1/chat/completions", kChatBody).status == 200);
+  CHECK(conn.request("POST", "/v1/chat/completions", kMockChatBody).status == 200);
+  CHECK(conn.request("POST", "/v1/chat/completions", kMockChatBody).status == 200);
   CHECK(conn.is_open());
-  auto closing = conn.request("POST", "/v1/chat/completions", kChatBody, {{"X-Mock-Close", "1"}});
+  auto closing = conn.request("POST", "/v1/chat/completions", kMockChatBody, {{"X-Mock-Close", "1"}});
   CHECK(closing.status == 200);
   CHECK(closing.header("Connection") == "close");
   CHECK_FALSE(conn.is_open());
@@ -101,7 +101,7 @@ TEST_CASE("mock upstream keeps connections alive unless told to close", "[mock]"
 
 TEST_CASE("mock upstream streams SSE events as separate chunks spaced by the delay", "[mock]") {
   MockUpstream mock;
-  StreamingResponse stream(mock.port(), "POST", "/v1/chat/completions", kStreamBody,
+  StreamingResponse stream(mock.port(), "POST", "/v1/chat/completions", kMockStreamBody,
                            {{"Content-Type", "application/json"}, {"X-Mock-Chunks", "3"}, {"X-Mock-Delay-Ms", "150"}});
   CHECK(stream.status() == 200);
   CHECK(stream.header("Content-Type") == "text/event-stream");
@@ -117,7 +117,7 @@ TEST_CASE("mock upstream streams SSE events as separate chunks spaced by the del
   CHECK(stream.finished());
   CHECK(stream.error().empty());
   REQUIRE(chunks.size() == 4);
-  for (int i = 0; i < 3; ++i) CHECK(chunks[static_cast<std::size_t>(i)] == sse_chunk(i));
+  for (int i = 0; i < 3; ++i) CHECK(chunks[static_cast<std::size_t>(i)] == mock_sse_chunk(i));
   CHECK(chunks[3] == "data: [DONE]\n\n");
   for (std::size_t i = 1; i < times.size(); ++i) {
     CHECK(times[i] - times[i - 1] >= 120ms);  // 150 ms asked; generous for clock granularity
@@ -129,17 +129,17 @@ TEST_CASE("mock upstream streams SSE events as separate chunks spaced by the del
 
 TEST_CASE("mock upstream defaults to three chunks without delay", "[mock]") {
   MockUpstream mock;
-  StreamingResponse stream(mock.port(), "POST", "/v1/chat/completions", kStreamBody);
+  StreamingResponse stream(mock.port(), "POST", "/v1/chat/completions", kMockStreamBody);
   std::string body = stream.read_rest(5s);
   CHECK(stream.finished());
-  CHECK(body == sse_chunk(0) + sse_chunk(1) + sse_chunk(2) + "data: [DONE]\n\n");
+  CHECK(body == mock_sse_chunk(0) + mock_sse_chunk(1) + mock_sse_chunk(2) + "data: [DONE]\n\n");
 }
 
 TEST_CASE("a streaming read that times out can be resumed", "[mock]") {
   MockUpstream mock;
-  StreamingResponse stream(mock.port(), "POST", "/v1/chat/completions", kStreamBody,
+  StreamingResponse stream(mock.port(), "POST", "/v1/chat/completions", kMockStreamBody,
                            {{"X-Mock-Chunks", "1"}, {"X-Mock-Delay-Ms", "400"}});
-  CHECK(stream.next_chunk(5s) == sse_chunk(0));
+  CHECK(stream.next_chunk(5s) == mock_sse_chunk(0));
   CHECK_FALSE(stream.next_chunk(50ms).has_value());
   CHECK(stream.timed_out());
   CHECK(stream.next_chunk(5s) == "data: [DONE]\n\n");
@@ -149,9 +149,9 @@ TEST_CASE("a streaming read that times out can be resumed", "[mock]") {
 
 TEST_CASE("mock upstream counts a stream the client drops as aborted, promptly", "[mock]") {
   MockUpstream mock;
-  StreamingResponse stream(mock.port(), "POST", "/v1/chat/completions", kStreamBody,
+  StreamingResponse stream(mock.port(), "POST", "/v1/chat/completions", kMockStreamBody,
                            {{"X-Mock-Chunks", "5"}, {"X-Mock-Delay-Ms", "10000"}});
-  REQUIRE(stream.next_chunk(5s) == sse_chunk(0));
+  REQUIRE(stream.next_chunk(5s) == mock_sse_chunk(0));
   stream.close();
   // Well before the next event is due: the mock notices the close while it waits. (The one active connection
   // left is the stats request itself.)
@@ -162,7 +162,7 @@ TEST_CASE("mock upstream counts a stream the client drops as aborted, promptly",
 
 TEST_CASE("mock upstream returns the status X-Mock-Status asks for", "[mock]") {
   MockUpstream mock;
-  auto res = http_request(mock.port(), "POST", "/v1/chat/completions", kStreamBody, {{"X-Mock-Status", "503"}});
+  auto res = http_request(mock.port(), "POST", "/v1/chat/completions", kMockStreamBody, {{"X-Mock-Status", "503"}});
   CHECK(res.status == 503);
   CHECK(res.header("Content-Type") == "application/json");
   auto body = json::parse(res.body);
@@ -174,14 +174,14 @@ TEST_CASE("mock upstream returns the status X-Mock-Status asks for", "[mock]") {
 TEST_CASE("mock upstream stalls before answering and pads bodies on request", "[mock]") {
   MockUpstream mock;
   const auto start = std::chrono::steady_clock::now();
-  CHECK(http_request(mock.port(), "POST", "/v1/chat/completions", kChatBody, {{"X-Mock-Stall-Ms", "300"}}).status ==
+  CHECK(http_request(mock.port(), "POST", "/v1/chat/completions", kMockChatBody, {{"X-Mock-Stall-Ms", "300"}}).status ==
         200);
   CHECK(std::chrono::steady_clock::now() - start >= 300ms);
-  CHECK_THROWS_AS(http_request(mock.port(), "POST", "/v1/chat/completions", kChatBody,
+  CHECK_THROWS_AS(http_request(mock.port(), "POST", "/v1/chat/completions", kMockChatBody,
                                {{"X-Mock-Stall-Ms", "2000"}}, 100ms),
                   HttpError);
 
-  auto big = http_request(mock.port(), "POST", "/v1/chat/completions", kChatBody, {{"X-Mock-Body-Bytes", "300000"}});
+  auto big = http_request(mock.port(), "POST", "/v1/chat/completions", kMockChatBody, {{"X-Mock-Body-Bytes", "300000"}});
   CHECK(big.status == 200);
   CHECK(big.body.size() >= 299000);
   CHECK(big.body.size() <= 301000);

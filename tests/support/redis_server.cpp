@@ -33,6 +33,14 @@ void RedisServer::kill() {
   process_.reset();
 }
 
+void RedisServer::pause() {
+  if (process_) process_->signal(SIGSTOP);
+}
+
+void RedisServer::resume() {
+  if (process_) process_->signal(SIGCONT);
+}
+
 void RedisServer::restart() {
   kill();
   start();

@@ -25,6 +25,9 @@ class RedisServer {
   void kill();
   /// Starts it again on the same port (after kill()).
   void restart();
+  /// SIGSTOP / SIGCONT: a hung server (connections stay open, nothing answers) and its return.
+  void pause();
+  void resume();
 
  private:
   void start();

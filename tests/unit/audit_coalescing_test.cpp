@@ -24,7 +24,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::vector<db::AuditEvent> stored(db::Database& database) {
+std::vector<db::AuditEvent> stored_events(db::Database& database) {
   db::AuditFilter f;
   f.page.page_size = 100;
   auto page = database.list_audit_events(f);
@@ -71,7 +71,7 @@ TEST_CASE("200 denials of one token within the interval are stored as 2 rows who
   REQUIRE(auditor.wait_idle(5s));
 
   // The first one is written at once, with its count and what the caller put in the metadata.
-  auto rows = stored(*driver);
+  auto rows = stored_events(*driver);
   REQUIRE(rows.size() == 1);
   CHECK(metadata(rows[0])["count"] == 1);
   CHECK(metadata(rows[0])["token_hint"] == "sk-…abcd");
@@ -79,7 +79,7 @@ TEST_CASE("200 denials of one token within the interval are stored as 2 rows who
 
   // stop() summarizes the open window.
   auditor.stop();
-  rows = stored(*driver);
+  rows = stored_events(*driver);
   REQUIRE(rows.size() == 2);
   const bool first_is_summary = metadata(rows[0]).contains("summary");
   const auto& summary = first_is_summary ? rows[0] : rows[1];
@@ -109,13 +109,13 @@ TEST_CASE("coalescing keys are separate, the writer ends windows after the inter
     auditor.record_coalesced(denial("tok-a", "project inactive"));  // another reason: another key
   }
   REQUIRE(auditor.wait_idle(5s));
-  CHECK(stored(*driver).size() == 3);
+  CHECK(stored_events(*driver).size() == 3);
 
   // The writer closes the windows once the interval has passed, without stop() or another event.
   std::vector<db::AuditEvent> rows;
   for (int i = 0; i < 50 && rows.size() < 6; ++i) {
     std::this_thread::sleep_for(100ms);
-    rows = stored(*driver);
+    rows = stored_events(*driver);
   }
   REQUIRE(rows.size() == 6);
   CHECK(counts_by_token(rows) == std::map<std::string, std::int64_t>{{"tok-a", 20}, {"tok-b", 10}});
@@ -124,9 +124,9 @@ TEST_CASE("coalescing keys are separate, the writer ends windows after the inter
   std::this_thread::sleep_for(1500ms);  // let the (now empty) windows close
   auditor.record_coalesced(denial("tok-b"));
   REQUIRE(auditor.wait_idle(5s));
-  CHECK(stored(*driver).size() == 7);
+  CHECK(stored_events(*driver).size() == 7);
   auditor.stop();
-  CHECK(counts_by_token(stored(*driver)) == std::map<std::string, std::int64_t>{{"tok-a", 20}, {"tok-b", 11}});
+  CHECK(counts_by_token(stored_events(*driver)) == std::map<std::string, std::int64_t>{{"tok-a", 20}, {"tok-b", 11}});
 }
 
 TEST_CASE("beyond coalesce_max_keys an event with a new key is dropped and counted", "[audit]") {
@@ -141,7 +141,7 @@ TEST_CASE("beyond coalesce_max_keys an event with a new key is dropped and count
   CHECK(auditor.dropped(audit::Kind::proxy) == 2);
   CHECK(auditor.dropped(audit::Kind::management) == 0);
   auditor.stop();
-  CHECK(counts_by_token(stored(*driver)) ==
+  CHECK(counts_by_token(stored_events(*driver)) ==
         std::map<std::string, std::int64_t>{{"tok-0", 2}, {"tok-1", 1}, {"tok-2", 1}});
 }
 
@@ -184,7 +184,7 @@ TEST_CASE("a full audit queue drops proxy events first and keeps management even
   auditor.stop();
   int management_rows = 0;
   std::vector<std::string> proxy_tokens;
-  for (const auto& r : stored(*driver)) {
+  for (const auto& r : stored_events(*driver)) {
     if (r.action == "token.revoke") ++management_rows;
     if (r.action == "proxy.denied") proxy_tokens.push_back(r.token_id.value_or(""));
   }

@@ -6,7 +6,11 @@
 
 #include "llmproxy/config/providers.hpp"
 
-using namespace llmproxy::config;
+// Using-declarations, not a using-directive: the unit tests are a unity build (tests/CMakeLists.txt).
+using llmproxy::config::glob_match;
+using llmproxy::config::load_providers;
+using llmproxy::config::parse_providers;
+using llmproxy::config::select_provider;
 using Catch::Matchers::Contains;
 
 TEST_CASE("the shipped api_providers.yaml parses and allows the usual OpenAI endpoints", "[unit][providers]") {

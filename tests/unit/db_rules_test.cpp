@@ -2,6 +2,8 @@
 #include <catch2/catch.hpp>
 
 #include <limits>
+#include <string>
+#include <vector>
 
 #include "llmproxy/db/rules.hpp"
 #include "llmproxy/util/time.hpp"
@@ -117,16 +119,56 @@ TEST_CASE("merge_usage adds the deltas of one token and sorts the tokens by id",
   const auto t0 = llmproxy::util::now();
   const auto t1 = t0 + seconds(5);
   const std::vector<db::UsageDelta> deltas = {
-      {"b", 1, 0, t0}, {"a", 2, 1, t1}, {"b", 3, 2, t1}, {"a", 1, 0, t0}};
+      {"b", 1, 0, t0, 10, 1}, {"a", 2, 1, t1, 20, 2}, {"b", 3, 2, t1, 30, 3}, {"a", 1, 0, t0, 40, 4}};
   const auto merged = db::merge_usage(deltas);
   REQUIRE(merged.size() == 2);
   CHECK(merged[0].token_id == "a");
   CHECK(merged[0].requests == 3);
   CHECK(merged[0].cache_hits == 1);
   CHECK(merged[0].last_used_at == t1);
+  CHECK(merged[0].prompt_tokens == 60);
+  CHECK(merged[0].completion_tokens == 6);
   CHECK(merged[1].token_id == "b");
   CHECK(merged[1].requests == 4);
   CHECK(merged[1].cache_hits == 2);
   CHECK(merged[1].last_used_at == t1);
+  CHECK(merged[1].prompt_tokens == 40);
+  CHECK(merged[1].completion_tokens == 4);
   CHECK(db::merge_usage({}).empty());
+}
+
+TEST_CASE("merge_daily_usage adds the deltas of one day, project, token and model and sorts by that key",
+          "[db][rules]") {
+  const std::vector<db::DailyUsageDelta> deltas = {
+      {"2026-03-02", "p", "t", "m", 1, 10, 100, 0}, {"2026-03-01", "p", "t", "m", 2, 20, 200, 1},
+      {"2026-03-02", "p", "t", "m", 3, 30, 300, 2}, {"2026-03-01", "p", "t", "", 4, 40, 400, 3},
+      {"2026-03-01", "p", "u", "m", 5, 50, 500, 4}};
+  const auto merged = db::merge_daily_usage(deltas);
+  REQUIRE(merged.size() == 4);
+  const auto key = [](const db::DailyUsageDelta& d) { return d.day + "|" + d.token_id + "|" + d.model; };
+  CHECK(key(merged[0]) == "2026-03-01|t|");
+  CHECK(key(merged[1]) == "2026-03-01|t|m");
+  CHECK(key(merged[2]) == "2026-03-01|u|m");
+  CHECK(key(merged[3]) == "2026-03-02|t|m");
+  CHECK(merged[3].requests == 4);
+  CHECK(merged[3].prompt_tokens == 40);
+  CHECK(merged[3].completion_tokens == 400);
+  CHECK(merged[3].cache_hits == 2);
+  CHECK(merged[1].requests == 2);
+  CHECK(db::merge_daily_usage({}).empty());
+}
+
+TEST_CASE("valid_day accepts exactly the calendar dates written YYYY-MM-DD", "[db][rules]") {
+  for (const char* good : {"2026-01-01", "2024-02-29", "2000-02-29", "9999-12-31", "0001-01-01"}) {
+    INFO(good);
+    CHECK(db::valid_day(good));
+  }
+  for (const char* bad : {"2026-02-29", "1900-02-29", "2026-04-31", "2026-00-10", "2026-13-01", "2026-01-00",
+                          "0000-01-01", "2026-1-01", "2026/01/01", "2026-01-01 ", " 2026-01-01", "2026-01-01T00:00",
+                          "", "+026-01-01", "2026-01-0a"}) {
+    INFO(bad);
+    CHECK_FALSE(db::valid_day(bad));
+  }
+  CHECK_THROWS_AS(db::require_valid_day("2026-02-30", "from"), db::Invalid);
+  CHECK_NOTHROW(db::require_valid_day("2026-02-28", "from"));
 }

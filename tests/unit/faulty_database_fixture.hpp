@@ -136,10 +136,15 @@ class FaultyDatabase final : public db::Database {
     }
     return real_.consume_quota(token_id, units, now);
   }
-  void add_usage(const std::vector<db::UsageDelta>& deltas) override {
+  void add_usage(const db::UsageBatch& batch) override {
     gate();
     ++usage_writes;
-    real_.add_usage(deltas);
+    real_.add_usage(batch);
+  }
+
+  std::vector<db::UsageRow> query_usage(const db::UsageQuery& q) override { return gate(), real_.query_usage(q); }
+  db::UsageTotals project_usage_totals(const std::string& project_id) override {
+    return gate(), real_.project_usage_totals(project_id);
   }
 
   void insert_audit_events(const std::vector<db::AuditEvent>& events) override {

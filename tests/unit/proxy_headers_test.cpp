@@ -11,18 +11,9 @@ using llmproxy::proxy::Direction;
 using llmproxy::proxy::filter_headers;
 using llmproxy::server::Headers;
 
-namespace {
-
-Headers make(std::initializer_list<std::pair<const char*, const char*>> fields) {
-  return llmproxy::test::make_headers(fields);
-}
-std::vector<std::string> names(const Headers& h) { return llmproxy::test::header_names(h); }
-
-}  // namespace
-
 TEST_CASE("headers: to the upstream, hop-by-hop, client identity and proxy-owned fields are removed",
           "[proxy][headers]") {
-  auto in = make({{"Content-Type", "application/json"}, {"Connection", "keep-alive"}, {"Keep-Alive", "timeout=5"},
+  auto in = llmproxy::test::make_headers({{"Content-Type", "application/json"}, {"Connection", "keep-alive"}, {"Keep-Alive", "timeout=5"},
                   {"TE", "trailers"}, {"Trailer", "X"}, {"Transfer-Encoding", "chunked"}, {"Upgrade", "h2c"},
                   {"Proxy-Authorization", "Basic x"}, {"proxy-connection", "keep-alive"},
                   {"X-Forwarded-For", "1.2.3.4"}, {"X-Real-IP", "1.2.3.4"}, {"CF-Connecting-IP", "1.2.3.4"},
@@ -31,32 +22,32 @@ TEST_CASE("headers: to the upstream, hop-by-hop, client identity and proxy-owned
                   {"True-Client-IP", "1.2.3.4"}, {"Host", "proxy"}, {"Authorization", "Bearer sk-client"},
                   {"Content-Length", "3"}, {"X-Request-ID", "r"}, {"Expect", "100-continue"},
                   {"OpenAI-Organization", "org"}, {"Accept", "*/*"}});
-  CHECK(names(filter_headers(in, Direction::to_upstream)) ==
+  CHECK(llmproxy::test::header_names(filter_headers(in, Direction::to_upstream)) ==
         std::vector<std::string>{"Content-Type", "OpenAI-Organization", "Accept"});
 }
 
 TEST_CASE("headers: fields named by Connection are removed in both directions", "[proxy][headers]") {
-  auto in = make({{"Connection", "close, X-Secret-Hop"}, {"X-Secret-Hop", "1"}, {"connection", " x-other ,,  "},
+  auto in = llmproxy::test::make_headers({{"Connection", "close, X-Secret-Hop"}, {"X-Secret-Hop", "1"}, {"connection", " x-other ,,  "},
                   {"X-OTHER", "2"}, {"X-Kept", "3"}, {"X-Secret-Hop-Not", "4"}});
   const std::vector<std::string> expected{"X-Kept", "X-Secret-Hop-Not"};
-  CHECK(names(filter_headers(in, Direction::to_upstream)) == expected);
-  CHECK(names(filter_headers(in, Direction::to_client)) == expected);
+  CHECK(llmproxy::test::header_names(filter_headers(in, Direction::to_upstream)) == expected);
+  CHECK(llmproxy::test::header_names(filter_headers(in, Direction::to_client)) == expected);
 }
 
 TEST_CASE("headers: towards the client, upstream headers other than hop-by-hop pass unchanged", "[proxy][headers]") {
-  auto in = make({{"Content-Type", "text/event-stream"}, {"Connection", "X-Upstream-Hop"}, {"X-Upstream-Hop", "1"},
+  auto in = llmproxy::test::make_headers({{"Content-Type", "text/event-stream"}, {"Connection", "X-Upstream-Hop"}, {"X-Upstream-Hop", "1"},
                   {"Transfer-Encoding", "chunked"}, {"Content-Length", "10"}, {"X-Request-ID", "up"},
                   {"Set-Cookie", "a=1"}, {"Set-Cookie", "b=2"}, {"X-Forwarded-For", "kept"},
                   {"openai-processing-ms", "12"}});
   auto out = filter_headers(in, Direction::to_client);
-  CHECK(names(out) ==
+  CHECK(llmproxy::test::header_names(out) ==
         std::vector<std::string>{"Content-Type", "Set-Cookie", "Set-Cookie", "X-Forwarded-For", "openai-processing-ms"});
   CHECK(out.fields()[2].value == "b=2");
 }
 
 TEST_CASE("headers: arbitrary Connection values never throw", "[proxy][headers]") {
   for (const char* v : {"", ",", " , ,", "\t", "a,", ",a", "Connection", "Content-Type, Host"}) {
-    auto out = filter_headers(make({{"Connection", v}, {"Content-Type", "x"}, {"a", "1"}}), Direction::to_client);
+    auto out = filter_headers(llmproxy::test::make_headers({{"Connection", v}, {"Content-Type", "x"}, {"a", "1"}}), Direction::to_client);
     INFO(v);
     for (const auto& f : out) CHECK(f.name != "Connection");
   }

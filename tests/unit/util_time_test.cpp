@@ -6,6 +6,9 @@
 #include "llmproxy/util/time.hpp"
 
 namespace util = llmproxy::util;
+
+// A named namespace keeps the using-directive out of the files compiled after this one (unity build).
+namespace util_time_test {
 using namespace std::chrono;
 
 namespace {
@@ -139,3 +142,5 @@ TEST_CASE("format_duration writes the configuration's syntax, largest units firs
   CHECK(util::format_duration(milliseconds(1'500)) == "1s500ms");
   CHECK(util::format_duration(milliseconds(-2'000)) == "-2s");
 }
+
+}  // namespace util_time_test

@@ -168,7 +168,7 @@ class UsageBatch {
   /// (whatever add_usage threw) propagates.
   void write(db::TokenRepository& repo) {
     try {
-      repo.add_usage(deltas_);
+      repo.add_usage(db::UsageBatch{deltas_, {}});
     } catch (...) {
       settle(Fate::returned);
       throw;

@@ -1,29 +1,26 @@
 // The Redis backend (SPEC §13): entries in encode() form under `prefix + key`, with SET PX; purge by SCAN MATCH
-// and UNLINK. The connection (hiredis on Asio, timeouts, reconnects) is detail/redis_connection.
-#include <signal.h>
-
+// and UNLINK. The connection (hiredis on Asio, timeouts, reconnects) is redis::Connection.
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "llmproxy/cache/backends.hpp"
-#include "llmproxy/cache/detail/redis_connection.hpp"
+#include "llmproxy/redis/connection.hpp"
 
 namespace llmproxy::cache {
 
 namespace {
 
 namespace net = boost::asio;
-using detail::RedisConnection;
-using detail::RedisReply;
+using RedisConnection = redis::Connection;
+using RedisReply = redis::Reply;
 
 constexpr std::size_t kScanCount = 1000;
 
@@ -137,7 +134,15 @@ class RedisBackend final : public Backend {
  public:
   RedisBackend(net::io_context& io, RedisOptions options) : shared_(std::make_shared<Shared>()) {
     shared_->options = std::move(options);
-    shared_->conn = RedisConnection::create(io, shared_->options);
+    redis::ConnectionOptions conn;
+    conn.host = shared_->options.host;
+    conn.port = shared_->options.port;
+    conn.username = shared_->options.username;
+    conn.password = shared_->options.password;
+    conn.db = shared_->options.db;
+    conn.timeout = shared_->options.timeout;
+    conn.purpose = "cache";
+    shared_->conn = RedisConnection::create(io, std::move(conn));
   }
   ~RedisBackend() override { shared_->conn->shutdown(); }
 
@@ -169,13 +174,6 @@ class RedisBackend final : public Backend {
 }  // namespace
 
 std::unique_ptr<Backend> make_redis_backend(net::io_context& io, RedisOptions options) {
-  // hiredis writes with write(2), not send(MSG_NOSIGNAL): a server that died mid-write would raise SIGPIPE and
-  // kill the process. Ignore it, unless someone installed a handler (EPIPE is then an ordinary write error).
-  static std::once_flag sigpipe_once;
-  std::call_once(sigpipe_once, [] {
-    struct sigaction current {};
-    if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) ::signal(SIGPIPE, SIG_IGN);
-  });
   return std::make_unique<RedisBackend>(io, std::move(options));
 }
 

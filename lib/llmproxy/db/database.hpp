@@ -49,10 +49,25 @@ class TokenRepository {
   /// Exact under any concurrency, across processes: the units granted by all calls never exceed max_requests.
   /// Throws Invalid if units < 1. Blocking (the DB executor).
   virtual QuotaResult consume_quota(const std::string& token_id, std::int64_t units, TimePoint now) = 0;
-  /// Adds every delta (request_count += requests, cache_hit_count += cache_hits,
-  /// last_used_at = max(last_used_at, delta.last_used_at)) in one transaction. Deltas of tokens that no longer
-  /// exist are ignored. All or nothing: on error nothing is applied.
-  virtual void add_usage(const std::vector<UsageDelta>& deltas) = 0;
+  /// Writes one usage flush in one transaction. Token deltas: request_count += requests, cache_hit_count +=
+  /// cache_hits, prompt_tokens += prompt_tokens, completion_tokens += completion_tokens, last_used_at =
+  /// max(last_used_at, delta.last_used_at); deltas of tokens that no longer exist are ignored. Daily deltas: added
+  /// to the usage_daily row of (day, project_id, token_id, model), which is created when missing (always written,
+  /// whether the token still exists or not). All or nothing: on error nothing is applied. Invalid (and nothing
+  /// written) for a day that is not a valid YYYY-MM-DD date or a negative count.
+  virtual void add_usage(const UsageBatch& batch) = 0;
+};
+
+class UsageRepository {
+ public:
+  virtual ~UsageRepository() = default;
+  /// The usage series: the usage_daily rows matching the set filters, summed per key (the day, the model or the
+  /// token id, as q.group_by says), ordered by key ascending (byte order). Invalid for a from/to day that is not a
+  /// valid YYYY-MM-DD date.
+  virtual std::vector<UsageRow> query_usage(const UsageQuery& q) = 0;
+  /// Sums of the counters of the project's tokens (request_count, prompt_tokens, completion_tokens,
+  /// cache_hit_count); zeros for a project without tokens. NotFound for an unknown project.
+  virtual UsageTotals project_usage_totals(const std::string& project_id) = 0;
 };
 
 class AuditRepository {
@@ -67,7 +82,7 @@ class AuditRepository {
 };
 
 /// A database: every repository plus health. Owned by main; shared by reference.
-class Database : public ProjectRepository, public TokenRepository, public AuditRepository {
+class Database : public ProjectRepository, public TokenRepository, public UsageRepository, public AuditRepository {
  public:
   /// "sqlite" or "postgres".
   virtual std::string driver_name() const = 0;

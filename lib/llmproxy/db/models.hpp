@@ -19,6 +19,7 @@ struct Project {
   std::optional<TimePoint> deactivated_at;
   TimePoint created_at{};
   TimePoint updated_at{};
+  std::optional<std::int64_t> rate_limit_rpm;  // requests per minute for the whole project; nullopt = no limit
 };
 
 struct Token {
@@ -34,6 +35,10 @@ struct Token {
   TimePoint created_at{};
   std::optional<TimePoint> last_used_at;
   std::int64_t cache_hit_count = 0;
+  std::int64_t prompt_tokens = 0;      // LLM tokens used so far (added by add_usage)
+  std::int64_t completion_tokens = 0;
+  std::optional<std::int64_t> max_tokens;      // budget of LLM tokens (prompt + completion); nullopt = unlimited
+  std::optional<std::int64_t> rate_limit_rpm;  // requests per minute; nullopt = no limit
 };
 
 struct AuditEvent {
@@ -64,11 +69,14 @@ struct ProjectUpdate {
   std::optional<std::string> name;
   std::optional<std::string> api_key;
   std::optional<bool> is_active;  // false sets deactivated_at = now; true clears it
+  std::optional<std::optional<std::int64_t>> rate_limit_rpm;  // set: new limit, inner nullopt = no limit
 };
 
 struct TokenUpdate {
   std::optional<bool> is_active;                          // false sets deactivated_at = now; true clears it
   std::optional<std::optional<std::int64_t>> max_requests;  // set: new limit, inner nullopt = unlimited
+  std::optional<std::optional<std::int64_t>> max_tokens;      // set: new budget, inner nullopt = unlimited
+  std::optional<std::optional<std::int64_t>> rate_limit_rpm;  // set: new limit, inner nullopt = no limit
 };
 
 struct RevokeResult {
@@ -93,12 +101,50 @@ struct QuotaResult {
   std::int64_t granted = 0;
 };
 
-/// Usage of an unlimited token aggregated in memory, added to the row in one batch.
+/// Usage of a token aggregated in memory, added to the row in one batch.
 struct UsageDelta {
   std::string token_id;
   std::int64_t requests = 0;
   std::int64_t cache_hits = 0;
   TimePoint last_used_at{};
+  std::int64_t prompt_tokens = 0;  // LLM tokens, added to the token's columns
+  std::int64_t completion_tokens = 0;
+};
+
+/// Usage of one (UTC day, project, token, model) aggregated in memory, added to its usage_daily row (created when
+/// missing) in one batch.
+struct DailyUsageDelta {
+  std::string day;  // YYYY-MM-DD, UTC
+  std::string project_id, token_id;
+  std::string model;  // '' when unknown
+  std::int64_t requests = 0, prompt_tokens = 0, completion_tokens = 0, cache_hits = 0;
+};
+
+/// One flush of the usage book: the token counters and the daily rows, written in one transaction.
+struct UsageBatch {
+  std::vector<UsageDelta> tokens;
+  std::vector<DailyUsageDelta> daily;
+  bool empty() const { return tokens.empty() && daily.empty(); }
+};
+
+enum class UsageGroupBy { day, model, token };
+
+/// Filters of the usage series (GET /manage/usage). Empty optionals do not filter; the others match exactly.
+struct UsageQuery {
+  std::optional<std::string> project_id, token_id, model;
+  std::optional<std::string> from_day, to_day;  // inclusive, YYYY-MM-DD
+  UsageGroupBy group_by = UsageGroupBy::day;
+};
+
+/// One point of the usage series: the sums of the matching usage_daily rows with this key.
+struct UsageRow {
+  std::string key;  // the day (YYYY-MM-DD), the model or the token id
+  std::int64_t requests = 0, prompt_tokens = 0, completion_tokens = 0, cache_hits = 0;
+};
+
+/// Sums of the counters of a project's tokens.
+struct UsageTotals {
+  std::int64_t requests = 0, prompt_tokens = 0, completion_tokens = 0, cache_hits = 0;
 };
 
 /// Filters of GET /manage/audit. Empty optionals do not filter; the others match exactly. `search` matches

@@ -25,9 +25,18 @@ inline constexpr char kLikeEscape = '!';
 /// `%text%` with `%`, `_` and `!` escaped by kLikeEscape, so `text` matches literally as a substring.
 std::string like_contains_pattern(std::string_view text);
 
-/// The deltas merged per token (requests and cache hits added, the latest last_used_at kept), sorted by token
-/// id: one row update per token, and rows locked in one global order by every instance (no deadlocks).
+/// The deltas merged per token (requests, cache hits and LLM tokens added, the latest last_used_at kept), sorted
+/// by token id: one row update per token, and rows locked in one global order by every instance (no deadlocks).
 std::vector<UsageDelta> merge_usage(const std::vector<UsageDelta>& deltas);
+
+/// The daily deltas merged per (day, project_id, token_id, model) (counts added), sorted by that key: one upsert
+/// per row (PostgreSQL refuses to touch a row twice in one INSERT ... ON CONFLICT) in one global lock order.
+std::vector<DailyUsageDelta> merge_daily_usage(const std::vector<DailyUsageDelta>& deltas);
+
+/// Whether `day` is a calendar date written exactly as YYYY-MM-DD (years 0001..9999).
+bool valid_day(std::string_view day);
+/// Throws Invalid naming `what` unless valid_day(day).
+void require_valid_day(std::string_view day, std::string_view what);
 
 /// Why an increment refused `token` at `now`, read from the row as it is after the refusal: inactive, expired
 /// or exhausted (checked in that order, the order of the increment's WHERE clause). nullopt when the row

@@ -20,22 +20,30 @@ struct Statement {
 };
 
 // Projects. $4 of update_project is the new is_active (NULL: unchanged); deactivated_at follows it.
-extern const Statement kInsertProject;       // $1..$7 = id, name, api_key, is_active, deactivated_at, created, updated
+extern const Statement kInsertProject;       // $1..$8 in column order
 extern const Statement kGetProject;          // $1 id
-extern const Statement kUpdateProject;       // $1 id, $2 name?, $3 api_key?, $4 is_active?, $5 now; RETURNING
+// $1 id, $2 name?, $3 api_key?, $4 is_active?, $5 now, $6 set rate_limit_rpm?, $7 limit?; RETURNING
+extern const Statement kUpdateProject;
 extern const Statement kProjectExists;       // $1 id
 
 // Tokens.
-extern const Statement kInsertToken;         // $1..$12 in column order
+extern const Statement kInsertToken;         // $1..$16 in column order
 extern const Statement kGetToken;            // $1 id
 extern const Statement kFindTokenByHash;     // $1 token_hash
 extern const Statement kListTokens;          // $1 project_id? (NULL: all), $2 limit, $3 offset (paged)
-extern const Statement kUpdateToken;         // $1 id, $2 is_active?, $3 now, $4 set max_requests?, $5 limit?
+// $1 id, $2 is_active?, $3 now, $4 set max_requests?, $5 limit?, $6 set max_tokens?, $7 budget?,
+// $8 set rate_limit_rpm?, $9 limit?; RETURNING
+extern const Statement kUpdateToken;
 extern const Statement kRevokeToken;         // $1 id, $2 now; changes 0 rows if absent or inactive already
 extern const Statement kTokenExists;         // $1 id
 extern const Statement kCountProjectTokens;  // $1 project_id
 extern const Statement kRevokeProjectTokens;  // $1 project_id, $2 now; changes the active tokens only
 // The quota grant (consume_quota) differs per engine: each driver's detail/queries.hpp has it.
+
+// Usage. add_usage differs per engine (SQLite: row by row; PostgreSQL: arrays): each driver's detail/queries.hpp.
+// $1 project_id: requests, prompt_tokens, completion_tokens, cache_hits summed over its tokens; no row if the
+// project does not exist.
+extern const Statement kProjectUsageTotals;
 
 // Audit.
 extern const Statement kInsertAuditEvent;    // $1..$15 in column order
@@ -61,5 +69,12 @@ std::string project_list_text(std::string_view name_order);
 /// case-insensitive for ASCII, PostgreSQL needs ILIKE) and in how metadata reads as text (`metadata_text`:
 /// JSONB needs a cast on PostgreSQL).
 std::string audit_list_text(std::string_view ilike, std::string_view metadata_text);
+
+/// The usage series: usage_daily rows filtered by $1 project_id, $2 token_id, $3 model (exact; NULL: all) and an
+/// inclusive day range $4..$5 (NULL: open), summed per `group_column` (day, model or token_id) and ordered by it.
+/// Columns: usage_key, requests, prompt_tokens, completion_tokens, cache_hits. The engines differ in how the key reads
+/// as text (`key`: PostgreSQL formats its DATE with to_char) and in the byte-order collation (`order`, as in
+/// project_list_text).
+std::string usage_query_text(std::string_view group_column, std::string_view key, std::string_view order);
 
 }  // namespace llmproxy::db::sql

@@ -35,7 +35,7 @@ std::vector<db::UsageDelta> UsageAccumulator::take() {
     // Built outside the lock: the I/O threads only ever wait for the swap.
     out.reserve(out.size() + taken.size());
     for (auto& [id, c] : taken) {
-      out.push_back(db::UsageDelta{id, c.requests, c.cache_hits, c.last_used_at});
+      out.push_back(db::UsageDelta{id, c.requests, c.cache_hits, c.last_used_at, 0, 0});
     }
   }
   return out;

@@ -65,7 +65,8 @@ class PostgresDatabase final : public Driver {
                  .boolean(p.is_active)
                  .time(p.deactivated_at)
                  .time(p.created_at)
-                 .time(p.updated_at));
+                 .time(p.updated_at)
+                 .integer(p.rate_limit_rpm));
     });
   }
 
@@ -89,8 +90,10 @@ class PostgresDatabase final : public Driver {
   Project update_project(const std::string& id, const ProjectUpdate& u, TimePoint now) override {
     return run("update_project", [&](Attempt& c) {
       pqxx::nontransaction tx(c.conn);
-      const auto r = c.exec(tx, sql::kUpdateProject,
-                            Params().text(id).text(u.name).text(u.api_key).boolean(u.is_active).time(now));
+      Params params;
+      params.text(id).text(u.name).text(u.api_key).boolean(u.is_active).time(now);
+      params.boolean(u.rate_limit_rpm.has_value()).integer(u.rate_limit_rpm ? *u.rate_limit_rpm : std::nullopt);
+      const auto r = c.exec(tx, sql::kUpdateProject, params);
       if (r.empty()) throw NotFound("project " + id + " not found");
       return detail::project_of(r[0]);
     });
@@ -114,7 +117,11 @@ class PostgresDatabase final : public Driver {
                  .integer(t.max_requests)
                  .time(t.created_at)
                  .time(t.last_used_at)
-                 .integer(t.cache_hit_count));
+                 .integer(t.cache_hit_count)
+                 .integer(t.prompt_tokens)
+                 .integer(t.completion_tokens)
+                 .integer(t.max_tokens)
+                 .integer(t.rate_limit_rpm));
     });
   }
 
@@ -151,6 +158,8 @@ class PostgresDatabase final : public Driver {
       Params params;
       params.text(id).boolean(u.is_active).time(now).boolean(u.max_requests.has_value());
       params.integer(u.max_requests ? *u.max_requests : std::nullopt);
+      params.boolean(u.max_tokens.has_value()).integer(u.max_tokens ? *u.max_tokens : std::nullopt);
+      params.boolean(u.rate_limit_rpm.has_value()).integer(u.rate_limit_rpm ? *u.rate_limit_rpm : std::nullopt);
       const auto r = c.exec(tx, sql::kUpdateToken, params);
       if (r.empty()) throw NotFound("token " + id + " not found");
       return detail::token_of(r[0]);
@@ -199,14 +208,47 @@ class PostgresDatabase final : public Driver {
     });
   }
 
-  void add_usage(const std::vector<UsageDelta>& deltas) override {
-    if (deltas.empty()) return;
-    const auto arrays = detail::usage_arrays(merge_usage(deltas));
+  void add_usage(const UsageBatch& batch) override {
+    if (batch.empty()) return;
+    // PostgreSQL's DATE would also take other spellings ('2026-1-2', 'Jan 2 2026'); SQLite's CHECK would not.
+    for (const DailyUsageDelta& d : batch.daily) require_valid_day(d.day, "add_usage: day");
+    const auto tokens = detail::usage_arrays(merge_usage(batch.tokens));
+    const auto daily = detail::daily_usage_arrays(merge_daily_usage(batch.daily));
+    // At most three statements whatever the batch size: lock the token rows, update them, upsert the days.
     run("add_usage", [&](Attempt& c) {
       pqxx::work tx(c.conn);
-      c.exec(tx, detail::kLockUsageTokens, Params().text(arrays.ids));
-      c.exec(tx, detail::kAddUsage, arrays.update);
+      if (!batch.tokens.empty()) {
+        c.exec(tx, detail::kLockUsageTokens, Params().text(tokens.ids));
+        c.exec(tx, detail::kAddUsage, tokens.update);
+      }
+      if (!batch.daily.empty()) c.exec(tx, detail::kAddDailyUsage, daily);
       tx.commit();
+    });
+  }
+
+  // ---- usage ----
+
+  std::vector<UsageRow> query_usage(const UsageQuery& q) override {
+    if (q.from_day) require_valid_day(*q.from_day, "query_usage: from");
+    if (q.to_day) require_valid_day(*q.to_day, "query_usage: to");
+    Params params;
+    params.text(q.project_id).text(q.token_id).text(q.model).text(q.from_day).text(q.to_day);
+    return run("query_usage", [&](Attempt& c) {
+      pqxx::nontransaction tx(c.conn);
+      std::vector<UsageRow> rows;
+      for (const auto& row : c.exec(tx, detail::usage_query(q.group_by), params)) {
+        rows.push_back(detail::usage_row_of(row));
+      }
+      return rows;
+    });
+  }
+
+  UsageTotals project_usage_totals(const std::string& project_id) override {
+    return run("project_usage_totals", [&](Attempt& c) {
+      pqxx::nontransaction tx(c.conn);
+      const auto r = c.exec(tx, sql::kProjectUsageTotals, Params().text(project_id));
+      if (r.empty()) throw NotFound("project " + project_id + " not found");
+      return detail::usage_totals_of(r[0]);
     });
   }
 

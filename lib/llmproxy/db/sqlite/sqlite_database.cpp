@@ -71,7 +71,8 @@ class SqliteDatabase final : public Driver {
   void create_project(const Project& p) override {
     write("create project", [&](Connection& conn) {
       Query(conn, sql::kInsertProject)
-          .bind_all(p.id, p.name, p.api_key, p.is_active, p.deactivated_at, p.created_at, p.updated_at)
+          .bind_all(p.id, p.name, p.api_key, p.is_active, p.deactivated_at, p.created_at, p.updated_at,
+                    p.rate_limit_rpm)
           .run();
     });
   }
@@ -96,7 +97,9 @@ class SqliteDatabase final : public Driver {
   Project update_project(const std::string& id, const ProjectUpdate& update, TimePoint now) override {
     return write("update project", [&](Connection& conn) {
       Query q(conn, sql::kUpdateProject);
-      q.bind_all(id, update.name, update.api_key, update.is_active, now);
+      const bool set_rpm = update.rate_limit_rpm.has_value();
+      q.bind_all(id, update.name, update.api_key, update.is_active, now, set_rpm,
+                 set_rpm ? *update.rate_limit_rpm : std::nullopt);
       if (!q.next()) throw NotFound("project " + id + " not found");
       Project p = detail::project_of(q);
       q.run();  // finish the statement so a failing commit surfaces here
@@ -110,7 +113,8 @@ class SqliteDatabase final : public Driver {
     write("create token", [&](Connection& conn) {
       Query(conn, sql::kInsertToken)
           .bind_all(t.id, t.token_hash, t.token_hint, t.project_id, t.expires_at, t.is_active, t.deactivated_at,
-                    t.request_count, t.max_requests, t.created_at, t.last_used_at, t.cache_hit_count)
+                    t.request_count, t.max_requests, t.created_at, t.last_used_at, t.cache_hit_count, t.prompt_tokens,
+                    t.completion_tokens, t.max_tokens, t.rate_limit_rpm)
           .run();
     });
   }
@@ -145,7 +149,11 @@ class SqliteDatabase final : public Driver {
     return write("update token", [&](Connection& conn) {
       Query q(conn, sql::kUpdateToken);
       const bool set_max = update.max_requests.has_value();
-      q.bind_all(id, update.is_active, now, set_max, set_max ? *update.max_requests : std::nullopt);
+      const bool set_budget = update.max_tokens.has_value();
+      const bool set_rpm = update.rate_limit_rpm.has_value();
+      q.bind_all(id, update.is_active, now, set_max, set_max ? *update.max_requests : std::nullopt, set_budget,
+                 set_budget ? *update.max_tokens : std::nullopt, set_rpm,
+                 set_rpm ? *update.rate_limit_rpm : std::nullopt);
       if (!q.next()) throw NotFound("token " + id + " not found");
       Token t = detail::token_of(q);
       q.run();
@@ -213,14 +221,48 @@ class SqliteDatabase final : public Driver {
     });
   }
 
-  void add_usage(const std::vector<UsageDelta>& deltas) override {
-    if (deltas.empty()) return;
+  void add_usage(const UsageBatch& batch) override {
+    if (batch.empty()) return;
+    for (const DailyUsageDelta& d : batch.daily) require_valid_day(d.day, "add usage: day");
+    const std::vector<UsageDelta> tokens = merge_usage(batch.tokens);
+    const std::vector<DailyUsageDelta> daily = merge_daily_usage(batch.daily);
     write("add usage", [&](Connection& conn) {
       SQLite::Transaction tx(conn.db(), SQLite::TransactionBehavior::IMMEDIATE);
-      for (const UsageDelta& d : merge_usage(deltas)) {
-        Query(conn, detail::kAddUsage).bind_all(d.token_id, d.requests, d.cache_hits, d.last_used_at).run();
+      for (const UsageDelta& d : tokens) {
+        Query(conn, detail::kAddUsage)
+            .bind_all(d.token_id, d.requests, d.cache_hits, d.last_used_at, d.prompt_tokens, d.completion_tokens)
+            .run();
+      }
+      for (const DailyUsageDelta& d : daily) {
+        Query(conn, detail::kAddDailyUsage)
+            .bind_all(d.day, d.project_id, d.token_id, d.model, d.requests, d.prompt_tokens, d.completion_tokens,
+                      d.cache_hits)
+            .run();
       }
       tx.commit();
+    });
+  }
+
+  // --- Usage ------------------------------------------------------------------------------------------------
+
+  std::vector<UsageRow> query_usage(const UsageQuery& uq) override {
+    if (uq.from_day) require_valid_day(*uq.from_day, "query usage: from");
+    if (uq.to_day) require_valid_day(*uq.to_day, "query usage: to");
+    return read("query usage", [&](Connection& conn) {
+      Query q(conn, detail::usage_query(uq.group_by));
+      q.bind_all(uq.project_id, uq.token_id, uq.model, uq.from_day, uq.to_day);
+      std::vector<UsageRow> rows;
+      while (q.next()) rows.push_back(detail::usage_row_of(q));
+      return rows;
+    });
+  }
+
+  UsageTotals project_usage_totals(const std::string& project_id) override {
+    return read("project usage totals", [&](Connection& conn) {
+      Query q(conn, sql::kProjectUsageTotals);
+      q.bind_all(project_id);
+      if (!q.next()) throw NotFound("project " + project_id + " not found");
+      return UsageTotals{q.int64(0), q.int64(1), q.int64(2), q.int64(3)};
     });
   }
 

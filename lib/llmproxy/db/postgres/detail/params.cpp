@@ -62,16 +62,38 @@ std::string array_literal(const std::vector<std::string>& elements) {
 }
 
 UsageArrays usage_arrays(const std::vector<UsageDelta>& deltas) {
-  std::vector<std::string> ids, requests, cache_hits, last_used;
+  std::vector<std::string> ids, requests, cache_hits, last_used, prompt, completion;
   for (const auto& d : deltas) {
     ids.push_back(d.token_id);
     requests.push_back(std::to_string(d.requests));
     cache_hits.push_back(std::to_string(d.cache_hits));
     last_used.push_back(util::format_time(d.last_used_at));
+    prompt.push_back(std::to_string(d.prompt_tokens));
+    completion.push_back(std::to_string(d.completion_tokens));
   }
   UsageArrays out;
   out.ids = array_literal(ids);
   out.update.text(out.ids).text(array_literal(requests)).text(array_literal(cache_hits)).text(array_literal(last_used));
+  out.update.text(array_literal(prompt)).text(array_literal(completion));
+  return out;
+}
+
+Params daily_usage_arrays(const std::vector<DailyUsageDelta>& deltas) {
+  std::vector<std::string> days, projects, tokens, models, requests, prompt, completion, cache_hits;
+  for (const auto& d : deltas) {
+    days.push_back(d.day);
+    projects.push_back(d.project_id);
+    tokens.push_back(d.token_id);
+    models.push_back(d.model);
+    requests.push_back(std::to_string(d.requests));
+    prompt.push_back(std::to_string(d.prompt_tokens));
+    completion.push_back(std::to_string(d.completion_tokens));
+    cache_hits.push_back(std::to_string(d.cache_hits));
+  }
+  Params out;
+  out.text(array_literal(days)).text(array_literal(projects)).text(array_literal(tokens)).text(array_literal(models));
+  out.text(array_literal(requests)).text(array_literal(prompt)).text(array_literal(completion));
+  out.text(array_literal(cache_hits));
   return out;
 }
 

@@ -35,12 +35,15 @@ class Params {
 /// A PostgreSQL array literal (`{"a","b"}`) of quoted, escaped elements, for binding to `$n::text[]` and the like.
 std::string array_literal(const std::vector<std::string>& elements);
 
-/// A usage batch as the parallel arrays of kAddUsage ($1 ids, $2 requests, $3 cache hits, $4 last used);
-/// `ids` alone is kLockUsageTokens' $1. `deltas` must hold one entry per token (db::merge_usage).
+/// A usage batch as the parallel arrays of kAddUsage ($1 ids, $2 requests, $3 cache hits, $4 last used, $5 prompt
+/// tokens, $6 completion tokens); `ids` alone is kLockUsageTokens' $1. `deltas` must hold one entry per token
+/// (db::merge_usage).
 struct UsageArrays {
   std::string ids;
   Params update;
 };
 UsageArrays usage_arrays(const std::vector<UsageDelta>& deltas);
+/// Daily deltas as the parallel arrays of kAddDailyUsage ($1..$8). One entry per key (db::merge_daily_usage).
+Params daily_usage_arrays(const std::vector<DailyUsageDelta>& deltas);
 
 }  // namespace llmproxy::db::postgres::detail

@@ -52,6 +52,7 @@ Project project_of(const pqxx::row& r) {
   p.deactivated_at = optional_time_of(r["deactivated_at"]);
   p.created_at = time_of(r["created_at"]);
   p.updated_at = time_of(r["updated_at"]);
+  if (!r["rate_limit_rpm"].is_null()) p.rate_limit_rpm = integer_of(r["rate_limit_rpm"]);
   return p;
 }
 
@@ -69,6 +70,10 @@ Token token_of(const pqxx::row& r) {
   t.created_at = time_of(r["created_at"]);
   t.last_used_at = optional_time_of(r["last_used_at"]);
   t.cache_hit_count = integer_of(r["cache_hit_count"]);
+  t.prompt_tokens = integer_of(r["prompt_tokens"]);
+  t.completion_tokens = integer_of(r["completion_tokens"]);
+  if (!r["max_tokens"].is_null()) t.max_tokens = integer_of(r["max_tokens"]);
+  if (!r["rate_limit_rpm"].is_null()) t.rate_limit_rpm = integer_of(r["rate_limit_rpm"]);
   return t;
 }
 
@@ -90,6 +95,21 @@ AuditEvent audit_event_of(const pqxx::row& r) {
   e.token_id = optional_text_of(r["token_id"]);
   e.metadata = optional_text_of(r["metadata"]);
   return e;
+}
+
+UsageRow usage_row_of(const pqxx::row& r) {
+  UsageRow u;
+  u.key = std::string{r["usage_key"].c_str(), r["usage_key"].size()};
+  u.requests = integer_of(r["requests"]);
+  u.prompt_tokens = integer_of(r["prompt_tokens"]);
+  u.completion_tokens = integer_of(r["completion_tokens"]);
+  u.cache_hits = integer_of(r["cache_hits"]);
+  return u;
+}
+
+UsageTotals usage_totals_of(const pqxx::row& r) {
+  return UsageTotals{integer_of(r["requests"]), integer_of(r["prompt_tokens"]), integer_of(r["completion_tokens"]),
+                     integer_of(r["cache_hits"])};
 }
 
 migrate::AppliedMigration applied_of(const pqxx::row& r) {

@@ -24,6 +24,8 @@ std::int64_t integer_of(const pqxx::field& f);
 Project project_of(const pqxx::row& r);
 Token token_of(const pqxx::row& r);
 AuditEvent audit_event_of(const pqxx::row& r);
+UsageRow usage_row_of(const pqxx::row& r);
+UsageTotals usage_totals_of(const pqxx::row& r);
 migrate::AppliedMigration applied_of(const pqxx::row& r);
 
 /// The rows of a paged statement of db/sql.hpp (`total`, then the item columns) as a page.

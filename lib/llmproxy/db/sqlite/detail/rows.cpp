@@ -11,6 +11,7 @@ Project project_of(const Query& q, int first) {
   p.deactivated_at = q.opt_time(first + 4);
   p.created_at = q.time(first + 5);
   p.updated_at = q.time(first + 6);
+  p.rate_limit_rpm = q.opt_int64(first + 7);
   return p;
 }
 
@@ -28,6 +29,10 @@ Token token_of(const Query& q, int first) {
   t.created_at = q.time(first + 9);
   t.last_used_at = q.opt_time(first + 10);
   t.cache_hit_count = q.int64(first + 11);
+  t.prompt_tokens = q.int64(first + 12);
+  t.completion_tokens = q.int64(first + 13);
+  t.max_tokens = q.opt_int64(first + 14);
+  t.rate_limit_rpm = q.opt_int64(first + 15);
   return t;
 }
 
@@ -49,6 +54,16 @@ AuditEvent audit_event_of(const Query& q, int first) {
   e.token_id = q.opt_text(first + 13);
   e.metadata = q.opt_text(first + 14);
   return e;
+}
+
+UsageRow usage_row_of(const Query& q) {
+  UsageRow r;
+  r.key = q.text(0);
+  r.requests = q.int64(1);
+  r.prompt_tokens = q.int64(2);
+  r.completion_tokens = q.int64(3);
+  r.cache_hits = q.int64(4);
+  return r;
 }
 
 migrate::AppliedMigration applied_of(const Query& q) {

@@ -12,6 +12,8 @@ namespace llmproxy::db::sqlite::detail {
 Project project_of(const Query& q, int first = 0);
 Token token_of(const Query& q, int first = 0);
 AuditEvent audit_event_of(const Query& q, int first = 0);
+/// A row of sql::usage_query_text (usage_key, requests, prompt_tokens, completion_tokens, cache_hits).
+UsageRow usage_row_of(const Query& q);
 migrate::AppliedMigration applied_of(const Query& q);
 
 /// Steps through a paged statement of db/sql.hpp (`total`, then the item columns) and decodes its items.

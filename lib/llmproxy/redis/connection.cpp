@@ -1,26 +1,29 @@
-#include "llmproxy/cache/detail/redis_connection.hpp"
+#include "llmproxy/redis/connection.hpp"
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include <signal.h>
+
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <cstdint>
+#include <mutex>
 #include <utility>
 
 #include <nlohmann/json.hpp>
 
 #include "llmproxy/log/log.hpp"
 
-namespace llmproxy::cache::detail {
+namespace llmproxy::redis {
 
 namespace net = boost::asio;
 
 /// One hiredis context and the Asio watch on its socket. Lives on the strand; hiredis' hooks and callbacks get
 /// a raw pointer (ac->data, ac->ev.data), valid until the cleanup hook (after which hiredis calls nothing).
-struct RedisConnection::Conn : std::enable_shared_from_this<RedisConnection::Conn> {
-  Conn(RedisConnection& o, net::strand<net::io_context::executor_type>& strand, std::uint64_t g)
+struct Connection::Conn : std::enable_shared_from_this<Connection::Conn> {
+  Conn(Connection& o, net::strand<net::io_context::executor_type>& strand, std::uint64_t g)
       : owner(&o), sd(strand), gen(g) {}
-  RedisConnection* owner;
+  Connection* owner;
   redisAsyncContext* ac = nullptr;  // null once hiredis has let go of it
   net::posix::stream_descriptor sd;
   std::uint64_t gen;
@@ -31,7 +34,7 @@ struct RedisConnection::Conn : std::enable_shared_from_this<RedisConnection::Con
 
 namespace {
 
-using Conn = RedisConnection::Conn;
+using Conn = Connection::Conn;
 
 Conn& conn_of(void* data) { return *static_cast<Conn*>(data); }
 
@@ -61,32 +64,32 @@ void connect_cb(const redisAsyncContext* ac, int status) {
   conn.owner->on_connected(conn, status == REDIS_OK);
 }
 
-RedisReply copy_reply(const redisReply& r) {
-  RedisReply out;
+Reply copy_reply(const redisReply& r) {
+  Reply out;
   switch (r.type) {
     case REDIS_REPLY_STRING:
-      out.type = RedisReply::Type::string;
+      out.type = Reply::Type::string;
       out.str.assign(r.str, r.len);
       break;
     case REDIS_REPLY_STATUS:
-      out.type = RedisReply::Type::status;
+      out.type = Reply::Type::status;
       out.str.assign(r.str, r.len);
       break;
     case REDIS_REPLY_ERROR:
-      out.type = RedisReply::Type::error;
+      out.type = Reply::Type::error;
       out.str.assign(r.str, r.len);
       break;
     case REDIS_REPLY_INTEGER:
-      out.type = RedisReply::Type::integer;
+      out.type = Reply::Type::integer;
       out.integer = r.integer;
       break;
     case REDIS_REPLY_ARRAY:
-      out.type = RedisReply::Type::array;
+      out.type = Reply::Type::array;
       out.elements.reserve(r.elements);
       for (std::size_t i = 0; i < r.elements; ++i) out.elements.push_back(copy_reply(*r.element[i]));
       break;
     default:
-      out.type = RedisReply::Type::nil;
+      out.type = Reply::Type::nil;
       break;
   }
   return out;
@@ -94,22 +97,29 @@ RedisReply copy_reply(const redisReply& r) {
 
 }  // namespace
 
-std::shared_ptr<RedisConnection> RedisConnection::create(net::io_context& io, RedisOptions options) {
-  std::shared_ptr<RedisConnection> self(new RedisConnection(io, std::move(options)));
+std::shared_ptr<Connection> Connection::create(net::io_context& io, ConnectionOptions options) {
+  // hiredis writes with write(2), not send(MSG_NOSIGNAL): a server that died mid-write would raise SIGPIPE and
+  // kill the process. Ignore it, unless someone installed a handler (EPIPE is then an ordinary write error).
+  static std::once_flag sigpipe_once;
+  std::call_once(sigpipe_once, [] {
+    struct sigaction current {};
+    if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) ::signal(SIGPIPE, SIG_IGN);
+  });
+  std::shared_ptr<Connection> self(new Connection(io, std::move(options)));
   net::post(self->strand_, [self] {
     if (self->state_ == State::idle) self->start_connect();
   });
   return self;
 }
 
-RedisConnection::RedisConnection(net::io_context& io, RedisOptions options)
+Connection::Connection(net::io_context& io, ConnectionOptions options)
     : strand_(net::make_strand(io)),
       options_(std::move(options)),
       resolver_(strand_),
       connect_timer_(strand_),
       reconnect_timer_(strand_) {}
 
-RedisConnection::~RedisConnection() {
+Connection::~Connection() {
   // Only reached once no handler of ours is queued: either shutdown() ran, or the io_context is being destroyed
   // (its queued handlers, which hold us, are destroyed without running). Pending callers are abandoned.
   closing_ = true;
@@ -118,21 +128,29 @@ RedisConnection::~RedisConnection() {
   if (conn_ && conn_->ac != nullptr) redisAsyncFree(conn_->ac);  // runs on_conn_gone via the cleanup hook
 }
 
-std::string RedisConnection::where() const { return options_.host + ":" + std::to_string(options_.port); }
+std::string Connection::event_name(const char* what) const {
+  return (options_.purpose.empty() ? std::string() : options_.purpose + "_") + "redis_" + what;
+}
 
-void RedisConnection::submit(std::vector<std::string> argv, Completion done) {
+std::string Connection::shut_down_message() const {
+  return "the Redis " + options_.purpose + (options_.purpose.empty() ? "" : " ") + "connection is shut down";
+}
+
+std::string Connection::where() const { return options_.host + ":" + std::to_string(options_.port); }
+
+void Connection::submit(std::vector<std::string> argv, Completion done) {
   net::post(strand_, [self = shared_from_this(), argv = std::move(argv), done = std::move(done)]() mutable {
     self->enqueue(std::move(argv), std::move(done));
   });
 }
 
-void RedisConnection::enqueue(std::vector<std::string> argv, Completion done) {
+void Connection::enqueue(std::vector<std::string> argv, Completion done) {
   if (state_ == State::closed) {
-    done(RedisReply::failure("the Redis cache backend is shut down"));
+    done(Reply::failure(shut_down_message()));
     return;
   }
   if (state_ == State::down) {
-    done(RedisReply::failure("Redis unavailable: " + last_error_));
+    done(Reply::failure("Redis unavailable: " + last_error_));
     return;
   }
   if (state_ == State::idle) start_connect();
@@ -153,7 +171,7 @@ void RedisConnection::enqueue(std::vector<std::string> argv, Completion done) {
   }
 }
 
-void RedisConnection::send(std::uint64_t id, Op& op) {
+void Connection::send(std::uint64_t id, Op& op) {
   std::vector<const char*> args;
   std::vector<std::size_t> lens;
   args.reserve(op.argv.size());
@@ -165,13 +183,13 @@ void RedisConnection::send(std::uint64_t id, Op& op) {
   if (!conn_ || conn_->ac == nullptr ||
       redisAsyncCommandArgv(conn_->ac, reply_cb, reinterpret_cast<void*>(static_cast<std::uintptr_t>(id)),
                             static_cast<int>(args.size()), args.data(), lens.data()) != REDIS_OK) {
-    finish(id, RedisReply::failure("Redis connection is closing"));
+    finish(id, Reply::failure("Redis connection is closing"));
     return;
   }
   op.conn_gen = conn_->gen;
 }
 
-void RedisConnection::finish(std::uint64_t id, RedisReply reply) {
+void Connection::finish(std::uint64_t id, Reply reply) {
   auto it = ops_.find(id);
   if (it == ops_.end()) return;  // already timed out (or abandoned)
   auto op = std::move(it->second);
@@ -180,11 +198,11 @@ void RedisConnection::finish(std::uint64_t id, RedisReply reply) {
   if (op->done) op->done(std::move(reply));
 }
 
-void RedisConnection::on_op_timeout(std::uint64_t id) {
+void Connection::on_op_timeout(std::uint64_t id) {
   auto it = ops_.find(id);
   if (it == ops_.end()) return;
   const std::uint64_t gen = it->second->conn_gen;
-  finish(id, RedisReply::failure("Redis command timed out after " + std::to_string(options_.timeout.count()) +
+  finish(id, Reply::failure("Redis command timed out after " + std::to_string(options_.timeout.count()) +
                                  " ms"));
   // Its reply may still come; every later reply on this connection would then be matched to the wrong command.
   if (gen != 0 && conn_ && conn_->gen == gen && conn_->ac != nullptr) {
@@ -193,7 +211,7 @@ void RedisConnection::on_op_timeout(std::uint64_t id) {
   }
 }
 
-void RedisConnection::drop(Conn& conn, std::string reason) {
+void Connection::drop(Conn& conn, std::string reason) {
   if (conn.ac == nullptr) return;
   if (conn.drop_reason.empty()) conn.drop_reason = std::move(reason);
   // Inside a hiredis callback this only marks the context; hiredis frees it when the callback returns. Either
@@ -201,7 +219,7 @@ void RedisConnection::drop(Conn& conn, std::string reason) {
   redisAsyncFree(conn.ac);
 }
 
-void RedisConnection::on_reply(Conn& conn, void* reply, std::uint64_t id) {
+void Connection::on_reply(Conn& conn, void* reply, std::uint64_t id) {
   if (reply == nullptr) {
     std::string why = conn.drop_reason;
     if (why.empty()) {
@@ -210,13 +228,13 @@ void RedisConnection::on_reply(Conn& conn, void* reply, std::uint64_t id) {
         why += std::string(": ") + conn.ac->errstr;
       }
     }
-    finish(id, RedisReply::failure(std::move(why)));
+    finish(id, Reply::failure(std::move(why)));
     return;
   }
   finish(id, copy_reply(*static_cast<redisReply*>(reply)));
 }
 
-void RedisConnection::on_setup_reply(Conn& conn, void* reply, const char* what) {
+void Connection::on_setup_reply(Conn& conn, void* reply, const char* what) {
   if (reply == nullptr) return;  // the connection is going away; on_conn_gone() reports it
   const auto& r = *static_cast<redisReply*>(reply);
   if (r.type == REDIS_REPLY_ERROR) {
@@ -227,7 +245,7 @@ void RedisConnection::on_setup_reply(Conn& conn, void* reply, const char* what) 
   if (--conn.setup_pending == 0) on_ready(conn);  // replies come only once connected
 }
 
-void RedisConnection::on_connected(Conn& conn, bool ok) {
+void Connection::on_connected(Conn& conn, bool ok) {
   if (!ok) {
     // hiredis frees the context right after this callback (then the cleanup hook runs).
     std::string why = "cannot connect to Redis at " + where();
@@ -239,19 +257,19 @@ void RedisConnection::on_connected(Conn& conn, bool ok) {
   // Connected: on_ready() comes with the reply to the last setup command (PING at least).
 }
 
-void RedisConnection::on_ready(Conn& conn) {
+void Connection::on_ready(Conn& conn) {
   if (conn_.get() != &conn || state_ != State::connecting) return;
   state_ = State::ready;
   connect_timer_.cancel();
   const bool was_down = !healthy_.exchange(true, std::memory_order_relaxed);
   if (was_down || !last_error_.empty()) {
-    log::write(log::Level::info, "cache_redis_connected",
+    log::write(log::Level::info, event_name("connected"),
                {{"address", where()}, {"db", options_.db}});
   }
   last_error_.clear();
 }
 
-void RedisConnection::arm(Conn& conn, bool write) {
+void Connection::arm(Conn& conn, bool write) {
   bool& want = write ? conn.want_write : conn.want_read;
   bool& armed = write ? conn.write_armed : conn.read_armed;
   want = true;
@@ -274,7 +292,7 @@ void RedisConnection::arm(Conn& conn, bool write) {
       });
 }
 
-void RedisConnection::on_conn_gone(Conn& conn) {
+void Connection::on_conn_gone(Conn& conn) {
   conn.ac = nullptr;
   if (conn.sd.is_open()) conn.sd.release();  // cancels our waits; hiredis closes the fd
   if (conn_.get() != &conn) return;
@@ -283,7 +301,7 @@ void RedisConnection::on_conn_gone(Conn& conn) {
   go_down(std::move(reason));
 }
 
-void RedisConnection::go_down(std::string reason) {
+void Connection::go_down(std::string reason) {
   if (closing_) {
     state_ = State::closed;
     return;
@@ -292,7 +310,7 @@ void RedisConnection::go_down(std::string reason) {
   connect_timer_.cancel();
   const bool was_up = healthy_.exchange(false, std::memory_order_relaxed);
   if (was_up || reason != last_error_) {
-    log::write(log::Level::warn, "cache_redis_down", {{"address", where()}, {"error", reason}});
+    log::write(log::Level::warn, event_name("down"), {{"address", where()}, {"error", reason}});
   }
   last_error_ = std::move(reason);
   // At most one attempt per interval, and never straight after a failure (a hung server would otherwise be
@@ -303,13 +321,13 @@ void RedisConnection::go_down(std::string reason) {
   });
 }
 
-void RedisConnection::fail_waiting(const std::string& reason) {
+void Connection::fail_waiting(const std::string& reason) {
   auto ids = std::move(waiting_);
   waiting_.clear();
-  for (auto id : ids) finish(id, RedisReply::failure(reason));
+  for (auto id : ids) finish(id, Reply::failure(reason));
 }
 
-void RedisConnection::start_connect() {
+void Connection::start_connect() {
   state_ = State::resolving;
   const std::uint64_t attempt = ++attempt_;
   connect_timer_.expires_after(options_.timeout);
@@ -324,7 +342,7 @@ void RedisConnection::start_connect() {
                           });
 }
 
-void RedisConnection::on_resolved(std::uint64_t attempt, const boost::system::error_code& ec,
+void Connection::on_resolved(std::uint64_t attempt, const boost::system::error_code& ec,
                                   const net::ip::tcp::resolver::results_type& results) {
   if (attempt != attempt_ || state_ != State::resolving) return;
   if (ec || results.empty()) {
@@ -407,7 +425,7 @@ void RedisConnection::on_resolved(std::uint64_t attempt, const boost::system::er
   }
 }
 
-void RedisConnection::on_connect_timeout(std::uint64_t attempt) {
+void Connection::on_connect_timeout(std::uint64_t attempt) {
   if (attempt != attempt_) return;
   const std::string why =
       "connecting to Redis at " + where() + " timed out after " + std::to_string(options_.timeout.count()) + " ms";
@@ -420,21 +438,22 @@ void RedisConnection::on_connect_timeout(std::uint64_t attempt) {
   }
 }
 
-void RedisConnection::shutdown() {
+void Connection::shutdown() {
   net::post(strand_, [self = shared_from_this()] { self->do_shutdown(); });
 }
 
-void RedisConnection::do_shutdown() {
+void Connection::do_shutdown() {
   closing_ = true;
   state_ = State::closed;
   connect_timer_.cancel();
   reconnect_timer_.cancel();
   resolver_.cancel();
-  fail_waiting("the Redis cache backend is shut down");
-  if (conn_ && conn_->ac != nullptr) drop(*conn_, "the Redis cache backend is shut down");
+  const std::string why = shut_down_message();
+  fail_waiting(why);
+  if (conn_ && conn_->ac != nullptr) drop(*conn_, why);
   std::vector<std::uint64_t> rest;
   for (const auto& [id, op] : ops_) rest.push_back(id);
-  for (auto id : rest) finish(id, RedisReply::failure("the Redis cache backend is shut down"));
+  for (auto id : rest) finish(id, Reply::failure(why));
 }
 
-}  // namespace llmproxy::cache::detail
+}  // namespace llmproxy::redis

@@ -1,13 +1,13 @@
 #pragma once
-/// One pipelined connection to a Redis server through hiredis' async API, driven by Asio (internal to the cache
-/// module: included only by redis_backend.cpp and redis_connection.cpp).
+/// The Redis client shared by the response cache (cache/redis_backend.cpp) and the rate limiter
+/// (ratelimit/redis_limiter.cpp): one pipelined connection to a Redis server through hiredis' async API, driven by
+/// Asio. Include it only from .cpp files (it pulls in Asio); public headers take a ConnectionOptions.
 ///
 /// All hiredis calls and all of this object's state live on one strand. The socket is watched with
 /// `posix::stream_descriptor::async_wait` (hiredis owns the fd; the descriptor is released, never closed, when
 /// hiredis lets go of the context). The host name is resolved with Asio's async resolver and hiredis connects to
 /// the resulting address without blocking, then AUTH, SELECT and PING go first in the pipeline (up = PING
-/// answered). Every command has
-/// RedisOptions::timeout; a command that times out fails at once and its connection is dropped (later replies
+/// answered). Every command has ConnectionOptions::timeout; a command that times out fails at once and its connection is dropped (later replies
 /// would be out of step). While the connection is down every command fails at once; a new connection is tried
 /// kReconnectInterval after each failure, by a timer, so the state recovers without traffic.
 #include <boost/asio/async_result.hpp>
@@ -27,24 +27,24 @@
 #include <unordered_map>
 #include <vector>
 
-#include "llmproxy/cache/backends.hpp"
+#include "llmproxy/redis/options.hpp"
 
 struct redisAsyncContext;
 
-namespace llmproxy::cache::detail {
+namespace llmproxy::redis {
 
 /// A reply, copied out of hiredis. `failure`: no reply (timeout, connection down or lost); `error`: the server
 /// answered with an error. `str` holds the message for both, the value for status and string replies.
-struct RedisReply {
+struct Reply {
   enum class Type { failure, error, nil, status, string, integer, array };
   Type type = Type::failure;
   std::string str;
   long long integer = 0;
-  std::vector<RedisReply> elements;
+  std::vector<Reply> elements;
 
   bool failed() const noexcept { return type == Type::failure || type == Type::error; }
-  static RedisReply failure(std::string why) {
-    RedisReply r;
+  static Reply failure(std::string why) {
+    Reply r;
     r.str = std::move(why);
     return r;
   }
@@ -52,25 +52,25 @@ struct RedisReply {
 
 inline constexpr std::chrono::milliseconds kReconnectInterval{1000};
 
-class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
+class Connection : public std::enable_shared_from_this<Connection> {
  public:
   /// Starts connecting right away (on `io`'s threads).
-  static std::shared_ptr<RedisConnection> create(boost::asio::io_context& io, RedisOptions options);
-  ~RedisConnection();
-  RedisConnection(const RedisConnection&) = delete;
-  RedisConnection& operator=(const RedisConnection&) = delete;
+  static std::shared_ptr<Connection> create(boost::asio::io_context& io, ConnectionOptions options);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
 
   /// Sends one command (binary-safe arguments); completes on the handler's associated executor with the reply
   /// or a failure, within the timeout. Any thread.
   template <class Token>
   auto async_command(std::vector<std::string> argv, Token&& token) {
-    return boost::asio::async_initiate<Token, void(RedisReply)>(
+    return boost::asio::async_initiate<Token, void(Reply)>(
         [self = shared_from_this()](auto handler, std::vector<std::string> args) {
           auto ex = boost::asio::get_associated_executor(handler, self->strand_);
           // Type-erased so the strand-side code is not a template; a completion never called (the io_context
           // destroyed first) just destroys the handler.
           auto held = std::make_shared<decltype(handler)>(std::move(handler));
-          Completion done = [ex, held](RedisReply reply) mutable {
+          Completion done = [ex, held](Reply reply) mutable {
             boost::asio::post(ex, [held, reply = std::move(reply)]() mutable { (*held)(std::move(reply)); });
           };
           self->submit(std::move(args), std::move(done));
@@ -93,7 +93,7 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
   void arm(Conn& conn, bool write);
 
  private:
-  using Completion = std::function<void(RedisReply)>;
+  using Completion = std::function<void(Reply)>;
   struct Op {
     explicit Op(boost::asio::strand<boost::asio::io_context::executor_type>& strand) : timer(strand) {}
     std::vector<std::string> argv;
@@ -103,11 +103,11 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
   };
   enum class State { idle, resolving, connecting, ready, down, closed };
 
-  RedisConnection(boost::asio::io_context& io, RedisOptions options);
+  Connection(boost::asio::io_context& io, ConnectionOptions options);
   void submit(std::vector<std::string> argv, Completion done);
   void enqueue(std::vector<std::string> argv, Completion done);
   void send(std::uint64_t id, Op& op);
-  void finish(std::uint64_t id, RedisReply reply);
+  void finish(std::uint64_t id, Reply reply);
   void on_op_timeout(std::uint64_t id);
   void start_connect();
   void on_resolved(std::uint64_t attempt, const boost::system::error_code& ec,
@@ -119,10 +119,12 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
   void drop(Conn& conn, std::string reason);
   void do_shutdown();
   std::string where() const;
+  std::string event_name(const char* what) const;
+  std::string shut_down_message() const;
 
   // Everything below is confined to strand_ (healthy_ excepted).
   boost::asio::strand<boost::asio::io_context::executor_type> strand_;
-  RedisOptions options_;
+  ConnectionOptions options_;
   boost::asio::ip::tcp::resolver resolver_;
   boost::asio::steady_timer connect_timer_;
   boost::asio::steady_timer reconnect_timer_;
@@ -138,4 +140,4 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
   std::atomic<bool> healthy_{true};
 };
 
-}  // namespace llmproxy::cache::detail
+}  // namespace llmproxy::redis

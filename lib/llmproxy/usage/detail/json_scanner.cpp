@@ -1,0 +1,339 @@
+#include "llmproxy/usage/detail/json_scanner.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <limits>
+
+namespace llmproxy::usage::detail {
+
+namespace {
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/// Bytes that end a skip inside a nested value: a string starts, a bracket opens or closes.
+constexpr std::array<bool, 256> kNestedStops = [] {
+  std::array<bool, 256> t{};
+  for (unsigned char c : {'"', '{', '}', '[', ']'}) t[c] = true;
+  return t;
+}();
+
+/// Finds the end of runs of plain string bytes (the next '"' or '\\') in one chunk with memchr. The position of
+/// the next quote is remembered, so a string with many escapes is not searched to its end again after each one:
+/// the cost stays linear in the chunk.
+class StringRuns {
+ public:
+  explicit StringRuns(std::string_view s) : s_(s) {}
+
+  std::size_t end_of_run(std::size_t from) {
+    // Most strings (keys, ids, short values) end within a few bytes: a plain loop beats two library calls.
+    const std::size_t near = std::min(s_.size(), from + 16);
+    for (std::size_t i = from; i < near; ++i) {
+      if (s_[i] == '"' || s_[i] == '\\') return i;
+    }
+    if (near == s_.size()) return near;
+    from = near;
+    if (from >= quote_) {
+      const void* q = std::memchr(s_.data() + from, '"', s_.size() - from);
+      quote_ = q != nullptr ? static_cast<std::size_t>(static_cast<const char*>(q) - s_.data()) : s_.size();
+      if (quote_ == from) return from;
+    }
+    const void* b = std::memchr(s_.data() + from, '\\', quote_ - from);
+    return b != nullptr ? static_cast<std::size_t>(static_cast<const char*>(b) - s_.data()) : quote_;
+  }
+
+ private:
+  std::string_view s_;
+  std::size_t quote_ = 0;  // index of the next '"' found by the last search (searched again once passed)
+};
+
+}  // namespace
+
+void JsonScanner::reset() noexcept {
+  // Only what a new document reads before writing it (the buffers are written before they are read).
+  state_ = State::start;
+  depth_ = 0;
+  key_ = Key::other;
+  model_from_top_ = false;
+  usage_from_top_ = false;
+  has_usage_ = false;
+  usage_top_ = false;
+  prompt_ = completion_ = total_ = 0;
+  model_.clear();
+}
+
+bool JsonScanner::counter_key() const {
+  return key_ == Key::prompt_tokens || key_ == Key::completion_tokens || key_ == Key::total_tokens ||
+         key_ == Key::input_tokens || key_ == Key::output_tokens;
+}
+
+void JsonScanner::on_key_end() {
+  key_ = Key::other;
+  if (key_bad_) return;
+  const std::string_view k(key_buf_.data(), key_len_);
+  const Ctx ctx = ctx_[depth_ - 1];
+  if (ctx == Ctx::usage) {
+    if (k == "prompt_tokens") key_ = Key::prompt_tokens;
+    else if (k == "completion_tokens") key_ = Key::completion_tokens;
+    else if (k == "total_tokens") key_ = Key::total_tokens;
+    else if (k == "input_tokens") key_ = Key::input_tokens;
+    else if (k == "output_tokens") key_ = Key::output_tokens;
+  } else {
+    if (k == "model") key_ = Key::model;
+    else if (k == "usage") key_ = Key::usage;
+    else if (k == "response" && ctx == Ctx::top) key_ = Key::response;
+  }
+}
+
+void JsonScanner::on_value_start(char c) {
+  const Ctx ctx = ctx_[depth_ - 1];
+  if (c == '"') {
+    if (key_ == Key::model && ctx != Ctx::usage) {
+      model_len_ = 0;
+      model_ok_ = true;
+      state_ = State::model;
+    } else {
+      state_ = State::skip_string;
+    }
+  } else if (c == '{' && key_ == Key::usage && ctx != Ctx::usage) {
+    counters_ = Counters{};
+    usage_from_top_ = ctx == Ctx::top;
+    ctx_[depth_++] = Ctx::usage;
+    state_ = State::key_or_end;
+  } else if (c == '{' && key_ == Key::response && ctx == Ctx::top) {
+    ctx_[depth_++] = Ctx::response;
+    state_ = State::key_or_end;
+  } else if (c == '{' || c == '[') {
+    skip_depth_ = 1;
+    state_ = State::skip_nested;
+  } else if ((is_digit(c) || c == '-') && ctx == Ctx::usage && counter_key()) {
+    number_ = 0;
+    number_ok_ = c != '-';  // a negative count is ignored
+    number_empty_ = c == '-';
+    if (c != '-') number_ = static_cast<std::uint64_t>(c - '0');
+    state_ = State::number;
+  } else if (is_digit(c) || c == '-' || c == 't' || c == 'f' || c == 'n') {
+    state_ = State::skip_scalar;
+  } else {
+    state_ = State::done;
+  }
+}
+
+void JsonScanner::on_number_end() {
+  if (!number_ok_ || number_empty_ || number_ > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+    return;
+  }
+  const auto v = static_cast<std::int64_t>(number_);
+  switch (key_) {
+    case Key::prompt_tokens: counters_.prompt = v, counters_.has_prompt = true; break;
+    case Key::completion_tokens: counters_.completion = v, counters_.has_completion = true; break;
+    case Key::total_tokens: counters_.total = v, counters_.has_total = true; break;
+    case Key::input_tokens: counters_.input = v, counters_.has_input = true; break;
+    case Key::output_tokens: counters_.output = v, counters_.has_output = true; break;
+    default: break;
+  }
+}
+
+void JsonScanner::on_model_end() {
+  if (!model_ok_) return;
+  const bool from_top = ctx_[depth_ - 1] == Ctx::top;
+  // A top-level model wins over response.model; at the same level the later one wins (as JSON parsers do).
+  if (!from_top && model_from_top_ && !model_.empty()) return;
+  model_.assign(model_buf_.data(), model_len_);
+  model_from_top_ = from_top;
+}
+
+void JsonScanner::on_object_end() {
+  const Ctx ctx = ctx_[--depth_];
+  if (ctx == Ctx::top) {
+    state_ = State::done;
+    return;
+  }
+  state_ = State::after_value;
+  if (ctx != Ctx::usage) return;
+  const Counters& c = counters_;
+  if (!(c.has_prompt || c.has_completion || c.has_total || c.has_input || c.has_output)) return;
+  if (!usage_from_top_ && has_usage_ && usage_top_) return;  // the top-level usage wins over response.usage
+  const std::int64_t prompt = c.has_prompt ? c.prompt : c.input;
+  const std::int64_t completion = c.has_completion ? c.completion : c.output;
+  std::int64_t total = c.total;
+  if (!c.has_total) {
+    // Both are <= INT64_MAX; their sum saturates instead of overflowing.
+    total = prompt > std::numeric_limits<std::int64_t>::max() - completion ? std::numeric_limits<std::int64_t>::max()
+                                                                          : prompt + completion;
+  }
+  prompt_ = prompt;
+  completion_ = completion;
+  total_ = total;
+  has_usage_ = true;
+  usage_top_ = usage_from_top_;
+}
+
+void JsonScanner::feed(std::string_view s) noexcept {
+  std::size_t i = 0;
+  const std::size_t n = s.size();
+  StringRuns runs(s);
+  while (i < n) {
+    const char c = s[i];
+    switch (state_) {
+      case State::done:
+        return;
+      case State::start:
+        if (is_space(c)) break;
+        if (c == '{') {
+          ctx_[depth_++] = Ctx::top;
+          state_ = State::key_or_end;
+        } else {
+          state_ = State::done;  // not an object (e.g. SSE's [DONE]): nothing to read
+        }
+        break;
+      case State::key_or_end:
+      case State::key_next:
+        if (is_space(c)) break;
+        if (c == '"') {
+          key_len_ = 0;
+          key_bad_ = false;
+          state_ = State::key;
+        } else if (c == '}' && state_ == State::key_or_end) {
+          on_object_end();
+        } else {
+          state_ = State::done;
+        }
+        break;
+      case State::key: {
+        const std::size_t end = runs.end_of_run(i);
+        const std::size_t len = end - i;
+        if (!key_bad_) {
+          if (key_len_ + len > key_buf_.size()) {
+            key_bad_ = true;
+          } else {
+            s.copy(key_buf_.data() + key_len_, len, i);
+            key_len_ = static_cast<std::uint8_t>(key_len_ + len);
+          }
+        }
+        i = end;
+        if (i == n) return;
+        if (s[i] == '"') {
+          on_key_end();
+          state_ = State::colon;
+        } else {
+          key_bad_ = true;  // an escaped key is not one we know
+          state_ = State::key_escape;
+        }
+        break;
+      }
+      case State::key_escape:
+        state_ = State::key;
+        break;
+      case State::colon:
+        if (is_space(c)) break;
+        state_ = c == ':' ? State::value : State::done;
+        break;
+      case State::value:
+        if (is_space(c)) break;
+        on_value_start(c);
+        break;
+      case State::after_value:
+        if (is_space(c)) break;
+        if (c == ',') {
+          state_ = State::key_next;
+        } else if (c == '}') {
+          on_object_end();
+        } else {
+          state_ = State::done;
+        }
+        break;
+      case State::skip_string:
+      case State::skip_nested_string: {
+        i = runs.end_of_run(i);
+        if (i == n) return;
+        if (s[i] == '"') {
+          state_ = state_ == State::skip_string ? State::after_value : State::skip_nested;
+        } else {
+          state_ = state_ == State::skip_string ? State::skip_escape : State::skip_nested_escape;
+        }
+        break;
+      }
+      case State::skip_escape:
+        state_ = State::skip_string;
+        break;
+      case State::skip_nested_escape:
+        state_ = State::skip_nested_string;
+        break;
+      case State::skip_nested:
+        // Most bytes of a skipped array or object are plain: pass them in a tight loop.
+        while (!kNestedStops[static_cast<unsigned char>(s[i])]) {
+          if (++i == n) return;
+        }
+        if (s[i] == '"') {
+          state_ = State::skip_nested_string;
+        } else if (s[i] == '{' || s[i] == '[') {
+          ++skip_depth_;
+        } else {
+          if (--skip_depth_ == 0) state_ = State::after_value;
+        }
+        break;
+      case State::skip_scalar:
+        if (c == ',' || c == '}' || c == ']' || is_space(c)) {
+          state_ = State::after_value;
+          continue;  // the delimiter belongs to the object
+        }
+        break;
+      case State::number:
+        if (is_digit(c)) {
+          number_empty_ = false;
+          const auto d = static_cast<std::uint64_t>(c - '0');
+          if (number_ > (std::numeric_limits<std::uint64_t>::max() - d) / 10) {
+            number_ok_ = false;
+          } else {
+            number_ = number_ * 10 + d;
+          }
+        } else if (c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-') {
+          number_ok_ = false;  // a float (or a malformed number): not a count
+        } else if (c == ',' || c == '}' || is_space(c)) {
+          on_number_end();
+          state_ = State::after_value;
+          continue;
+        } else {
+          state_ = State::done;
+        }
+        break;
+      case State::model: {
+        const std::size_t end = runs.end_of_run(i);
+        for (std::size_t j = i; j < end; ++j) {
+          if (static_cast<unsigned char>(s[j]) < 0x20) model_ok_ = false;
+        }
+        const std::size_t len = end - i;
+        if (model_ok_) {
+          if (model_len_ + len > model_buf_.size()) {
+            model_ok_ = false;
+          } else {
+            s.copy(model_buf_.data() + model_len_, len, i);
+            model_len_ += len;
+          }
+        }
+        i = end;
+        if (i == n) return;
+        if (s[i] == '"') {
+          on_model_end();
+          state_ = State::after_value;
+        } else {
+          state_ = State::model_escape;
+        }
+        break;
+      }
+      case State::model_escape:
+        if ((c == '"' || c == '\\' || c == '/') && model_ok_ && model_len_ < model_buf_.size()) {
+          model_buf_[model_len_++] = c;
+        } else {
+          model_ok_ = false;
+        }
+        state_ = State::model;
+        break;
+    }
+    ++i;
+  }
+}
+
+}  // namespace llmproxy::usage::detail

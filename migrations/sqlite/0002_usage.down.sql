@@ -1,0 +1,12 @@
+-- Reverts 0002_usage: drops exactly what it added (the usage history and the new columns with their values).
+DROP TABLE IF EXISTS usage_daily;
+
+ALTER TABLE projects DROP COLUMN rate_limit_rpm;
+
+ALTER TABLE tokens DROP COLUMN rate_limit_rpm;
+
+ALTER TABLE tokens DROP COLUMN max_tokens;
+
+ALTER TABLE tokens DROP COLUMN completion_tokens;
+
+ALTER TABLE tokens DROP COLUMN prompt_tokens;
