@@ -144,31 +144,32 @@ struct UsageBook {
   }
 };
 
-/// Deltas taken out of the book for one write. If the write fails, or never happens because the executor
-/// dropped the task, the deltas go back into the book: counts are never lost silently.
-class UsageBatch {
+/// A batch taken out of the book for one write. If the write fails, or never happens because the executor
+/// dropped the task, the batch goes back into the book: counts are never lost silently.
+class PendingBatch {
  public:
-  UsageBatch(std::shared_ptr<UsageBook> book, std::vector<db::UsageDelta> deltas)
-      : book_(std::move(book)), deltas_(std::move(deltas)) {
+  PendingBatch(std::shared_ptr<UsageBook> book, db::UsageBatch batch)
+      : book_(std::move(book)), batch_(std::move(batch)) {
     std::lock_guard lock(book_->inflight_mutex);
     ++book_->inflight;
   }
-  ~UsageBatch() {
+  ~PendingBatch() {
     if (settled_) return;
     try {
       settle(Fate::returned);
     } catch (const std::exception& e) {
-      log::write(log::Level::error, "usage_lost", {{"tokens", deltas_.size()}, {"error", e.what()}});
+      log::write(log::Level::error, "usage_lost",
+                 {{"tokens", batch_.tokens.size()}, {"daily_rows", batch_.daily.size()}, {"error", e.what()}});
     }
   }
-  UsageBatch(const UsageBatch&) = delete;
-  UsageBatch& operator=(const UsageBatch&) = delete;
+  PendingBatch(const PendingBatch&) = delete;
+  PendingBatch& operator=(const PendingBatch&) = delete;
 
-  /// Blocking: one add_usage transaction. On failure the deltas are back in the book before the exception
+  /// Blocking: one add_usage transaction. On failure the batch is back in the book before the exception
   /// (whatever add_usage threw) propagates.
   void write(db::TokenRepository& repo) {
     try {
-      repo.add_usage(db::UsageBatch{deltas_, {}});
+      repo.add_usage(batch_);
     } catch (...) {
       settle(Fate::returned);
       throw;
@@ -176,10 +177,10 @@ class UsageBatch {
     settle(Fate::written);
   }
 
-  std::size_t tokens() const { return deltas_.size(); }
+  std::size_t tokens() const { return batch_.tokens.size(); }
 
  private:
-  /// Where the deltas end up: in the database, or back in the book for the next flush.
+  /// Where the batch ends up: in the database, or back in the book for the next flush.
   enum class Fate { written, returned };
 
   void settle(Fate fate) {
@@ -188,7 +189,7 @@ class UsageBatch {
       book_->last_flush_ns.store(steady_ns(), std::memory_order_relaxed);
     } else {
       book_->flush_failures.fetch_add(1, std::memory_order_relaxed);
-      book_->pending.merge_back(deltas_);
+      book_->pending.merge_back(batch_);
     }
     {
       std::lock_guard lock(book_->inflight_mutex);
@@ -198,7 +199,7 @@ class UsageBatch {
   }
 
   std::shared_ptr<UsageBook> book_;
-  std::vector<db::UsageDelta> deltas_;
+  db::UsageBatch batch_;
   bool settled_ = false;  // touched by the one thread running write(), then by the destructor after it
 };
 
@@ -226,12 +227,12 @@ net::awaitable<void> flush_loop(std::shared_ptr<FlushControl> control, std::shar
     timer.expires_after(interval);
     auto [ec] = co_await timer.async_wait(net::as_tuple(net::use_awaitable));
     if (ec || control->stopping.load()) break;
-    std::vector<db::UsageDelta> deltas = book->pending.take();
+    db::UsageBatch deltas = book->pending.take();
     if (deltas.empty()) {
       book->last_flush_ns.store(steady_ns(), std::memory_order_relaxed);
       continue;
     }
-    auto batch = std::make_shared<UsageBatch>(book, std::move(deltas));
+    auto batch = std::make_shared<PendingBatch>(book, std::move(deltas));
     std::string error;
     auto write = [batch, &repo] { batch->write(repo); };
     try {
@@ -711,6 +712,13 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
   co_return denial(std::move(out), Outcome::token_not_found, "Token not found");
 }
 
+void TokenService::record_usage(const UsageRecord& r) {
+  // The UTC calendar day: the date part of the canonical timestamp (YYYY-MM-DD).
+  std::string day = util::format_time(r.at).substr(0, 10);
+  impl_->usage->pending.add_request(detail::RequestUsage{r.token_id, r.project_id, r.model, std::move(day),
+                                                         r.prompt_tokens, r.completion_tokens, r.cache_hit});
+}
+
 void TokenService::invalidate_token(const std::string& token_id) {
   impl_->token_epoch.fetch_add(1);
   impl_->tokens.erase_if([&](std::string_view, const CachedToken& t) { return t.id == token_id; });
@@ -765,12 +773,12 @@ bool TokenService::stop_and_flush() {
 
 bool TokenService::flush_blocking() {
   Impl& s = *impl_;
-  std::vector<db::UsageDelta> deltas = s.usage->pending.take();
+  db::UsageBatch deltas = s.usage->pending.take();
   if (deltas.empty()) {
     s.usage->last_flush_ns.store(steady_ns(), std::memory_order_relaxed);
     return true;
   }
-  UsageBatch batch(s.usage, std::move(deltas));
+  PendingBatch batch(s.usage, std::move(deltas));
   try {
     batch.write(s.db);
     return true;

@@ -72,6 +72,15 @@ struct Authorization {
   std::string api_key;     // decrypted project key; set only when authorized
 };
 
+/// What one finished request used (SPEC §14), recorded by the proxy once the answer is out.
+struct UsageRecord {
+  std::string token_id, project_id;
+  std::string model;  // '' when unknown
+  std::int64_t prompt_tokens = 0, completion_tokens = 0;
+  bool cache_hit = false;  // answered from the response cache
+  util::TimePoint at{};    // when the request arrived (its UTC day is the usage_daily row)
+};
+
 struct Stats {
   std::uint64_t cache_hits = 0;
   std::uint64_t cache_misses = 0;     // token lookups sent to the database
@@ -116,6 +125,11 @@ class TokenService {
   using CachedAnswer = std::function<boost::asio::awaitable<bool>(const std::string& project_id)>;
   boost::asio::awaitable<Authorization> authorize(std::string_view authorization_header,
                                                   std::function<std::string()> admit = {}, CachedAnswer cached = {});
+
+  /// Adds one finished request of an authorized (or served_from_cache) token to the usage book: its LLM tokens
+  /// to the token's columns, one request or one cache hit and the LLM tokens to its usage_daily row. Written by
+  /// the periodic flush with the request counts, under the same no-loss rules. Any thread, never blocks on I/O.
+  void record_usage(const UsageRecord& record);
 
   /// Drops cached state of a token / a project at once (after a management change on this instance).
   void invalidate_token(const std::string& token_id);

@@ -7,6 +7,35 @@
 
 namespace llmproxy::auth::detail {
 
+namespace {
+
+/// The map key of a daily row: the four key columns joined by a byte none of them contains (ids are uuids, days
+/// digits and dashes; a model name with a 0x1f byte is not one the scanner keeps).
+constexpr char kSeparator = '\x1f';
+
+std::string daily_key(std::string_view day, std::string_view project, std::string_view token, std::string_view model) {
+  std::string key;
+  key.reserve(day.size() + project.size() + token.size() + model.size() + 3);
+  key.append(day).append(1, kSeparator).append(project).append(1, kSeparator).append(token).append(1, kSeparator);
+  key.append(model);
+  return key;
+}
+
+/// The four columns back out of daily_key().
+db::DailyUsageDelta split_daily_key(const std::string& key) {
+  db::DailyUsageDelta row;
+  std::string* parts[] = {&row.day, &row.project_id, &row.token_id, &row.model};
+  std::size_t start = 0;
+  for (std::size_t i = 0; i < 4; ++i) {
+    const std::size_t end = i < 3 ? key.find(kSeparator, start) : key.size();
+    parts[i]->assign(key, start, end - start);
+    start = end + 1;
+  }
+  return row;
+}
+
+}  // namespace
+
 UsageAccumulator::UsageAccumulator(std::size_t shards)
     : shard_count_(shards == 0 ? 1 : shards), shards_(std::make_unique<Shard[]>(shard_count_)) {}
 
@@ -24,25 +53,71 @@ void UsageAccumulator::add(const std::string& token_id, std::int64_t requests, s
   c.last_used_at = std::max(c.last_used_at, used_at);
 }
 
-std::vector<db::UsageDelta> UsageAccumulator::take() {
-  std::vector<db::UsageDelta> out;
+void UsageAccumulator::add_daily(Shard& s, const db::DailyUsageDelta& row) {
+  Daily& d = s.daily[daily_key(row.day, row.project_id, row.token_id, row.model)];
+  d.requests += row.requests;
+  d.prompt_tokens += row.prompt_tokens;
+  d.completion_tokens += row.completion_tokens;
+  d.cache_hits += row.cache_hits;
+}
+
+void UsageAccumulator::add_request(const RequestUsage& u) {
+  Shard& s = shard_for(u.token_id);
+  std::lock_guard lock(s.mutex);
+  if (u.prompt_tokens != 0 || u.completion_tokens != 0) {
+    Counts& c = s.pending[u.token_id];
+    c.prompt_tokens += u.prompt_tokens;
+    c.completion_tokens += u.completion_tokens;
+  }
+  add_daily(s, db::DailyUsageDelta{u.day, u.project_id, u.token_id, u.model, u.cache_hit ? 0 : 1, u.prompt_tokens,
+                                   u.completion_tokens, u.cache_hit ? 1 : 0});
+}
+
+db::UsageBatch UsageAccumulator::take() {
+  db::UsageBatch out;
   for (std::size_t i = 0; i < shard_count_; ++i) {
     std::unordered_map<std::string, Counts> taken;
+    std::unordered_map<std::string, Daily> daily;
     {
       std::lock_guard lock(shards_[i].mutex);
       taken.swap(shards_[i].pending);
+      daily.swap(shards_[i].daily);
     }
     // Built outside the lock: the I/O threads only ever wait for the swap.
-    out.reserve(out.size() + taken.size());
+    out.tokens.reserve(out.tokens.size() + taken.size());
     for (auto& [id, c] : taken) {
-      out.push_back(db::UsageDelta{id, c.requests, c.cache_hits, c.last_used_at, 0, 0});
+      out.tokens.push_back(
+          db::UsageDelta{id, c.requests, c.cache_hits, c.last_used_at, c.prompt_tokens, c.completion_tokens});
+    }
+    out.daily.reserve(out.daily.size() + daily.size());
+    for (auto& [key, d] : daily) {
+      db::DailyUsageDelta row = split_daily_key(key);
+      row.requests = d.requests;
+      row.prompt_tokens = d.prompt_tokens;
+      row.completion_tokens = d.completion_tokens;
+      row.cache_hits = d.cache_hits;
+      out.daily.push_back(std::move(row));
     }
   }
   return out;
 }
 
-void UsageAccumulator::merge_back(const std::vector<db::UsageDelta>& deltas) {
-  for (const db::UsageDelta& d : deltas) add(d.token_id, d.requests, d.cache_hits, d.last_used_at);
+void UsageAccumulator::merge_back(const db::UsageBatch& batch) {
+  for (const db::UsageDelta& d : batch.tokens) {
+    Shard& s = shard_for(d.token_id);
+    std::lock_guard lock(s.mutex);
+    Counts& c = s.pending[d.token_id];
+    c.requests += d.requests;
+    c.cache_hits += d.cache_hits;
+    c.prompt_tokens += d.prompt_tokens;
+    c.completion_tokens += d.completion_tokens;
+    c.last_used_at = std::max(c.last_used_at, d.last_used_at);
+  }
+  for (const db::DailyUsageDelta& row : batch.daily) {
+    Shard& s = shard_for(row.token_id);
+    std::lock_guard lock(s.mutex);
+    add_daily(s, row);
+  }
 }
 
 std::size_t UsageAccumulator::pending_tokens() const {
