@@ -31,6 +31,7 @@
 #include "llmproxy/db/executor.hpp"
 #include "llmproxy/log/log.hpp"
 #include "llmproxy/metrics/metrics.hpp"
+#include "llmproxy/ratelimit/limiter.hpp"
 #include "llmproxy/util/crypto.hpp"
 #include "llmproxy/util/token.hpp"
 
@@ -59,10 +60,17 @@ struct CachedToken {
   std::optional<util::TimePoint> expires_at;
   std::optional<std::int64_t> max_requests;
   bool is_active = true;
+  std::optional<std::int64_t> max_tokens;      // LLM-token budget
+  std::optional<std::int64_t> rate_limit_rpm;  // requests per minute
+  std::int64_t llm_tokens_used = 0;  // prompt + completion in the row read
+  std::int64_t local_at_read = 0;    // this instance's LLM tokens of the token (BudgetBook) when the row was read
 };
 
-CachedToken cached_from(const db::Token& t) {
-  return CachedToken{t.id, t.token_hint, t.project_id, t.expires_at, t.max_requests, t.is_active};
+CachedToken cached_from(const db::Token& t, std::int64_t local_at_read) {
+  return CachedToken{t.id,           t.token_hint,     t.project_id,
+                     t.expires_at,   t.max_requests,   t.is_active,
+                     t.max_tokens,   t.rate_limit_rpm, t.prompt_tokens + t.completion_tokens,
+                     local_at_read};
 }
 
 /// The row a cached token stands for (the inverse of cached_from; `hash` is its cache key).
@@ -75,6 +83,8 @@ db::Token row_from(const CachedToken& t, const std::string& hash) {
   row.expires_at = t.expires_at;
   row.max_requests = t.max_requests;
   row.is_active = t.is_active;
+  row.max_tokens = t.max_tokens;
+  row.rate_limit_rpm = t.rate_limit_rpm;
   return row;
 }
 
@@ -83,7 +93,16 @@ struct TokenFacts {
   std::optional<util::TimePoint> expires_at;
   std::optional<std::int64_t> max_requests;
   bool is_active = true;
+  std::optional<std::int64_t> max_tokens;
+  std::optional<std::int64_t> rate_limit_rpm;
+  std::int64_t llm_tokens_used = 0;
+  std::int64_t local_at_read = 0;
 };
+
+TokenFacts facts_of(const CachedToken& t) {
+  return TokenFacts{t.expires_at, t.max_requests, t.is_active, t.max_tokens, t.rate_limit_rpm, t.llm_tokens_used,
+                    t.local_at_read};
+}
 
 /// A project as the proxy needs it.
 struct CachedProject {
@@ -91,6 +110,36 @@ struct CachedProject {
   bool is_active = false;
   bool key_ok = false;  // false: the stored key could not be decrypted (ENCRYPTION_KEY wrong or missing)
   std::string api_key;  // decrypted
+  std::optional<std::int64_t> rate_limit_rpm;
+};
+
+/// The LLM tokens this instance recorded for each token with a budget since it started (SPEC §14). A budget is
+/// judged on the row last read plus what this instance recorded since that read; other instances' usage shows
+/// once flushed and read again (USAGE_FLUSH_INTERVAL + TOKEN_CACHE_TTL). Only tokens with a budget have an
+/// entry, so it is bounded by them.
+class BudgetBook {
+ public:
+  /// The token's counter now, creating it (0) on first use.
+  std::int64_t track(const std::string& token_id) {
+    std::lock_guard lock(mutex_);
+    return used_[token_id];
+  }
+  /// The counter now, 0 for a token not tracked.
+  std::int64_t current(const std::string& token_id) const {
+    std::lock_guard lock(mutex_);
+    const auto it = used_.find(token_id);
+    return it == used_.end() ? 0 : it->second;
+  }
+  /// Adds to a tracked token's counter (tokens without a budget are ignored).
+  void add(const std::string& token_id, std::int64_t llm_tokens) {
+    std::lock_guard lock(mutex_);
+    const auto it = used_.find(token_id);
+    if (it != used_.end()) it->second += llm_tokens;
+  }
+
+ private:
+  mutable std::mutex mutex_;                             // guards used_
+  std::unordered_map<std::string, std::int64_t> used_;  // token id -> LLM tokens recorded here
 };
 
 /// Negative cache entries carry nothing: presence is the information.
@@ -261,6 +310,7 @@ CachedProject load_project(db::ProjectRepository& repo, const util::Cipher& ciph
   }
   out.exists = true;
   out.is_active = p.is_active;
+  out.rate_limit_rpm = p.rate_limit_rpm;
   try {
     out.api_key = cipher.decrypt(p.api_key);
     out.key_ok = true;
@@ -314,6 +364,7 @@ struct TokenService::Impl {
   db::SingleFlight<Lookup> token_flights;  // one mutex inside; key: SHA-256 hex of the token
   detail::QuotaCoalescer quota{db, executor, now};  // one mutex inside; key: token id
   std::shared_ptr<UsageBook> usage = std::make_shared<UsageBook>();  // internally synchronized
+  BudgetBook budgets;                                                 // internally synchronized
   std::shared_ptr<FlushControl> flush;  // written by start() before any traffic; read by stop_and_flush()
   std::atomic<bool> stopped{false};     // atomic: stop_and_flush() ran
   LogThrottle db_error_log;             // internally atomic
@@ -338,7 +389,8 @@ struct TokenService::Impl {
 
   /// Stores a row read from the database unless an invalidation happened since `epoch`.
   void cache_token(const std::string& hash, const db::Token& row, util::TimePoint at, std::uint64_t epoch) {
-    tokens.put_for(hash, cached_from(row), at, token_lifetime(row, at), [&] { return token_epoch.load() == epoch; });
+    tokens.put_for(hash, cached_from(row, budgets.current(row.id)), at, token_lifetime(row, at),
+                   [&] { return token_epoch.load() == epoch; });
   }
 
   /// A request was answered from entries past their TTL: counted; logged once per outage.
@@ -444,6 +496,7 @@ void TokenService::Impl::read_project(const CachedProject& p, Authorization& out
   facts.exists = p.exists;
   facts.is_active = p.is_active;
   facts.key_ok = p.key_ok;
+  facts.rate_limit_rpm = p.rate_limit_rpm;
   if (p.exists && p.key_ok && (p.is_active || !options.enforce_project_active)) out.api_key = p.api_key;
 }
 
@@ -587,7 +640,7 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
     out.token_id = t.id;
     out.token_hint = t.hint;
     out.project_id = t.project_id;
-    facts = TokenFacts{t.expires_at, t.max_requests, t.is_active};
+    facts = facts_of(t);
   };
   const bool cached = s.tokens.visit(hash, at, read_cached);
   if (!cached) {
@@ -620,7 +673,7 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
         out.token_id = found.row->id;
         out.token_hint = found.row->token_hint;
         out.project_id = found.row->project_id;
-        facts = TokenFacts{found.row->expires_at, found.row->max_requests, found.row->is_active};
+        facts = facts_of(cached_from(*found.row, s.budgets.current(found.row->id)));
       }
     }
   }
@@ -649,6 +702,32 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
   if (s.judge_project(out, project)) co_return std::move(out);
   if (admit) {
     if (std::string refusal = admit(); !refusal.empty()) co_return denial(std::move(out), Outcome::not_admitted, refusal);
+  }
+  if (facts.max_tokens) {
+    // The budget (SPEC §14): the row's LLM tokens plus what this instance recorded since reading it. Usage is
+    // known only after an answer, so requests in flight when the budget runs out overshoot it (docs).
+    const std::int64_t used = facts.llm_tokens_used + (s.budgets.track(out.token_id) - facts.local_at_read);
+    if (used >= *facts.max_tokens)
+      co_return denial(std::move(out), Outcome::token_budget_exceeded, "Token budget of LLM tokens is used up");
+  }
+  if (s.options.limiter && (facts.rate_limit_rpm || project.rate_limit_rpm)) {
+    // Rate limits (SPEC §14): the token's and the project's, counted on both or on neither. Before the response
+    // cache: a client over its limit is refused even for an answer the cache holds.
+    std::vector<ratelimit::Rule> rules;
+    if (facts.rate_limit_rpm) rules.push_back(ratelimit::Rule{"t:" + out.token_id, *facts.rate_limit_rpm});
+    if (project.rate_limit_rpm) rules.push_back(ratelimit::Rule{"p:" + out.project_id, *project.rate_limit_rpm});
+    const bool token_first = facts.rate_limit_rpm.has_value();
+    auto acquire = s.options.limiter->acquire(std::move(rules));  // named: GCC 12 and co_await temporaries
+    const ratelimit::Decision decision = co_await std::move(acquire);
+    if (!decision.allowed && decision.unavailable) {
+      co_return denial(std::move(out), Outcome::rate_limit_unavailable, "Rate limits cannot be checked right now");
+    }
+    if (!decision.allowed) {
+      out.retry_after = decision.retry_after;
+      const bool by_token = token_first && decision.refused_rule == 0;
+      co_return denial(std::move(out), Outcome::rate_limited,
+                       by_token ? "Token rate limit exceeded" : "Project rate limit exceeded");
+    }
   }
   if (cached_answer) {
     auto lookup = cached_answer(out.project_id);  // named: GCC 12 and temporaries inside co_await
@@ -713,6 +792,7 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
 }
 
 void TokenService::record_usage(const UsageRecord& r) {
+  impl_->budgets.add(r.token_id, r.prompt_tokens + r.completion_tokens);
   // The UTC calendar day: the date part of the canonical timestamp (YYYY-MM-DD).
   std::string day = util::format_time(r.at).substr(0, 10);
   impl_->usage->pending.add_request(detail::RequestUsage{r.token_id, r.project_id, r.model, std::move(day),
