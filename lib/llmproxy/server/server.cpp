@@ -370,8 +370,7 @@ class SessionExchange final : public Exchange {
   bool responded() const override { return mode_ != Mode::none || responded_; }
   net::any_io_executor executor() const override { return conn_.stream.get_executor(); }
 
-  /// The status sent; 499 (nginx's "client closed request") when the client left before any response.
-  int status() const { return status_ == 0 && client_gone_ ? 499 : status_; }
+  int status() const override { return status_ == 0 && client_gone_ ? 499 : status_; }
   std::uint64_t bytes() const { return bytes_; }
   /// The client was seen leaving (a failed write, or client_gone()).
   bool peer_gone() const { return client_gone_; }
