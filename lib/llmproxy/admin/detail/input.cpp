@@ -172,13 +172,13 @@ std::int64_t duration_minutes_field(const nlohmann::json& body) {
   return *value;
 }
 
-std::optional<std::optional<std::int64_t>> max_requests_field(const nlohmann::json& body) {
-  auto it = body.find("max_requests");
+std::optional<std::optional<std::int64_t>> limit_field(const nlohmann::json& body, const char* name) {
+  auto it = body.find(name);
   if (it == body.end()) return std::nullopt;
   if (it->is_null()) return std::optional<std::int64_t>{};
   auto value = as_int64(*it);
   if (!value || *value < 0) {
-    invalid("field \"max_requests\" must be an integer >= 0 or null (0 or null means unlimited)");
+    invalid("field " + in_quotes(name) + " must be an integer >= 0 or null (0 or null means unlimited)");
   }
   return *value == 0 ? std::optional<std::int64_t>{} : std::optional<std::int64_t>{*value};
 }
