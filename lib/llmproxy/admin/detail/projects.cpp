@@ -101,12 +101,20 @@ HandlerResult get_project(RequestContext& ctx) {
       [db, cipher, id = ctx.id] {
         auto p = db->get_project(id);
         auto shown = displayed_key(*cipher, p.api_key);
-        return std::pair{std::move(p), std::move(shown)};
+        const db::UsageTotals totals = db->project_usage_totals(id);
+        return std::tuple{std::move(p), std::move(shown), totals};
       },
       DbMessages::missing(project_not_found(ctx.id)));
-  auto [project, key] = co_await std::move(pending);
+  auto [project, key, totals] = co_await std::move(pending);
   ctx.ex.access.project_id = project.id;
-  co_return json_response(200, project_json(project, key));
+  Json body = project_json(project, key);
+  // What its tokens used, all time (per day: GET /manage/usage?project_id=...).
+  body["usage"] = Json{{"requests", totals.requests},
+                       {"prompt_tokens", totals.prompt_tokens},
+                       {"completion_tokens", totals.completion_tokens},
+                       {"total_tokens", totals.prompt_tokens + totals.completion_tokens},
+                       {"cache_hits", totals.cache_hits}};
+  co_return json_response(200, body);
 }
 
 HandlerResult update_project(RequestContext& ctx) {
