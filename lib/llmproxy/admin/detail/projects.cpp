@@ -1,4 +1,5 @@
 // Projects: /manage/projects[/{id}[/tokens/revoke]] (SPEC §6.2, §7.2).
+#include <tuple>
 #include <utility>
 
 #include "llmproxy/admin/detail/input.hpp"
