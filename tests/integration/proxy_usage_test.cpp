@@ -30,7 +30,7 @@ std::string flushed(const ProxyFixture& f, const std::string& sql, const std::st
   return got;
 }
 
-nlohmann::json manage_json(ProxyFixture& f, const std::string& target) {
+nlohmann::json usage_json(ProxyFixture& f, const std::string& target) {
   auto r = f.proxy->manage("GET", target);
   INFO(target << " -> " << r.body);
   REQUIRE(r.status == 200);
@@ -67,26 +67,26 @@ void usage_reaches_token_project_and_daily_rows(TestDatabase::Kind kind) {
                 "cache_hits FROM usage_daily WHERE token_id = '" + id + "' ORDER BY model",
                 ":1/0/0/0\ngpt-4o:1/5/3/0\ngpt-4o-mini:1/7/4/0") == ":1/0/0/0\ngpt-4o:1/5/3/0\ngpt-4o-mini:1/7/4/0");
 
-  auto shown = manage_json(f, "/manage/tokens/" + id);
+  auto shown = usage_json(f, "/manage/tokens/" + id);
   CHECK(shown["prompt_tokens"] == 12);
   CHECK(shown["completion_tokens"] == 7);
   CHECK(shown["total_tokens"] == 19);
   CHECK(shown["max_tokens"].is_null());
-  auto totals = manage_json(f, "/manage/projects/" + project)["usage"];
+  auto totals = usage_json(f, "/manage/projects/" + project)["usage"];
   CHECK(totals == nlohmann::json{{"requests", 3}, {"prompt_tokens", 12}, {"completion_tokens", 7},
                                  {"total_tokens", 19}, {"cache_hits", 0}});
 
-  auto by_model = manage_json(f, "/manage/usage?group_by=model&project_id=" + project);
+  auto by_model = usage_json(f, "/manage/usage?group_by=model&project_id=" + project);
   REQUIRE(by_model["series"].size() == 3);
   CHECK(by_model["series"][1] == nlohmann::json{{"model", "gpt-4o"}, {"requests", 1}, {"prompt_tokens", 5},
                                                 {"completion_tokens", 3}, {"total_tokens", 8}, {"cache_hits", 0}});
   CHECK(by_model["totals"]["total_tokens"] == 19);
-  auto by_day = manage_json(f, "/manage/usage?token_id=" + id);
+  auto by_day = usage_json(f, "/manage/usage?token_id=" + id);
   REQUIRE(by_day["series"].size() == 30);  // the last 30 days, quiet ones as zeros
   CHECK(by_day["series"][29]["day"] == by_day["to"]);
   CHECK(by_day["series"][29]["requests"] == 3);
   CHECK(by_day["series"][0]["requests"] == 0);
-  CHECK(manage_json(f, "/manage/usage?group_by=token&model=gpt-4o-mini")["series"] ==
+  CHECK(usage_json(f, "/manage/usage?group_by=token&model=gpt-4o-mini")["series"] ==
         nlohmann::json::array({{{"token_id", id}, {"requests", 1}, {"prompt_tokens", 7}, {"completion_tokens", 4},
                                 {"total_tokens", 11}, {"cache_hits", 0}}}));
 
@@ -122,7 +122,7 @@ void budget_stops_a_token(TestDatabase::Kind kind) {
   CHECK(f.chat(token).status == 200);
   auto bad = f.proxy->manage("PATCH", "/manage/tokens/" + id, R"({"max_tokens":-1})");
   CHECK(bad.status == 400);
-  CHECK(manage_json(f, "/manage/tokens/" + id)["max_tokens"] == 100);
+  CHECK(usage_json(f, "/manage/tokens/" + id)["max_tokens"] == 100);
 }
 BOTH_DRIVERS("budget: a token at its max_tokens gets 429 token_budget_exceeded", "[proxy][usage]",
              budget_stops_a_token)
