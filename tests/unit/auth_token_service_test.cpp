@@ -5,6 +5,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
+#include <tuple>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
