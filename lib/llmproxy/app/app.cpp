@@ -372,10 +372,12 @@ void ServerProcess::register_module_metrics() {
   registry_.add_gauge("llm_proxy_cache_entries", "Entries held by the response cache (memory backend).",
                       cache_stat(&cache::BackendStats::entries));
   // Rate limits (SPEC §14).
-  const lifecycle::Published<const ratelimit::Limiter> limiter{readiness_, services_.limiter};
-  const auto limit_stat = [limiter](auto field) {
-    return [limiter, field] {
-      const ratelimit::Limiter* l = limiter.get();
+  // (The limiter is shared with the token service, so it is held by a shared_ptr, which Published does not take.)
+  const lifecycle::Readiness* readiness = &readiness_;
+  const std::shared_ptr<ratelimit::Limiter>* limiter = &services_.limiter;
+  const auto limit_stat = [readiness, limiter](auto field) {
+    return [readiness, limiter, field] {
+      const ratelimit::Limiter* l = readiness->published() ? limiter->get() : nullptr;
       return l != nullptr ? static_cast<double>(l->stats().*field) : 0.0;
     };
   };
