@@ -81,6 +81,8 @@ void usage_reaches_token_project_and_daily_rows(TestDatabase::Kind kind) {
   CHECK(by_model["series"][1] == nlohmann::json{{"model", "gpt-4o"}, {"requests", 1}, {"prompt_tokens", 5},
                                                 {"completion_tokens", 3}, {"total_tokens", 8}, {"cache_hits", 0}});
   CHECK(by_model["totals"]["total_tokens"] == 19);
+  CHECK(f.proxy->metric(R"(llm_proxy_llm_tokens_total{kind="prompt",model="gpt-4o-mini"})") == 7);
+  CHECK(f.proxy->metric(R"(llm_proxy_llm_tokens_total{kind="completion",model="gpt-4o"})") == 3);
   auto by_day = usage_json(f, "/manage/usage?token_id=" + id);
   REQUIRE(by_day["series"].size() == 30);  // the last 30 days, quiet ones as zeros
   CHECK(by_day["series"][29]["day"] == by_day["to"]);

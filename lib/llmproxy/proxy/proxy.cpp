@@ -108,6 +108,10 @@ class RequestRecord {
       r.cache_hit = cache_hit_;
       r.at = at_;
       deps_->tokens->record_usage(r);
+      if (r.prompt_tokens > 0 || r.completion_tokens > 0) {
+        deps_->metrics->count_llm_tokens(model, static_cast<std::uint64_t>(r.prompt_tokens),
+                                         static_cast<std::uint64_t>(r.completion_tokens));
+      }
     }
     if (deps_->events == nullptr) return;
     events::RequestEvent e;
