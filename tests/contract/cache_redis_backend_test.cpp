@@ -177,10 +177,6 @@ class OwnRedis {
 
 /// The proxy-like I/O threads the backend runs on (declared before the backend: destroyed after it).
 using Io = test::IoThreads;
-  std::vector<std::thread> threads_;
-};
-
-
 
 /// A prefix of the case's own on the shared server, so cases never see each other's keys.
 std::string unique_prefix(const std::string& name) {

@@ -93,8 +93,6 @@ class LimiterIo : public test::IoThreads {
     return acquire(limiter, {Rule{key, limit}});
   }
 };
-  std::vector<std::thread> threads_;
-};
 
 /// Raw, synchronous access to the server for assertions.
 class RawRedis {

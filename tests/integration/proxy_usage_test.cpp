@@ -56,7 +56,7 @@ void usage_reaches_token_project_and_daily_rows(TestDatabase::Kind kind) {
   REQUIRE(f.chat(token, kPlainBody).status == 200);  // usage 5 + 3, model gpt-4o
   auto streamed = f.chat(token, kStreamWithUsage, {{"X-Mock-Chunks", "4"}});
   REQUIRE(streamed.status == 200);  // usage 7 + 4 in the last chunk, model gpt-4o-mini
-  CHECK_THAT(streamed.body, Contains(R"("usage":{"completion_tokens":4)"));
+  CHECK_THAT(streamed.body, Contains(R"("usage":{"prompt_tokens":7,"completion_tokens":4,"total_tokens":11})"));
   REQUIRE(f.chat(token, kStreamWithoutUsage, {{"X-Mock-Chunks", "2"}}).status == 200);  // no usage, no model
 
   const std::string where = " FROM tokens WHERE id = '" + id + "'";

@@ -52,8 +52,13 @@ Response api_error_for(std::string_view cors_origin, int status, std::string_vie
 /// runs and handed over when it ends, whichever way it ends (the destructor: every co_return of handle()).
 class RequestRecord {
  public:
+  /// `body_bytes`: what the event log keeps of each body (0: none). One byte more is captured, so the event log
+  /// can tell a body it cut from one that fit.
   RequestRecord(Exchange& ex, std::size_t body_bytes)
-      : ex_(ex), at_(util::now()), start_(std::chrono::steady_clock::now()), body_bytes_(body_bytes) {}
+      : ex_(ex),
+        at_(util::now()),
+        start_(std::chrono::steady_clock::now()),
+        capture_bytes_(body_bytes == 0 || body_bytes == SIZE_MAX ? body_bytes : body_bytes + 1) {}
   RequestRecord(const RequestRecord&) = delete;
   RequestRecord& operator=(const RequestRecord&) = delete;
   ~RequestRecord() {
@@ -85,8 +90,8 @@ class RequestRecord {
   /// The next bytes of the answer body.
   void body(std::string_view piece) {
     if (scanner_) scanner_->feed(piece);
-    if (body_bytes_ > 0 && response_body_.size() < body_bytes_) {
-      response_body_.append(piece.substr(0, body_bytes_ - response_body_.size()));
+    if (capture_bytes_ > 0 && response_body_.size() < capture_bytes_) {
+      response_body_.append(piece.substr(0, capture_bytes_ - response_body_.size()));
     }
   }
 
@@ -127,8 +132,8 @@ class RequestRecord {
     e.duration_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_).count();
     e.upstream_ms = ex_.access.upstream_ms;
     if (used.present) e.usage = used;
-    if (body_bytes_ > 0) {
-      e.request_body = ex_.request.body.substr(0, body_bytes_);
+    if (capture_bytes_ > 0) {
+      e.request_body = ex_.request.body.substr(0, capture_bytes_);
       e.response_body = std::move(response_body_);
     }
     deps_->events->push(std::move(e));
@@ -138,7 +143,7 @@ class RequestRecord {
   const Deps* deps_ = nullptr;
   const util::TimePoint at_;
   const std::chrono::steady_clock::time_point start_;
-  const std::size_t body_bytes_;
+  const std::size_t capture_bytes_;
   std::string token_id_, project_id_, cache_status_;
   bool counted_ = false;
   bool cache_hit_ = false;
