@@ -290,7 +290,12 @@ void usage_flushed_at_shutdown(TestDatabase::Kind kind) {
   INFO(f.proxy->process().output());
   REQUIRE(code);
   CHECK(*code == 0);
-  CHECK(f.db.query("SELECT request_count FROM tokens WHERE id = '" + created["id"].get<std::string>() + "'") == "7");
+  const std::string id = created["id"];
+  CHECK(f.db.query("SELECT request_count FROM tokens WHERE id = '" + id + "'") == "7");
+  // The LLM tokens of those answers (5 + 3 each) and their usage_daily row go out with the same last flush.
+  CHECK(f.db.query("SELECT prompt_tokens || '/' || completion_tokens FROM tokens WHERE id = '" + id + "'") == "35/21");
+  CHECK(f.db.query("SELECT requests || '/' || prompt_tokens || '/' || completion_tokens FROM usage_daily "
+                   "WHERE token_id = '" + id + "'") == "7/35/21");
 }
 BOTH_DRIVERS("proxy: SIGTERM persists every counted request", "[proxy][usage]", usage_flushed_at_shutdown)
 

@@ -129,6 +129,26 @@ void budget_stops_a_token(TestDatabase::Kind kind) {
 BOTH_DRIVERS("budget: a token at its max_tokens gets 429 token_budget_exceeded", "[proxy][usage]",
              budget_stops_a_token)
 
+TEST_CASE("budget: requests in flight when it runs out overshoot it by at most their own usage", "[proxy][usage]") {
+  ProxyFixture f(TestDatabase::Kind::sqlite);
+  const std::string project = f.create_project("overshoot-" + random_suffix());
+  const auto created = create_limited_token(f, project, {{"max_tokens", 10}});
+  const std::string token = created["token"];
+  // Four slow requests admitted together, while the token has used nothing: each uses 8 LLM tokens.
+  std::vector<std::thread> clients;
+  std::vector<int> statuses(4, 0);
+  for (int i = 0; i < 4; ++i) {
+    clients.emplace_back([&, i] { statuses[i] = f.chat(token, kPlainBody, {{"X-Mock-Stall-Ms", "300"}}).status; });
+  }
+  for (auto& c : clients) c.join();
+  CHECK(statuses == std::vector<int>{200, 200, 200, 200});
+  // The overshoot is exactly what was in flight (4 x 8 = 32 against a budget of 10), and no more gets through.
+  CHECK(api_error_code(f.chat(token)) == "token_budget_exceeded");
+  CHECK(f.mock.requests().size() == 4);
+  CHECK(flushed(f, "SELECT prompt_tokens + completion_tokens FROM tokens WHERE id = '" +
+                       created["id"].get<std::string>() + "'", "32") == "32");
+}
+
 /// The Retry-After of a 429: whole seconds, at least 1 and at most two minutes.
 int retry_after(const test::HttpResponse& r) {
   const std::string v = r.header("Retry-After");
