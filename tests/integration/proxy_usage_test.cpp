@@ -3,6 +3,7 @@
 // 5 a minute refuses the 6th with Retry-After, also across two instances sharing Redis; one event line per request.
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <fstream>
 #include <thread>
 
@@ -147,6 +148,38 @@ TEST_CASE("budget: requests in flight when it runs out overshoot it by at most t
   CHECK(f.mock.requests().size() == 4);
   CHECK(flushed(f, "SELECT prompt_tokens + completion_tokens FROM tokens WHERE id = '" +
                        created["id"].get<std::string>() + "'", "32") == "32");
+}
+
+TEST_CASE("usage: a request cut off by the end of the shutdown grace is recorded in the final flush",
+          "[proxy][usage][shutdown]") {
+  ProxyFixture f(TestDatabase::Kind::sqlite, [](Environment& env) {
+    env["SHUTDOWN_TIMEOUT"] = "1s";
+    env["USAGE_FLUSH_INTERVAL"] = "1h";
+  });
+  const std::string project = f.create_project("grace-" + random_suffix());
+  const auto created = f.create_token(project);
+  const std::string token = created["token"];
+  // The upstream holds the answer for 20 s: far past the grace.
+  std::atomic<bool> answered{false};
+  std::thread client([&] {
+    try {
+      f.chat(token, kPlainBody, {{"X-Mock-Stall-Ms", "20000"}});
+      answered = true;
+    } catch (const test::HttpError&) {
+      // The connection is closed when the grace ends: what the client sees of a forced shutdown.
+    }
+  });
+  for (int i = 0; i < 50 && f.mock.requests().empty(); ++i) std::this_thread::sleep_for(100ms);
+  REQUIRE(f.mock.requests().size() == 1);
+  const auto code = f.proxy->terminate(15s);
+  client.join();
+  INFO(f.proxy->process().output());
+  CHECK_FALSE(answered);
+  REQUIRE(code);
+  CHECK(*code == 0);
+  const std::string id = created["id"];
+  CHECK(f.db.query("SELECT request_count FROM tokens WHERE id = '" + id + "'") == "1");
+  CHECK(f.db.query("SELECT requests FROM usage_daily WHERE token_id = '" + id + "'") == "1");
 }
 
 /// The Retry-After of a 429: whole seconds, at least 1 and at most two minutes.

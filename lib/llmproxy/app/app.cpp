@@ -59,6 +59,7 @@ constexpr const char* kUsage =
     "      -c, --config FILE     API_CONFIG_PATH (provider YAML)\n"
     "      --log-level LEVEL     LOG_LEVEL\n"
     "      --log-file FILE       LOG_FILE (logs appended to FILE)\n"
+    "      --file-event-log FILE EVENT_LOG_FILE (one JSON line per proxied request)\n"
     "      -v, --debug           LOG_LEVEL=debug\n"
     "      --env FILE            read KEY=VALUE lines from FILE; the real environment wins over it\n"
     "  migrate SUBCOMMAND   manage the database schema (up, down, status, version; see `llm-proxy migrate --help`)\n"
@@ -504,6 +505,8 @@ void ServerProcess::serve_until_stopped() {
       };
   signals.async_wait(on_signal);
   server_.run();
+  // Exchanges still waiting when the grace ended record their usage now, before the final flush.
+  server_.discard_pending();
 }
 
 void ServerProcess::stop_on_signal(int signo) {
@@ -571,13 +574,13 @@ ServerFlags parse_server_flags(const std::vector<std::string>& args) {
       {"--addr", "", "LISTEN_ADDR"},         {"--db", "", "DATABASE_PATH"},
       {"--config", "-c", "API_CONFIG_PATH"}, {"--log-level", "", "LOG_LEVEL"},
       {"--log-file", "", "LOG_FILE"},        {"--env", "", ""},
+      {"--file-event-log", "", "EVENT_LOG_FILE"},
   };
   // Flags of the reference that this server does not have, with what to do instead.
   static const std::map<std::string_view, std::string_view> kUnsupported = {
       {"--daemon", "run it under systemd, Docker or another supervisor"},
       {"-d", "run it under systemd, Docker or another supervisor"},
       {"--pid-file", "run it under systemd, Docker or another supervisor"},
-      {"--file-event-log", "use AUDIT_LOG_FILE for the audit trail"},
   };
   ServerFlags out;
   for (std::size_t i = 0; i < args.size(); ++i) {

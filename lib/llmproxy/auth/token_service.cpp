@@ -62,15 +62,16 @@ struct CachedToken {
   bool is_active = true;
   std::optional<std::int64_t> max_tokens;      // LLM-token budget
   std::optional<std::int64_t> rate_limit_rpm;  // requests per minute
-  std::int64_t llm_tokens_used = 0;  // prompt + completion in the row read
-  std::int64_t local_at_read = 0;    // this instance's LLM tokens of the token (BudgetBook) when the row was read
+  std::int64_t llm_tokens_used = 0;    // prompt + completion in the row read
+  std::int64_t committed_at_read = 0;  // BudgetBook::committed() of the token when the row was read
+  std::int64_t request_count = 0;      // in the row read: a quota token at its max_requests is refused from memory
 };
 
-CachedToken cached_from(const db::Token& t, std::int64_t local_at_read) {
+CachedToken cached_from(const db::Token& t, std::int64_t committed_at_read) {
   return CachedToken{t.id,           t.token_hint,     t.project_id,
                      t.expires_at,   t.max_requests,   t.is_active,
                      t.max_tokens,   t.rate_limit_rpm, t.prompt_tokens + t.completion_tokens,
-                     local_at_read};
+                     committed_at_read, t.request_count};
 }
 
 /// The row a cached token stands for (the inverse of cached_from; `hash` is its cache key).
@@ -85,6 +86,8 @@ db::Token row_from(const CachedToken& t, const std::string& hash) {
   row.is_active = t.is_active;
   row.max_tokens = t.max_tokens;
   row.rate_limit_rpm = t.rate_limit_rpm;
+  row.prompt_tokens = t.llm_tokens_used;  // the sum is what is kept (the budget's use of it)
+  row.request_count = t.request_count;
   return row;
 }
 
@@ -96,12 +99,13 @@ struct TokenFacts {
   std::optional<std::int64_t> max_tokens;
   std::optional<std::int64_t> rate_limit_rpm;
   std::int64_t llm_tokens_used = 0;
-  std::int64_t local_at_read = 0;
+  std::int64_t committed_at_read = 0;
+  std::int64_t request_count = 0;
 };
 
 TokenFacts facts_of(const CachedToken& t) {
   return TokenFacts{t.expires_at, t.max_requests, t.is_active, t.max_tokens, t.rate_limit_rpm, t.llm_tokens_used,
-                    t.local_at_read};
+                    t.committed_at_read, t.request_count};
 }
 
 /// A project as the proxy needs it.
@@ -113,33 +117,50 @@ struct CachedProject {
   std::optional<std::int64_t> rate_limit_rpm;
 };
 
-/// The LLM tokens this instance recorded for each token with a budget since it started (SPEC §14). A budget is
-/// judged on the row last read plus what this instance recorded since that read; other instances' usage shows
-/// once flushed and read again (USAGE_FLUSH_INTERVAL + TOKEN_CACHE_TTL). Only tokens with a budget have an
-/// entry, so it is bounded by them.
+/// This instance's LLM tokens of the tokens that have a budget, against which a row read from the database is
+/// completed (SPEC §14). Per token: `unflushed`, recorded here and not yet written, and `committed`, written by
+/// this instance's flushes (monotonic). A row read when `committed` was C holds everything committed up to C, so
+/// the token's usage now is `row + unflushed + (committed - C)`. The one gap: a flush committed while the row's
+/// query ran but counted before its answer arrived is missed until the next read (at most one flush's worth).
+/// Amounts recorded before the token was tracked are not in `unflushed` (clamped at 0) but count once committed.
 class BudgetBook {
  public:
-  /// The token's counter now, creating it (0) on first use.
-  std::int64_t track(const std::string& token_id) {
+  /// Starts tracking the token (a no-op when tracked). Its LLM tokens since `committed_at_read`.
+  std::int64_t used_since(const std::string& token_id, std::int64_t committed_at_read) {
     std::lock_guard lock(mutex_);
-    return used_[token_id];
+    const Entry& e = entries_[token_id];
+    return e.unflushed + (e.committed - committed_at_read);
   }
-  /// The counter now, 0 for a token not tracked.
-  std::int64_t current(const std::string& token_id) const {
+  /// The token's committed amount now; 0 for a token not tracked.
+  std::int64_t committed(const std::string& token_id) const {
     std::lock_guard lock(mutex_);
-    const auto it = used_.find(token_id);
-    return it == used_.end() ? 0 : it->second;
+    const auto it = entries_.find(token_id);
+    return it == entries_.end() ? 0 : it->second.committed;
   }
-  /// Adds to a tracked token's counter (tokens without a budget are ignored).
-  void add(const std::string& token_id, std::int64_t llm_tokens) {
+  /// LLM tokens of a finished request (tokens not tracked are ignored).
+  void recorded(std::string_view token_id, std::int64_t llm_tokens) {
     std::lock_guard lock(mutex_);
-    const auto it = used_.find(token_id);
-    if (it != used_.end()) it->second += llm_tokens;
+    if (const auto it = entries_.find(token_id); it != entries_.end()) it->second.unflushed += llm_tokens;
+  }
+  /// LLM tokens of the token written by a flush.
+  void written(const std::string& token_id, std::int64_t llm_tokens) {
+    std::lock_guard lock(mutex_);
+    if (const auto it = entries_.find(token_id); it != entries_.end()) {
+      it->second.committed += llm_tokens;
+      it->second.unflushed = std::max<std::int64_t>(0, it->second.unflushed - llm_tokens);
+    }
   }
 
  private:
-  mutable std::mutex mutex_;                             // guards used_
-  std::unordered_map<std::string, std::int64_t> used_;  // token id -> LLM tokens recorded here
+  struct Entry {
+    std::int64_t unflushed = 0, committed = 0;
+  };
+  struct KeyHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view key) const noexcept { return std::hash<std::string_view>{}(key); }
+  };
+  mutable std::mutex mutex_;                                                // guards entries_
+  std::unordered_map<std::string, Entry, KeyHash, std::equal_to<>> entries_;  // token id -> its amounts
 };
 
 /// Negative cache entries carry nothing: presence is the information.
@@ -154,6 +175,7 @@ enum class LookupFailure {
 struct Lookup {
   std::optional<db::Token> row;  // nullopt and failure == none: the token does not exist
   LookupFailure failure = LookupFailure::none;
+  std::int64_t committed_at_read = 0;  // BudgetBook::committed() of the token when `row` was read
 };
 using Lifetime = detail::ShardedLruCache<CachedToken>::Duration;
 
@@ -180,6 +202,7 @@ class LogThrottle {
 /// on the executor, which may settle after the flush coroutine or the service itself are gone.
 struct UsageBook {
   detail::UsageAccumulator pending;                      // sharded mutexes inside
+  BudgetBook budgets;                                    // internally synchronized
   std::atomic<std::uint64_t> flush_failures{0};          // atomic counter
   std::atomic<std::int64_t> last_flush_ns{steady_ns()};  // atomic: last time everything pending was written
   std::mutex inflight_mutex;                             // guards `inflight`
@@ -236,6 +259,11 @@ class PendingBatch {
     settled_ = true;
     if (fate == Fate::written) {
       book_->last_flush_ns.store(steady_ns(), std::memory_order_relaxed);
+      for (const db::UsageDelta& t : batch_.tokens) {
+        if (t.prompt_tokens != 0 || t.completion_tokens != 0) {
+          book_->budgets.written(t.token_id, t.prompt_tokens + t.completion_tokens);
+        }
+      }
     } else {
       book_->flush_failures.fetch_add(1, std::memory_order_relaxed);
       book_->pending.merge_back(batch_);
@@ -364,7 +392,6 @@ struct TokenService::Impl {
   db::SingleFlight<Lookup> token_flights;  // one mutex inside; key: SHA-256 hex of the token
   detail::QuotaCoalescer quota{db, executor, now};  // one mutex inside; key: token id
   std::shared_ptr<UsageBook> usage = std::make_shared<UsageBook>();  // internally synchronized
-  BudgetBook budgets;                                                 // internally synchronized
   std::shared_ptr<FlushControl> flush;  // written by start() before any traffic; read by stop_and_flush()
   std::atomic<bool> stopped{false};     // atomic: stop_and_flush() ran
   LogThrottle db_error_log;             // internally atomic
@@ -388,8 +415,9 @@ struct TokenService::Impl {
   }
 
   /// Stores a row read from the database unless an invalidation happened since `epoch`.
-  void cache_token(const std::string& hash, const db::Token& row, util::TimePoint at, std::uint64_t epoch) {
-    tokens.put_for(hash, cached_from(row, budgets.current(row.id)), at, token_lifetime(row, at),
+  void cache_token(const std::string& hash, const db::Token& row, std::int64_t committed_at_read, util::TimePoint at,
+                   std::uint64_t epoch) {
+    tokens.put_for(hash, cached_from(row, committed_at_read), at, token_lifetime(row, at),
                    [&] { return token_epoch.load() == epoch; });
   }
 
@@ -587,7 +615,10 @@ net::awaitable<Lookup> TokenService::Impl::lookup_token(const std::string& hash,
   Lookup from_cache;
   bool found_in_cache = unknown.visit(hash, at, [](const Unknown&) {});
   if (!found_in_cache) {
-    found_in_cache = tokens.visit(hash, at, [&](const CachedToken& t) { from_cache.row = row_from(t, hash); });
+    found_in_cache = tokens.visit(hash, at, [&](const CachedToken& t) {
+      from_cache.row = row_from(t, hash);
+      from_cache.committed_at_read = t.committed_at_read;
+    });
   }
   if (found_in_cache) {
     lead.finish(from_cache);
@@ -609,8 +640,9 @@ net::awaitable<Lookup> TokenService::Impl::lookup_token(const std::string& hash,
   if (result.failure == LookupFailure::none) {
     database_answered();
     if (result.row) {
+      result.committed_at_read = usage->budgets.committed(result.row->id);
       // Inactive and expired rows are cached too: a client retrying a dead token is answered from memory.
-      cache_token(hash, *result.row, at, epoch);
+      cache_token(hash, *result.row, result.committed_at_read, at, epoch);
     } else {
       tokens.erase(hash);  // a stale entry must not answer for a token the database no longer has
       unknown.put(hash, Unknown{}, at);
@@ -673,7 +705,7 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
         out.token_id = found.row->id;
         out.token_hint = found.row->token_hint;
         out.project_id = found.row->project_id;
-        facts = facts_of(cached_from(*found.row, s.budgets.current(found.row->id)));
+        facts = facts_of(cached_from(*found.row, found.committed_at_read));
       }
     }
   }
@@ -704,11 +736,17 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
     if (std::string refusal = admit(); !refusal.empty()) co_return denial(std::move(out), Outcome::not_admitted, refusal);
   }
   if (facts.max_tokens) {
-    // The budget (SPEC §14): the row's LLM tokens plus what this instance recorded since reading it. Usage is
+    // The budget (SPEC §14): the row's LLM tokens plus this instance's not in that row (BudgetBook). Usage is
     // known only after an answer, so requests in flight when the budget runs out overshoot it (docs).
-    const std::int64_t used = facts.llm_tokens_used + (s.budgets.track(out.token_id) - facts.local_at_read);
+    out.has_budget = true;
+    const std::int64_t used = facts.llm_tokens_used + s.usage->budgets.used_since(out.token_id, facts.committed_at_read);
     if (used >= *facts.max_tokens)
       co_return denial(std::move(out), Outcome::token_budget_exceeded, "Token budget of LLM tokens is used up");
+  }
+  if (facts.max_requests && facts.request_count >= *facts.max_requests) {
+    // Used up when last read (counts only grow): refused from memory, before it could count against a rate
+    // limit or cost a database round trip. Raising max_requests through this instance clears the cache entry.
+    co_return denial(std::move(out), Outcome::rate_limit_exceeded, "Token request limit exceeded");
   }
   if (s.options.limiter && (facts.rate_limit_rpm || project.rate_limit_rpm)) {
     // Rate limits (SPEC §14): the token's and the project's, counted on both or on neither. Before the response
@@ -760,7 +798,7 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
   // The row changed elsewhere (limit, expiry): refresh what the cache believes.
   const auto refresh = [&] {
     if (quota.row && (quota.row->max_requests != facts.max_requests || quota.row->expires_at != facts.expires_at)) {
-      s.cache_token(hash, *quota.row, at, epoch);
+      s.cache_token(hash, *quota.row, s.usage->budgets.committed(quota.row->id), at, epoch);
     }
   };
   switch (quota.outcome) {
@@ -769,12 +807,13 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
       out.outcome = Outcome::authorized;
       co_return std::move(out);
     case db::QuotaOutcome::exhausted:
-      refresh();
+      // Cached as used up: the next requests are refused without a round trip (the check before the limits).
+      if (quota.row) s.cache_token(hash, *quota.row, s.usage->budgets.committed(quota.row->id), at, epoch);
       co_return denial(std::move(out), Outcome::rate_limit_exceeded, "Token request limit exceeded");
     case db::QuotaOutcome::inactive:
       // Revoked after it was cached (possibly by another instance): remember the denial like any revoked row.
       if (quota.row) {
-        s.cache_token(hash, *quota.row, at, epoch);
+        s.cache_token(hash, *quota.row, s.usage->budgets.committed(quota.row->id), at, epoch);
       } else {
         s.tokens.erase(hash);
       }
@@ -792,11 +831,10 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
 }
 
 void TokenService::record_usage(const UsageRecord& r) {
-  impl_->budgets.add(r.token_id, r.prompt_tokens + r.completion_tokens);
-  // The UTC calendar day: the date part of the canonical timestamp (YYYY-MM-DD).
-  std::string day = util::format_time(r.at).substr(0, 10);
-  impl_->usage->pending.add_request(detail::RequestUsage{r.token_id, r.project_id, r.model, std::move(day),
-                                                         r.prompt_tokens, r.completion_tokens, r.cache_hit});
+  if (r.has_budget) impl_->usage->budgets.recorded(r.token_id, r.prompt_tokens + r.completion_tokens);
+  const std::string day = util::format_day(r.at);
+  impl_->usage->pending.add_request(
+      detail::RequestUsage{r.token_id, r.project_id, r.model, day, r.prompt_tokens, r.completion_tokens, r.cache_hit});
 }
 
 void TokenService::invalidate_token(const std::string& token_id) {

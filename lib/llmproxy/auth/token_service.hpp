@@ -80,15 +80,17 @@ struct Authorization {
   std::string project_id;  // set once the token is known
   std::string api_key;     // decrypted project key; set only when authorized
   std::chrono::seconds retry_after{0};  // Outcome::rate_limited: when one more request would be allowed
+  bool has_budget = false;  // the token has max_tokens: its usage goes to the budget (UsageRecord::has_budget)
 };
 
 /// What one finished request used (SPEC §14), recorded by the proxy once the answer is out.
 struct UsageRecord {
-  std::string token_id, project_id;
-  std::string model;  // '' when unknown
+  std::string_view token_id, project_id;  // views: record_usage() copies what it keeps
+  std::string_view model;                 // '' when unknown
   std::int64_t prompt_tokens = 0, completion_tokens = 0;
   bool cache_hit = false;  // answered from the response cache
   util::TimePoint at{};    // when the request arrived (its UTC day is the usage_daily row)
+  bool has_budget = false;  // Authorization::has_budget
 };
 
 struct Stats {

@@ -76,7 +76,10 @@ class RequestRecord {
     project_id_ = auth.project_id;
     counted_ = true;
     cache_hit_ = cache_hit;
+    has_budget_ = auth.has_budget;
   }
+  /// The token the request named, once known (also for a refused one).
+  void set_token(const std::string& token_id) { token_id_ = token_id; }
   void set_cache_status(std::string status) { cache_status_ = std::move(status); }
 
   /// Starts reading an answer body with this Content-Type (JSON or an event stream; others are not read).
@@ -99,7 +102,8 @@ class RequestRecord {
   void finish() {
     if (deps_ == nullptr) return;
     const usage::Usage used = scanner_ ? scanner_->usage() : usage::Usage{};
-    const std::string model = scanner_ ? scanner_->model() : std::string{};
+    static const std::string kNoModel;
+    const std::string& model = scanner_ ? scanner_->model() : kNoModel;
     if (counted_) {
       auth::UsageRecord r;
       r.token_id = token_id_;
@@ -111,6 +115,7 @@ class RequestRecord {
         r.completion_tokens = used.completion_tokens;
       }
       r.cache_hit = cache_hit_;
+      r.has_budget = has_budget_;
       r.at = at_;
       deps_->tokens->record_usage(r);
       if (r.prompt_tokens > 0 || r.completion_tokens > 0) {
@@ -147,6 +152,7 @@ class RequestRecord {
   std::string token_id_, project_id_, cache_status_;
   bool counted_ = false;
   bool cache_hit_ = false;
+  bool has_budget_ = false;
   std::optional<usage::Scanner> scanner_;
   std::string response_body_;
 };
@@ -195,6 +201,7 @@ class Pipeline {
                                                  std::move(cached));
     ex.access.token_hint = auth.token_hint;
     ex.access.project_id = auth.project_id;
+    record.set_token(auth.token_id);  // for the event log, whatever the outcome
     if (auth.outcome == auth::Outcome::served_from_cache) {
       deps->metrics->cache_hits.fetch_add(1, std::memory_order_relaxed);
       record.authorized(auth, true);
@@ -217,14 +224,18 @@ class Pipeline {
       if (auth.outcome == auth::Outcome::rate_limited) {
         answer->headers.set("Retry-After", std::to_string(auth.retry_after.count()));
       }
-    } else if (!deps->breaker->allow()) {
-      answer = api_error_for(cors, 503, "upstream_unavailable", "the upstream provider is failing; circuit is open");
+    } else {
+      // Counted as a request by authorize (the quota, or the usage book): usage_daily counts it too, even if
+      // the circuit breaker refuses it below.
+      record.authorized(auth, false);
+      if (!deps->breaker->allow()) {
+        answer = api_error_for(cors, 503, "upstream_unavailable", "the upstream provider is failing; circuit is open");
+      }
     }
     if (answer) {
       co_await ex.respond(std::move(*answer));
       co_return;
     }
-    record.authorized(auth, false);
     record.set_cache_status(std::string(cache_use_name(cache.use)));
     co_await forward(ex, *deps, target, auth.api_key, cors, cache, record);
   }

@@ -681,9 +681,17 @@ void raise_open_files_limit(int max_connections) {
 
 }  // namespace
 
+/// An io_context whose pending handlers can be destroyed before the io_context itself
+/// (execution_context::shutdown(), protected in Asio): see Server::discard_pending().
+class IoContext : public net::io_context {
+ public:
+  using net::io_context::io_context;
+  using net::execution_context::shutdown;
+};
+
 struct Server::Impl {
   // Declared first so it is destroyed last: every I/O object below belongs to it.
-  net::io_context io;
+  IoContext io;
   // The acceptor, the shutdown timer and the accept loop live on this strand: stop() (any thread), the
   // drain notification (whichever session closes last) and the accept loop never touch them concurrently.
   net::strand<net::io_context::executor_type> strand{io.get_executor()};
@@ -861,5 +869,7 @@ void Server::stop(std::function<void()> on_drained) {
 }
 
 void Server::abort() { impl_->io.stop(); }
+
+void Server::discard_pending() { impl_->io.shutdown(); }
 
 }  // namespace llmproxy::server

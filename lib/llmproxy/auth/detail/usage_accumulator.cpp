@@ -13,12 +13,12 @@ namespace {
 /// digits and dashes; a model name with a 0x1f byte is not one the scanner keeps).
 constexpr char kSeparator = '\x1f';
 
-std::string daily_key(std::string_view day, std::string_view project, std::string_view token, std::string_view model) {
-  std::string key;
-  key.reserve(day.size() + project.size() + token.size() + model.size() + 3);
+/// Writes the daily map key of a row into `key` (its capacity is reused).
+void daily_key(std::string& key, std::string_view day, std::string_view project, std::string_view token,
+               std::string_view model) {
+  key.clear();
   key.append(day).append(1, kSeparator).append(project).append(1, kSeparator).append(token).append(1, kSeparator);
   key.append(model);
-  return key;
 }
 
 /// The four columns back out of daily_key().
@@ -39,7 +39,7 @@ db::DailyUsageDelta split_daily_key(const std::string& key) {
 UsageAccumulator::UsageAccumulator(std::size_t shards)
     : shard_count_(shards == 0 ? 1 : shards), shards_(std::make_unique<Shard[]>(shard_count_)) {}
 
-UsageAccumulator::Shard& UsageAccumulator::shard_for(const std::string& token_id) {
+UsageAccumulator::Shard& UsageAccumulator::shard_for(std::string_view token_id) {
   return shards_[shard_index(token_id, shard_count_)];
 }
 
@@ -53,31 +53,39 @@ void UsageAccumulator::add(const std::string& token_id, std::int64_t requests, s
   c.last_used_at = std::max(c.last_used_at, used_at);
 }
 
-void UsageAccumulator::add_daily(Shard& s, const db::DailyUsageDelta& row) {
-  Daily& d = s.daily[daily_key(row.day, row.project_id, row.token_id, row.model)];
-  d.requests += row.requests;
-  d.prompt_tokens += row.prompt_tokens;
-  d.completion_tokens += row.completion_tokens;
-  d.cache_hits += row.cache_hits;
+void UsageAccumulator::add_daily(Shard& s, std::string_view day, std::string_view project, std::string_view token,
+                                 std::string_view model, const Daily& add) {
+  // The key is built in a buffer the thread keeps, and looked up as a view: adding to a row that exists (every
+  // request of a token but its first in a flush interval) allocates nothing.
+  thread_local std::string key;
+  daily_key(key, day, project, token, model);
+  auto it = s.daily.find(std::string_view(key));
+  if (it == s.daily.end()) it = s.daily.emplace(key, Daily{}).first;
+  Daily& d = it->second;
+  d.requests += add.requests;
+  d.prompt_tokens += add.prompt_tokens;
+  d.completion_tokens += add.completion_tokens;
+  d.cache_hits += add.cache_hits;
 }
 
 void UsageAccumulator::add_request(const RequestUsage& u) {
   Shard& s = shard_for(u.token_id);
   std::lock_guard lock(s.mutex);
   if (u.prompt_tokens != 0 || u.completion_tokens != 0) {
-    Counts& c = s.pending[u.token_id];
-    c.prompt_tokens += u.prompt_tokens;
-    c.completion_tokens += u.completion_tokens;
+    auto it = s.pending.find(u.token_id);
+    if (it == s.pending.end()) it = s.pending.emplace(std::string(u.token_id), Counts{}).first;
+    it->second.prompt_tokens += u.prompt_tokens;
+    it->second.completion_tokens += u.completion_tokens;
   }
-  add_daily(s, db::DailyUsageDelta{u.day, u.project_id, u.token_id, u.model, u.cache_hit ? 0 : 1, u.prompt_tokens,
-                                   u.completion_tokens, u.cache_hit ? 1 : 0});
+  add_daily(s, u.day, u.project_id, u.token_id, u.model,
+            Daily{u.cache_hit ? 0 : 1, u.prompt_tokens, u.completion_tokens, u.cache_hit ? 1 : 0});
 }
 
 db::UsageBatch UsageAccumulator::take() {
   db::UsageBatch out;
   for (std::size_t i = 0; i < shard_count_; ++i) {
-    std::unordered_map<std::string, Counts> taken;
-    std::unordered_map<std::string, Daily> daily;
+    TokenMap taken;
+    DailyMap daily;
     {
       std::lock_guard lock(shards_[i].mutex);
       taken.swap(shards_[i].pending);
@@ -116,7 +124,8 @@ void UsageAccumulator::merge_back(const db::UsageBatch& batch) {
   for (const db::DailyUsageDelta& row : batch.daily) {
     Shard& s = shard_for(row.token_id);
     std::lock_guard lock(s.mutex);
-    add_daily(s, row);
+    add_daily(s, row.day, row.project_id, row.token_id, row.model,
+              Daily{row.requests, row.prompt_tokens, row.completion_tokens, row.cache_hits});
   }
 }
 

@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -17,9 +18,9 @@ namespace llmproxy::auth::detail {
 
 /// What one finished request adds to usage_daily and to its token's LLM-token columns.
 struct RequestUsage {
-  std::string token_id, project_id;
-  std::string model;  // '' when unknown
-  std::string day;    // YYYY-MM-DD, UTC
+  std::string_view token_id, project_id;
+  std::string_view model;  // '' when unknown
+  std::string_view day;    // YYYY-MM-DD, UTC
   std::int64_t prompt_tokens = 0, completion_tokens = 0;
   bool cache_hit = false;  // answered from the response cache: a cache hit, not a request
 };
@@ -62,14 +63,23 @@ class UsageAccumulator {
   struct Daily {
     std::int64_t requests = 0, prompt_tokens = 0, completion_tokens = 0, cache_hits = 0;
   };
+  /// Lets the maps be searched with a string_view: a request adds to its rows without building key strings.
+  struct KeyHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view key) const noexcept { return std::hash<std::string_view>{}(key); }
+  };
+  using TokenMap = std::unordered_map<std::string, Counts, KeyHash, std::equal_to<>>;
+  using DailyMap = std::unordered_map<std::string, Daily, KeyHash, std::equal_to<>>;
   struct alignas(64) Shard {
     mutable std::mutex mutex;                         // guards `pending` and `daily`
-    std::unordered_map<std::string, Counts> pending;  // token id -> usage since the last take()
-    std::unordered_map<std::string, Daily> daily;     // daily_key() -> usage since the last take()
+    TokenMap pending;  // token id -> usage since the last take()
+    DailyMap daily;    // daily_key() -> usage since the last take()
   };
 
-  Shard& shard_for(const std::string& token_id);
-  void add_daily(Shard& s, const db::DailyUsageDelta& row);
+  Shard& shard_for(std::string_view token_id);
+  /// Adds `add` to the daily row of (day, project, token, model) in `s` (locked by the caller).
+  static void add_daily(Shard& s, std::string_view day, std::string_view project, std::string_view token,
+                        std::string_view model, const Daily& add);
 
   const std::size_t shard_count_;
   std::unique_ptr<Shard[]> shards_;  // each shard guarded by its own mutex
