@@ -32,7 +32,7 @@ default_files="
   integration:upstream_client_test integration:admin_api_test integration:admin_audit_floods_test
   integration:ops_endpoints_test integration:ops_probes_test integration:proxy_quota_coalescing_test
   unit:cache_memory_backend_test integration:proxy_response_cache_test integration:proxy_response_cache_redis_test
-  unit:ratelimit_window_test"
+  unit:ratelimit_window_test unit:events_event_log_test integration:proxy_usage_test"
 files=${TSAN_FILES:-$default_files}
 
 echo "tsan: building in $build_dir/ (ThreadSanitizer, -O1)"

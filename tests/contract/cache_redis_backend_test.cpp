@@ -28,6 +28,7 @@
 #include "contract/cache_backend_contract.hpp"
 #include "llmproxy/cache/backends.hpp"
 #include "llmproxy/cache/cache.hpp"
+#include "support/io_threads.hpp"
 #include "support/ports.hpp"
 
 namespace llmproxy::contract {
@@ -174,34 +175,8 @@ class OwnRedis {
   pid_t pid_ = -1;
 };
 
-/// A multi-threaded io_context, like the proxy's. Declare it before the backend (destroyed after it).
-class Io {
- public:
-  explicit Io(int threads = 2) {
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { io.run(); });
-  }
-  ~Io() {
-    work_.reset();
-    // The backend's shutdown lets the io_context run out of work; stop() only if something is left behind.
-    const auto deadline = Clock::now() + 3s;
-    while (!io.stopped() && Clock::now() < deadline) std::this_thread::sleep_for(5ms);
-    io.stop();
-    for (auto& t : threads_) t.join();
-  }
-  template <class T>
-  T await(net::awaitable<T> a, std::chrono::milliseconds limit = 10s) {
-    auto f = net::co_spawn(net::make_strand(io), std::move(a), net::use_future);
-    if (f.wait_for(limit) != std::future_status::ready) FAIL("the operation did not complete within the limit");
-    return f.get();
-  }
-  net::io_context io;
-
- private:
-  net::executor_work_guard<net::io_context::executor_type> work_{io.get_executor()};
-  std::vector<std::thread> threads_;
-};
-
-
+/// The proxy-like I/O threads the backend runs on (declared before the backend: destroyed after it).
+using Io = test::IoThreads;
 
 /// A prefix of the case's own on the shared server, so cases never see each other's keys.
 std::string unique_prefix(const std::string& name) {

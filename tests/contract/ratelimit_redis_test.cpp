@@ -25,6 +25,7 @@
 #include "llmproxy/ratelimit/limiter.hpp"
 #include "llmproxy/ratelimit/window.hpp"
 #include "llmproxy/redis/options.hpp"
+#include "support/io_threads.hpp"
 #include "support/redis_server.hpp"
 
 namespace llmproxy::contract {
@@ -75,21 +76,13 @@ struct FakeClock {
   }
 };
 
-/// A multi-threaded io_context, like the proxy's. Declare it before the limiters (destroyed after them).
-class LimiterIo {
+/// The proxy-like I/O threads the limiters run on (declared before them: destroyed after them), with
+/// shorthands for acquiring.
+class LimiterIo : public test::IoThreads {
  public:
-  explicit LimiterIo(int threads = 2) {
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { io.run(); });
-  }
-  ~LimiterIo() {
-    work_.reset();
-    const auto deadline = Clock::now() + 3s;
-    while (!io.stopped() && Clock::now() < deadline) std::this_thread::sleep_for(5ms);
-    io.stop();
-    for (auto& t : threads_) t.join();
-  }
+  using test::IoThreads::IoThreads;
   std::future<Decision> start(ratelimit::Limiter& limiter, std::vector<Rule> rules) {
-    return net::co_spawn(net::make_strand(io), limiter.acquire(std::move(rules)), net::use_future);
+    return test::IoThreads::start(limiter.acquire(std::move(rules)));
   }
   Decision acquire(ratelimit::Limiter& limiter, std::vector<Rule> rules) {
     auto f = start(limiter, std::move(rules));
@@ -99,11 +92,6 @@ class LimiterIo {
   Decision acquire_one(ratelimit::Limiter& limiter, const std::string& key, std::int64_t limit) {
     return acquire(limiter, {Rule{key, limit}});
   }
-  net::io_context io;
-
- private:
-  net::executor_work_guard<net::io_context::executor_type> work_{io.get_executor()};
-  std::vector<std::thread> threads_;
 };
 
 /// Raw, synchronous access to the server for assertions.

@@ -26,10 +26,17 @@ const std::string kAuth = std::string("Bearer ") + kManagementToken;
 constexpr const char* kEncryptionKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 const std::set<std::string> kProjectFields{"id",         "name",       "api_key",   "is_active",
-                                           "deactivated_at", "created_at", "updated_at"};
-const std::set<std::string> kTokenFields{"id",         "token",      "token_hint",     "project_id",   "expires_at",
-                                         "is_active",  "deactivated_at", "request_count", "max_requests",
-                                         "created_at", "last_used_at",   "cache_hit_count"};
+                                           "deactivated_at", "created_at", "updated_at", "rate_limit_rpm"};
+/// GET /manage/projects/{id} adds the project's usage totals; lists and writes do not.
+const std::set<std::string> kProjectDetailFields = [] {
+  auto s = kProjectFields;
+  s.insert("usage");
+  return s;
+}();
+const std::set<std::string> kTokenFields{
+    "id",           "token",         "token_hint",      "project_id",        "expires_at",    "is_active",
+    "deactivated_at", "request_count", "max_requests",    "created_at",        "last_used_at",  "cache_hit_count",
+    "max_tokens",   "rate_limit_rpm", "prompt_tokens",  "completion_tokens", "total_tokens"};
 
 std::set<std::string> keys(const Json& j) {
   std::set<std::string> out;
@@ -110,7 +117,10 @@ void project_crud(Kind kind) {
 
   // Reads obfuscate the key like the reference: first 8 + "..." + last 4.
   auto got = a.ok("GET", "/manage/projects/" + id, "", 200);
-  CHECK(keys(got) == kProjectFields);
+  CHECK(keys(got) == kProjectDetailFields);
+  CHECK(got["rate_limit_rpm"].is_null());
+  CHECK(got["usage"] == Json::parse(
+                           R"({"requests":0,"prompt_tokens":0,"completion_tokens":0,"total_tokens":0,"cache_hits":0})"));
   CHECK(got["api_key"] == "sk-proj-...wxyz");
   CHECK(got["created_at"] == created["created_at"]);
   auto list_response = a.call("GET", "/manage/projects");
@@ -119,7 +129,9 @@ void project_crud(Kind kind) {
   auto list = Json::parse(list_response.body);
   REQUIRE(list.is_array());
   REQUIRE(list.size() == 1);
-  CHECK(list[0] == got);
+  auto got_without_usage = got;
+  got_without_usage.erase("usage");
+  CHECK(list[0] == got_without_usage);
   CHECK(list_response.header("X-Total-Count") == "1");
 
   SECTION("PATCH updates fields and obfuscates the key in its answer") {
@@ -189,7 +201,8 @@ void token_crud(Kind kind) {
   const std::string project = a.create_project("tokens")["id"];
   const auto before = std::chrono::system_clock::now();
   auto created = a.create_token(project, {{"duration_minutes", 90}});
-  CHECK(keys(created) == std::set<std::string>{"id", "token", "expires_at", "max_requests"});
+  CHECK(keys(created) ==
+        std::set<std::string>{"id", "token", "expires_at", "max_requests", "max_tokens", "rate_limit_rpm"});
   const std::string secret = created["token"];
   const std::string id = created["id"];
   CHECK(std::regex_match(secret, std::regex("^sk-[A-Za-z0-9_-]{22}$")));
@@ -218,6 +231,11 @@ void token_crud(Kind kind) {
   CHECK(got["deactivated_at"].is_null());
   CHECK(got["request_count"] == 0);
   CHECK(got["max_requests"].is_null());
+  CHECK(got["max_tokens"].is_null());
+  CHECK(got["rate_limit_rpm"].is_null());
+  CHECK(got["prompt_tokens"] == 0);
+  CHECK(got["completion_tokens"] == 0);
+  CHECK(got["total_tokens"] == 0);
   CHECK(is_rfc3339_utc(got["created_at"]));
   CHECK(got["last_used_at"].is_null());
   CHECK(got["cache_hit_count"] == 0);

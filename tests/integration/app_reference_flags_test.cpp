@@ -58,7 +58,7 @@ TEST_CASE("server flags set their variables and override the environment", "[ser
   env["LOG_LEVEL"] = "verbose";
   Proxy proxy(env, true,
               {"server", "--addr", "127.0.0.1:0", "--db=" + dir.file("from-flag.db"), "-c",
-               dir.file("providers.yaml"), "--log-level", "debug"});
+               dir.file("providers.yaml"), "--log-level", "debug", "--file-event-log", dir.file("events.jsonl")});
   const auto out = proxy.process().output();
   const auto config = event_line(out, "effective_config");
   INFO(out);
@@ -67,6 +67,8 @@ TEST_CASE("server flags set their variables and override the environment", "[ser
   CHECK(config["DATABASE_PATH"] == dir.file("from-flag.db"));
   CHECK(config["API_CONFIG_PATH"] == dir.file("providers.yaml"));
   CHECK(config["LOG_LEVEL"] == "debug");
+  CHECK(config["EVENT_LOG_FILE"] == dir.file("events.jsonl"));  // the reference's file event sink
+  CHECK(std::filesystem::exists(dir.file("events.jsonl")));
   CHECK(event_line(out, "listening")["upstream"] == mock.base_url());
   CHECK(std::filesystem::exists(dir.file("from-flag.db")));
   CHECK_FALSE(std::filesystem::exists(dir.file("from-env.db")));

@@ -51,16 +51,20 @@ void require_ready(Proxy& proxy) {
   REQUIRE(ready);
 }
 
-/// The token's request_count as the database has it, polled (up to 5 s) until it reads `expected`.
-std::string request_count(const Cluster& cluster, const std::string& token_id, const std::string& expected) {
-  std::string count;
-  for (int i = 0; i < 50 && count != expected; ++i) {
+/// What `sql` reads in the cluster, polled (up to 5 s) until it reads `expected`.
+std::string polled(const Cluster& cluster, const std::string& sql, const std::string& expected) {
+  std::string got;
+  for (int i = 0; i < 50 && got != expected; ++i) {
     std::this_thread::sleep_for(100ms);
-    auto [code, out] = test::run_command(
-        {"psql", cluster.url(), "-qAtc", "SELECT request_count FROM tokens WHERE id = '" + token_id + "'"});
-    if (code == 0) count = out.substr(0, out.find('\n'));
+    auto [code, out] = test::run_command({"psql", cluster.url(), "-qAtc", sql});
+    if (code == 0) got = out.substr(0, out.find('\n'));
   }
-  return count;
+  return got;
+}
+
+/// The token's request_count as the database has it, polled until it reads `expected`.
+std::string request_count(const Cluster& cluster, const std::string& token_id, const std::string& expected) {
+  return polled(cluster, "SELECT request_count FROM tokens WHERE id = '" + token_id + "'", expected);
 }
 
 }  // namespace
@@ -98,7 +102,15 @@ TEST_CASE("PostgreSQL outage: 503 where the database is needed, cached tokens wo
   require_ready(proxy);
   CHECK(chat(proxy, uncached["token"]).status == 200);
   // 1 before + 3 during the outage for the cached token, all persisted after recovery.
-  CHECK(request_count(cluster, cached["id"].get<std::string>(), "4") == "4");
+  const std::string cached_id = cached["id"];
+  CHECK(request_count(cluster, cached_id, "4") == "4");
+  // Their LLM tokens (5 + 3 an answer) and their usage_daily rows too.
+  CHECK(polled(cluster, "SELECT prompt_tokens || '/' || completion_tokens FROM tokens WHERE id = '" + cached_id + "'",
+               "20/12") == "20/12");
+  CHECK(polled(cluster,
+               "SELECT sum(requests) || '/' || sum(prompt_tokens) FROM usage_daily WHERE token_id = '" + cached_id +
+                   "'",
+               "4/20") == "4/20");
   const auto exit_code = proxy.terminate();
   INFO(proxy.process().output());
   CHECK(exit_code == 0);

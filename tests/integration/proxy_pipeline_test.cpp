@@ -18,7 +18,8 @@ void forwards_with_the_project_key(TestDatabase::Kind kind) {
   const std::string body = R"({"model":"gpt-4o","messages":[{"role":"user","content":"hi \u00fc"}]})";
   auto r = f.chat(token, body,
                   {{"X-Forwarded-For", "10.1.2.3"}, {"X-Real-IP", "10.1.2.3"}, {"CF-Connecting-IP", "10.1.2.3"},
-                   {"OpenAI-Organization", "org-123"}, {"X-Request-ID", "trace-abc"}, {"User-Agent", "it/1.0"}});
+                   {"OpenAI-Organization", "org-123"}, {"X-Request-ID", "trace-abc"}, {"User-Agent", "it/1.0"},
+                   {"Accept-Encoding", "gzip, deflate, br"}});
   INFO(r.body);
   REQUIRE(r.status == 200);
   CHECK(nlohmann::json::parse(r.body)["choices"][0]["message"]["content"] == "Hello from mock");
@@ -37,7 +38,8 @@ void forwards_with_the_project_key(TestDatabase::Kind kind) {
   CHECK(test::MockUpstream::header(seen, "OpenAI-Organization") == "org-123");
   CHECK(test::MockUpstream::header(seen, "User-Agent") == "it/1.0");
   CHECK(test::MockUpstream::header(seen, "X-Request-ID") == "trace-abc");
-  for (const char* h : {"X-Forwarded-For", "X-Real-IP", "CF-Connecting-IP"}) {
+  // Accept-Encoding is dropped too: the provider answers uncompressed, so the usage in its answer can be read.
+  for (const char* h : {"X-Forwarded-For", "X-Real-IP", "CF-Connecting-IP", "Accept-Encoding"}) {
     CHECK_FALSE(test::MockUpstream::header(seen, h).has_value());
   }
   CHECK_THAT(seen.dump(), !Contains(token));
@@ -290,7 +292,12 @@ void usage_flushed_at_shutdown(TestDatabase::Kind kind) {
   INFO(f.proxy->process().output());
   REQUIRE(code);
   CHECK(*code == 0);
-  CHECK(f.db.query("SELECT request_count FROM tokens WHERE id = '" + created["id"].get<std::string>() + "'") == "7");
+  const std::string id = created["id"];
+  CHECK(f.db.query("SELECT request_count FROM tokens WHERE id = '" + id + "'") == "7");
+  // The LLM tokens of those answers (5 + 3 each) and their usage_daily row go out with the same last flush.
+  CHECK(f.db.query("SELECT prompt_tokens || '/' || completion_tokens FROM tokens WHERE id = '" + id + "'") == "35/21");
+  CHECK(f.db.query("SELECT requests || '/' || prompt_tokens || '/' || completion_tokens FROM usage_daily "
+                   "WHERE token_id = '" + id + "'") == "7/35/21");
 }
 BOTH_DRIVERS("proxy: SIGTERM persists every counted request", "[proxy][usage]", usage_flushed_at_shutdown)
 

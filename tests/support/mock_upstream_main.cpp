@@ -2,7 +2,8 @@
 ///
 ///   mock-upstream [--port N]      (default 0 = ephemeral; binds 127.0.0.1; first stdout line is `PORT <n>`)
 ///
-/// `/v1/*` requests are recorded and answered like OpenAI (JSON, or SSE when the body has `"stream": true`).
+/// `/v1/*` requests are recorded and answered like OpenAI (JSON with usage 5 + 3, or SSE when the body has
+/// `"stream": true`, ending with a usage chunk when it also has `"stream_options": {"include_usage": true}`).
 /// Request headers steer the answer: X-Mock-Status, X-Mock-Chunks, X-Mock-Delay-Ms, X-Mock-Stall-Ms,
 /// X-Mock-Body-Bytes, X-Mock-Close, X-Mock-Header (`Name: value`, repeatable: a field added to the response
 /// as one more header line; with an `ETag` named so, a request whose If-None-Match equals it gets 304). `GET|DELETE /__mock/requests` and `GET /__mock/stats` inspect it.
@@ -169,6 +170,30 @@ std::string sse_event(int index) {
   return "data: " + chunk.dump() + "\n\n";
 }
 
+/// The final chunk OpenAI sends when the request asks for `"stream_options": {"include_usage": true}`: no
+/// choices, the usage of the whole stream (prompt 7, one completion token per content chunk).
+std::string sse_usage_event(const std::string& model, int chunks) {
+  json chunk = {{"id", "chatcmpl-mock"},
+                {"object", "chat.completion.chunk"},
+                {"model", model},
+                {"choices", json::array()},
+                {"usage", {{"prompt_tokens", 7}, {"completion_tokens", chunks}, {"total_tokens", 7 + chunks}}}};
+  return "data: " + chunk.dump() + "\n\n";
+}
+
+/// The stream's usage event, when the request body asks for one.
+std::optional<std::string> usage_event_for(const Request& req, int chunks) {
+  const json body = json::parse(req.body(), nullptr, false);
+  if (!body.is_object()) return std::nullopt;
+  const auto options = body.find("stream_options");
+  if (options == body.end() || !options->is_object() || options->value("include_usage", false) != true) {
+    return std::nullopt;
+  }
+  const std::string model = body.contains("model") && body["model"].is_string() ? body["model"].get<std::string>()
+                                                                                 : std::string("gpt-mock");
+  return sse_usage_event(model, chunks);
+}
+
 /// Notices the peer closing while a stream waits between events, without consuming request bytes: a pending
 /// `wait_read` completes on EOF/reset (or on pipelined data, which ends the watch and is left in the socket).
 struct PeerWatch {
@@ -237,6 +262,7 @@ net::awaitable<bool> send_stream(beast::tcp_stream& stream, const Request& req, 
     return false;
   };
 
+  const std::optional<std::string> usage_event = usage_event_for(req, chunks);
   for (int i = 0; i <= chunks; ++i) {
     if (i > 0 && delay.count() > 0) {
       timer.expires_after(delay);
@@ -244,7 +270,8 @@ net::awaitable<bool> send_stream(beast::tcp_stream& stream, const Request& req, 
     }
     if (watch->peer_closed) co_return abort();
     // Named, not a temporary in the co_await expression: GCC 12 mishandles those (double destruction).
-    const std::string event = i < chunks ? sse_event(i) : std::string("data: [DONE]\n\n");
+    std::string event = i < chunks ? sse_event(i) : std::string("data: [DONE]\n\n");
+    if (i == chunks && usage_event) event = *usage_event + event;
     const auto chunk = http::make_chunk(net::buffer(event));
     auto [ec, n] = co_await net::async_write(stream, chunk, kUseTuple);
     if (ec || watch->peer_closed) co_return abort();

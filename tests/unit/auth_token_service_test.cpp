@@ -5,6 +5,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
+#include <tuple>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -410,7 +411,7 @@ TEST_CASE("usage accumulator: take, merge back and concurrent adds lose nothing"
   CHECK(acc.pending_tokens() == 2);
   CHECK(acc.pending_requests() == 4);
 
-  std::vector<db::UsageDelta> taken = acc.take();
+  std::vector<db::UsageDelta> taken = acc.take().tokens;
   REQUIRE(taken.size() == 2);
   CHECK(acc.pending_tokens() == 0);
   std::sort(taken.begin(), taken.end(), [](const auto& x, const auto& y) { return x.token_id < y.token_id; });
@@ -420,8 +421,8 @@ TEST_CASE("usage accumulator: take, merge back and concurrent adds lose nothing"
 
   // Counted while the write was failing, then the failed batch comes back: sums, and the later time wins.
   acc.add("a", 1, 0, t0 + 2s);
-  acc.merge_back(taken);
-  std::vector<db::UsageDelta> again = acc.take();
+  acc.merge_back(db::UsageBatch{taken, {}});
+  std::vector<db::UsageDelta> again = acc.take().tokens;
   std::sort(again.begin(), again.end(), [](const auto& x, const auto& y) { return x.token_id < y.token_id; });
   REQUIRE(again.size() == 2);
   CHECK(again[0].requests == 4);
@@ -433,7 +434,7 @@ TEST_CASE("usage accumulator: take, merge back and concurrent adds lose nothing"
   std::int64_t taken_total = 0;
   std::thread taker([&] {
     while (!done) {
-      for (const auto& d : acc.take()) taken_total += d.requests;
+      for (const auto& d : acc.take().tokens) taken_total += d.requests;
     }
   });
   std::vector<std::thread> adders;
@@ -445,8 +446,51 @@ TEST_CASE("usage accumulator: take, merge back and concurrent adds lose nothing"
   for (auto& th : adders) th.join();
   done = true;
   taker.join();
-  for (const auto& d : acc.take()) taken_total += d.requests;
+  for (const auto& d : acc.take().tokens) taken_total += d.requests;
   CHECK(taken_total == 8000);
+}
+
+TEST_CASE("usage accumulator: LLM tokens and daily rows are summed per key and come back whole after a failure",
+          "[auth][detail]") {
+  auth::detail::UsageAccumulator acc(4);
+  acc.add_request({"tok-a", "proj", "gpt-4o", "2026-12-03", 5, 3, false});
+  acc.add_request({"tok-a", "proj", "gpt-4o", "2026-12-03", 7, 4, false});
+  acc.add_request({"tok-a", "proj", "gpt-4o", "2026-12-03", 0, 0, true});   // a cache hit: no LLM tokens
+  acc.add_request({"tok-a", "proj", "", "2026-12-03", 0, 0, false});        // a stream without usage
+  acc.add_request({"tok-b", "proj", "gpt-4o", "2026-12-04", 1, 1, false});  // another token, another day
+
+  const auto sorted = [](db::UsageBatch b) {
+    std::sort(b.tokens.begin(), b.tokens.end(), [](const auto& x, const auto& y) { return x.token_id < y.token_id; });
+    std::sort(b.daily.begin(), b.daily.end(), [](const auto& x, const auto& y) {
+      return std::tie(x.day, x.token_id, x.model) < std::tie(y.day, y.token_id, y.model);
+    });
+    return b;
+  };
+  db::UsageBatch batch = sorted(acc.take());
+  REQUIRE(batch.tokens.size() == 2);
+  CHECK(batch.tokens[0].token_id == "tok-a");
+  CHECK(batch.tokens[0].prompt_tokens == 12);
+  CHECK(batch.tokens[0].completion_tokens == 7);
+  CHECK(batch.tokens[0].requests == 0);  // requests are counted by authorize, not here
+  REQUIRE(batch.daily.size() == 3);
+  CHECK(batch.daily[0].model == "");
+  CHECK(batch.daily[0].requests == 1);
+  CHECK(batch.daily[1].model == "gpt-4o");
+  CHECK(batch.daily[1].project_id == "proj");
+  CHECK(batch.daily[1].requests == 2);
+  CHECK(batch.daily[1].cache_hits == 1);
+  CHECK(batch.daily[1].prompt_tokens == 12);
+  CHECK(batch.daily[2].day == "2026-12-04");
+  CHECK(acc.take().empty());
+
+  // A failed write comes back and is summed with what was counted meanwhile.
+  acc.add_request({"tok-a", "proj", "gpt-4o", "2026-12-03", 1, 1, false});
+  acc.merge_back(batch);
+  db::UsageBatch again = sorted(acc.take());
+  REQUIRE(again.daily.size() == 3);
+  CHECK(again.daily[1].requests == 3);
+  CHECK(again.daily[1].prompt_tokens == 13);
+  CHECK(again.tokens[0].completion_tokens == 8);
 }
 
 TEST_CASE("sharded LRU cache: TTL, LRU eviction, erase_if, admission", "[auth][detail]") {

@@ -128,6 +128,24 @@ const std::vector<VariableCase>& variable_cases() {
       {"REDIS_CACHE_KEY_PREFIX", "tenant-a:cache:", [](auto& c) { return c.cache.redis_key_prefix == "tenant-a:cache:"; },
        "cache:*"},
       {"REDIS_CACHE_TIMEOUT", "250ms", [](auto& c) { return c.cache.redis_timeout == 250ms; }, "0"},
+      {"RATE_LIMIT_BACKEND", "REDIS", [](auto& c) { return c.rate_limit.backend == cfg::RateLimitBackend::redis; },
+       "etcd"},
+      {"RATE_LIMIT_FAIL_MODE", "closed", [](auto& c) { return c.rate_limit.fail_mode == cfg::FailMode::closed; },
+       "shut"},
+      {"RATE_LIMIT_REDIS_URL", "redis://:limits%3Apw@10.0.0.9/3",
+       [](auto& c) {
+         const auto& r = c.rate_limit.redis;
+         return r && r->host == "10.0.0.9" && r->port == 6379 && r->db == 3 && r->password == "limits:pw";
+       },
+       "redis://:hunter2@:1", true},
+      {"RATE_LIMIT_KEY_PREFIX", "tenant-a:rl:", [](auto& c) { return c.rate_limit.redis_key_prefix == "tenant-a:rl:"; },
+       "rl [a]"},
+      {"RATE_LIMIT_REDIS_TIMEOUT", "1s", [](auto& c) { return c.rate_limit.redis_timeout == 1s; }, "0ms"},
+      {"EVENT_LOG_FILE", "/var/log/llm-proxy/events.jsonl",
+       [](auto& c) { return c.event_log.file == "/var/log/llm-proxy/events.jsonl"; }, std::nullopt},
+      {"EVENT_LOG_BODIES", "true", [](auto& c) { return c.event_log.bodies; }, "some"},
+      {"EVENT_LOG_MAX_BODY_BYTES", "1MiB", [](auto& c) { return c.event_log.max_body_bytes == (1u << 20); }, "1 mb!"},
+      {"EVENT_LOG_MAX_QUEUE", "500", [](auto& c) { return c.event_log.max_queue == 500u; }, "0"},
   };
   return kCases;
 }
@@ -138,7 +156,7 @@ TEST_CASE("every known variable has a test row in documentation order", "[config
   std::vector<std::string> tested;
   for (const auto& row : variable_cases()) tested.emplace_back(row.name);
   CHECK(tested == cfg::known_variables());
-  CHECK(cfg::known_variables().size() == 60);
+  CHECK(cfg::known_variables().size() == 69);
   const std::set<std::string> unique(cfg::known_variables().begin(), cfg::known_variables().end());
   CHECK(unique.size() == cfg::known_variables().size());
 }
@@ -186,6 +204,15 @@ TEST_CASE("defaults match SPEC section 3", "[config]") {
   CHECK(c.enable_metrics);
   CHECK(c.metrics_path == "/metrics");
   CHECK(c.shutdown_timeout == 30s);
+  CHECK(c.rate_limit.backend == cfg::RateLimitBackend::memory);
+  CHECK(c.rate_limit.fail_mode == cfg::FailMode::open);
+  CHECK_FALSE(c.rate_limit.redis.has_value());
+  CHECK(c.rate_limit.redis_key_prefix == "llmproxy:rl:");
+  CHECK(c.rate_limit.redis_timeout == 250ms);
+  CHECK(c.event_log.file.empty());
+  CHECK_FALSE(c.event_log.bodies);
+  CHECK(c.event_log.max_body_bytes == 65536u);
+  CHECK(c.event_log.max_queue == 10000u);
 }
 
 TEST_CASE("each variable accepts a valid value", "[config]") {
@@ -224,7 +251,8 @@ TEST_CASE("free-form variables are exactly the ones without an invalid value", "
     if (!row.invalid) free_form.insert(row.name);
   }
   CHECK(free_form == std::set<std::string>{"MANAGEMENT_TOKEN", "API_CONFIG_PATH", "DEFAULT_API_PROVIDER",
-                                           "DATABASE_PATH", "LOG_FILE", "AUDIT_LOG_FILE", "REDIS_PASSWORD"});
+                                           "DATABASE_PATH", "LOG_FILE", "AUDIT_LOG_FILE", "REDIS_PASSWORD",
+                                           "EVENT_LOG_FILE"});
 }
 
 TEST_CASE("error messages use the documented one-line format", "[config]") {
@@ -514,6 +542,11 @@ TEST_CASE("redacted_summary lists every variable and no secret", "[config][secre
     CHECK(redis.find("hunter2") == std::string::npos);
     CHECK(redis.find("REDIS_PASSWORD=<redacted>\n") != std::string::npos);
   }
+  // The rate limits' own Redis: shown redacted; unset, it names the cache's.
+  CHECK(defaults.find("RATE_LIMIT_REDIS_URL=<REDIS_CACHE_URL>\n") != std::string::npos);
+  const auto limits = cfg::redacted_summary(load({{"RATE_LIMIT_REDIS_URL", "redis://rl:hunter2@limits:6380/2"}}));
+  CHECK(limits.find("hunter2") == std::string::npos);
+  CHECK(limits.find("RATE_LIMIT_REDIS_URL=redis://rl:<redacted>@limits:6380/2\n") != std::string::npos);
 }
 
 TEST_CASE("REDIS_CACHE_URL forms", "[config]") {

@@ -246,20 +246,24 @@ TEST_CASE("usage scanner skips escapes in strings and decodes only plain escapes
   CHECK(json("{\"model\":\"a\tb\"}").model.empty());
   CHECK(json("{\"model\":\"" + std::string(257, 'm') + "\"}").model.empty());
   CHECK(json("{\"model\":\"" + std::string(256, 'm') + "\"}").model == std::string(256, 'm'));
+  // Only well-formed UTF-8 is kept: a model name goes into PostgreSQL rows and metric labels.
+  CHECK(json("{\"model\":\"gpt-\xC3\xA9\"}").model == "gpt-\xC3\xA9");
+  CHECK(json("{\"model\":\"gpt-\xC3\"}").model.empty());
+  CHECK(json("{\"model\":\"gpt-\xED\xA0\x80\"}").model.empty());  // a surrogate
+  CHECK(json("{\"model\":\"\xFF\"}").model.empty());
   // An escaped key is not recognised.
   CHECK_FALSE(json(R"({"\u0075sage":{"prompt_tokens":1}})").usage.present);
 }
 
-TEST_CASE("usage scanner ignores counters that are not non-negative int64 integers") {
+TEST_CASE("usage scanner ignores counters that are not non-negative integers of at most 10^12") {
   const Result r = json(
       R"({"usage":{"prompt_tokens":-5,"completion_tokens":1.5,"total_tokens":"12","input_tokens":1e3,)"
       R"("output_tokens":99999999999999999999}})");
   CHECK_FALSE(r.usage.present);
-  check_usage(json(R"({"usage":{"prompt_tokens":9223372036854775807,"completion_tokens":9223372036854775808}})"),
-              9223372036854775807, 0, 9223372036854775807);
-  // prompt + completion saturates instead of overflowing.
-  check_usage(json(R"({"usage":{"prompt_tokens":9223372036854775807,"completion_tokens":1}})"), 9223372036854775807,
-              1, 9223372036854775807);
+  static_assert(llmproxy::usage::kMaxCount == 1'000'000'000'000);
+  check_usage(json(R"({"usage":{"prompt_tokens":1000000000000,"completion_tokens":1000000000001}})"), 1000000000000,
+              0, 1000000000000);
+  check_usage(json(R"({"usage":{"prompt_tokens":9223372036854775807,"completion_tokens":7}})"), 0, 7, 7);
   CHECK_FALSE(json(R"({"usage":null,"model":"m"})").usage.present);
   CHECK_FALSE(json(R"({"usage":{}})").usage.present);
   CHECK_FALSE(json(R"({"usage":{"prompt_tokens_details":{"cached_tokens":3}}})").usage.present);

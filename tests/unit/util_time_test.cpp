@@ -29,6 +29,17 @@ TEST_CASE("format_time is fixed width with six fraction digits", "[util][time]")
   // Before the epoch the fraction must still count forward from the second, not backwards.
   CHECK(util::format_time(util::TimePoint{microseconds{-1}}) == "1969-12-31T23:59:59.999999Z");
   CHECK(util::format_time(utc(2026, 11, 30, 12, 0, 0)).size() == 27);
+  // Years past the four digits the fast path writes still format (as snprintf's %04d would).
+  CHECK(util::format_time(utc(12345, 6, 7, 8, 9, 10)) == "12345-06-07T08:09:10.000000Z");
+  CHECK(util::format_time(utc(0, 1, 1, 0, 0, 0)) == "0000-01-01T00:00:00.000000Z");
+}
+
+TEST_CASE("format_day is the UTC date part of format_time", "[util][time]") {
+  CHECK(util::format_day(utc(2026, 12, 4, 23, 59, 59, 999999)) == "2026-12-04");
+  CHECK(util::format_day(utc(2026, 12, 5, 0, 0, 0)) == "2026-12-05");
+  CHECK(util::format_day(util::TimePoint{microseconds{-1}}) == "1969-12-31");
+  CHECK(util::format_day(utc(2024, 2, 29, 12, 0, 0)) == "2024-02-29");
+  CHECK(util::format_day(utc(12345, 6, 7, 8, 9, 10)) == "12345-06-07");
 }
 
 TEST_CASE("format_time output sorts like the time points", "[util][time]") {

@@ -113,6 +113,8 @@ Resolved resolve(std::string_view method, std::string_view path) {
     if (n == 2 && parts[1] == "purge") {
       pick("POST", {{"POST", {detail::purge_cache, "cache.purge"}}});
     }
+  } else if (parts[0] == "usage") {
+    if (n == 1) pick("GET", {{"GET", {detail::get_usage}}});
   } else if (parts[0] == "audit") {
     if (n == 1) {
       pick("GET", {{"GET", {detail::list_audit_events}}});

@@ -26,12 +26,14 @@
 #include "llmproxy/config/dotenv.hpp"
 #include "llmproxy/config/providers.hpp"
 #include "llmproxy/db/executor.hpp"
+#include "llmproxy/events/event_log.hpp"
 #include "llmproxy/lifecycle/readiness.hpp"
 #include "llmproxy/log/log.hpp"
 #include "llmproxy/metrics/metrics.hpp"
 #include "llmproxy/ops/ops.hpp"
 #include "llmproxy/proxy/proxy.hpp"
 #include "llmproxy/proxy/target.hpp"
+#include "llmproxy/ratelimit/limiter.hpp"
 #include "llmproxy/server/router.hpp"
 #include "llmproxy/server/server.hpp"
 #include "llmproxy/storage/migrate_command.hpp"
@@ -57,6 +59,7 @@ constexpr const char* kUsage =
     "      -c, --config FILE     API_CONFIG_PATH (provider YAML)\n"
     "      --log-level LEVEL     LOG_LEVEL\n"
     "      --log-file FILE       LOG_FILE (logs appended to FILE)\n"
+    "      --file-event-log FILE EVENT_LOG_FILE (one JSON line per proxied request)\n"
     "      -v, --debug           LOG_LEVEL=debug\n"
     "      --env FILE            read KEY=VALUE lines from FILE; the real environment wins over it\n"
     "  migrate SUBCOMMAND   manage the database schema (up, down, status, version; see `llm-proxy migrate --help`)\n"
@@ -94,7 +97,46 @@ proxy::Options proxy_options(const config::Config& cfg, const config::Provider& 
       std::min<std::uint64_t>(cfg.cache.max_object_bytes, std::numeric_limits<std::size_t>::max()));
   opts.cache.default_ttl = std::chrono::duration_cast<std::chrono::seconds>(cfg.cache.default_ttl);
   opts.cache.stream_responses = cfg.cache.stream_responses;
+  if (!cfg.event_log.file.empty() && cfg.event_log.bodies) {
+    opts.event_body_bytes = static_cast<std::size_t>(
+        std::min<std::uint64_t>(cfg.event_log.max_body_bytes, std::numeric_limits<std::size_t>::max()));
+  }
   return opts;
+}
+
+/// The EVENT_LOG_FILE writer (SPEC §14), or null when it is off. A file that cannot be opened is a
+/// configuration error (exit 2) naming the variable.
+std::unique_ptr<events::EventLog> open_event_log(const config::EventLogConfig& c) {
+  if (c.file.empty()) return nullptr;
+  events::Options opts;
+  opts.path = c.file;
+  opts.max_queue_events = static_cast<std::size_t>(c.max_queue);
+  opts.bodies = c.bodies;
+  opts.max_body_bytes = static_cast<std::size_t>(
+      std::min<std::uint64_t>(c.max_body_bytes, std::numeric_limits<std::size_t>::max()));
+  try {
+    return std::make_unique<events::EventLog>(std::move(opts));
+  } catch (const std::exception& e) {
+    throw config::ConfigError("invalid EVENT_LOG_FILE=\"" + c.file + "\": " + e.what());
+  }
+}
+
+/// The store of the per-minute request limits (SPEC §14): this process, or the Redis of RATE_LIMIT_REDIS_URL (by
+/// default the cache's).
+std::shared_ptr<ratelimit::Limiter> make_limiter(const config::Config& cfg, boost::asio::io_context& io) {
+  const config::RateLimitConfig& c = cfg.rate_limit;
+  if (c.backend == config::RateLimitBackend::memory) return ratelimit::make_memory_limiter();
+  const config::RedisEndpoint& e = c.redis ? *c.redis : cfg.cache.redis;
+  redis::ConnectionOptions opts;
+  opts.host = e.host;
+  opts.port = e.port;
+  opts.username = e.username;
+  opts.password = e.password;
+  opts.db = e.db;
+  opts.timeout = c.redis_timeout;
+  opts.purpose = "ratelimit";
+  const auto mode = c.fail_mode == config::FailMode::closed ? ratelimit::FailMode::closed : ratelimit::FailMode::open;
+  return ratelimit::make_redis_limiter(io, std::move(opts), c.redis_key_prefix, mode);
 }
 
 /// The response cache's backend (SPEC §13), or null when HTTP_CACHE_ENABLED=false.
@@ -199,6 +241,7 @@ struct Services {
   std::unique_ptr<upstream::Client> client;
   std::unique_ptr<upstream::CircuitBreaker> breaker;
   std::unique_ptr<cache::Backend> cache;  // null when HTTP_CACHE_ENABLED=false
+  std::shared_ptr<ratelimit::Limiter> limiter;
   // What each group of routes sees of the above.
   ops::Deps ops;
   proxy::Deps proxy;
@@ -244,6 +287,7 @@ class ServerProcess {
   const config::Config& cfg_;
   const config::Provider provider_;
   const util::Cipher cipher_;
+  const std::unique_ptr<events::EventLog> events_;  // null when EVENT_LOG_FILE is unset; outlives the server
   metrics::Registry registry_;
   lifecycle::Readiness readiness_;
   Services services_;
@@ -257,6 +301,7 @@ ServerProcess::ServerProcess(const config::Config& cfg, config::Provider provide
     : cfg_(cfg),
       provider_(std::move(provider)),
       cipher_(cfg.encryption_key),
+      events_(open_event_log(cfg.event_log)),
       router_(make_router()),
       server_(server_options(cfg), router_.as_handler(), server_hooks()) {
   if (!cipher_.enabled()) {
@@ -327,6 +372,36 @@ void ServerProcess::register_module_metrics() {
                       cache_stat(&cache::BackendStats::bytes));
   registry_.add_gauge("llm_proxy_cache_entries", "Entries held by the response cache (memory backend).",
                       cache_stat(&cache::BackendStats::entries));
+  // Rate limits (SPEC §14).
+  // (The limiter is shared with the token service, so it is held by a shared_ptr, which Published does not take.)
+  const lifecycle::Readiness* readiness = &readiness_;
+  const std::shared_ptr<ratelimit::Limiter>* limiter = &services_.limiter;
+  const auto limit_stat = [readiness, limiter](auto field) {
+    return [readiness, limiter, field] {
+      const ratelimit::Limiter* l = readiness->published() ? limiter->get() : nullptr;
+      return l != nullptr ? static_cast<double>(l->stats().*field) : 0.0;
+    };
+  };
+  registry_.add_counter("llm_proxy_rate_limit_allowed_total", "Requests a rate limit counted and let through.",
+                        limit_stat(&ratelimit::Limiter::Stats::allowed));
+  registry_.add_counter("llm_proxy_rate_limit_refused_total", "Requests refused with 429 by a rate limit.",
+                        limit_stat(&ratelimit::Limiter::Stats::refused));
+  registry_.add_counter("llm_proxy_rate_limit_unavailable_total",
+                        "Rate limit checks the store could not answer (Redis down or slow): let through when "
+                        "RATE_LIMIT_FAIL_MODE=open, refused with 503 when closed.",
+                        limit_stat(&ratelimit::Limiter::Stats::unavailable));
+  // The event log (SPEC §14); 0 when EVENT_LOG_FILE is unset.
+  const events::EventLog* events = events_.get();
+  const auto event_stat = [events](auto field) {
+    return [events, field] { return events != nullptr ? static_cast<double>(events->stats().*field) : 0.0; };
+  };
+  registry_.add_counter("llm_proxy_event_log_written_total", "Events written to EVENT_LOG_FILE.",
+                        event_stat(&events::EventLog::Stats::written));
+  registry_.add_counter("llm_proxy_event_log_dropped_total",
+                        "Events dropped because the event log's queue was full (the disk is slower than the traffic).",
+                        event_stat(&events::EventLog::Stats::dropped));
+  registry_.add_counter("llm_proxy_event_log_write_errors_total", "Events lost to failed writes of EVENT_LOG_FILE.",
+                        event_stat(&events::EventLog::Stats::write_errors));
 }
 
 bool ServerProcess::listen() {
@@ -371,7 +446,10 @@ void ServerProcess::build_services() {
   s.executor = std::make_unique<db::Executor>(static_cast<std::size_t>(std::clamp(cfg_.db.pool_size, 2, 64)));
   s.auditor = std::make_unique<audit::Auditor>(audit_options(cfg_, s.driver.get()));
   s.auditor->start();
-  s.tokens = std::make_unique<auth::TokenService>(*s.driver, *s.executor, cipher_, s.auditor.get(), auth_options(cfg_));
+  s.limiter = make_limiter(cfg_, server_.io());
+  auth::Options token_options = auth_options(cfg_);
+  token_options.limiter = s.limiter;
+  s.tokens = std::make_unique<auth::TokenService>(*s.driver, *s.executor, cipher_, s.auditor.get(), token_options);
   s.tokens->start(server_.io());
   const upstream::Endpoint endpoint{provider_.scheme, provider_.host, provider_.port};
   s.client = std::make_unique<upstream::Client>(server_.io(), endpoint, client_options(provider_));
@@ -382,7 +460,7 @@ void ServerProcess::build_services() {
              return config::scrub_database_url_passwords(std::move(message), url);
            },
            s.cache.get()};
-  s.proxy = {s.tokens.get(), s.client.get(), s.breaker.get(), &registry_, s.cache.get()};
+  s.proxy = {s.tokens.get(), s.client.get(), s.breaker.get(), &registry_, s.cache.get(), events_.get()};
   s.admin = {s.driver.get(), s.executor.get(), s.tokens.get(), s.auditor.get(), &cipher_, cfg_.management_token,
              &cfg_.trusted_proxies, s.cache.get(), [](std::string_view raw) -> std::optional<std::string> {
                proxy::NormalisedTarget t = proxy::normalise_target(raw);
@@ -408,6 +486,16 @@ void ServerProcess::fail_boot(const std::exception& error) {
 }
 
 void ServerProcess::serve_until_stopped() {
+  // SIGHUP: the event log is reopened at its path (after logrotate renamed it).
+  boost::asio::signal_set hangups(server_.io(), SIGHUP);
+  std::function<void(const boost::system::error_code&, int)> on_hangup = [&](const boost::system::error_code& ec,
+                                                                               int) {
+    if (ec) return;
+    if (events_) events_->reopen();
+    log::write(log::Level::info, "reopen_requested", {{"event_log", events_ != nullptr}});
+    hangups.async_wait(on_hangup);
+  };
+  hangups.async_wait(on_hangup);
   boost::asio::signal_set signals(server_.io(), SIGINT, SIGTERM);
   std::function<void(const boost::system::error_code&, int)> on_signal =
       [&](const boost::system::error_code& ec, int signo) {
@@ -417,6 +505,8 @@ void ServerProcess::serve_until_stopped() {
       };
   signals.async_wait(on_signal);
   server_.run();
+  // Exchanges still waiting when the grace ended record their usage now, before the final flush.
+  server_.discard_pending();
 }
 
 void ServerProcess::stop_on_signal(int signo) {
@@ -445,6 +535,9 @@ void ServerProcess::flush_and_close() {
   s.tokens.reset();
   s.client.reset();
   s.cache.reset();
+  s.limiter.reset();
+  // Every request has ended: the events they pushed are written before the process exits.
+  if (events_) events_->stop();
   log::write(log::Level::info, "shutdown_complete", {{"exit_code", exit_code()}});
   log::flush();
 }
@@ -481,13 +574,13 @@ ServerFlags parse_server_flags(const std::vector<std::string>& args) {
       {"--addr", "", "LISTEN_ADDR"},         {"--db", "", "DATABASE_PATH"},
       {"--config", "-c", "API_CONFIG_PATH"}, {"--log-level", "", "LOG_LEVEL"},
       {"--log-file", "", "LOG_FILE"},        {"--env", "", ""},
+      {"--file-event-log", "", "EVENT_LOG_FILE"},
   };
   // Flags of the reference that this server does not have, with what to do instead.
   static const std::map<std::string_view, std::string_view> kUnsupported = {
       {"--daemon", "run it under systemd, Docker or another supervisor"},
       {"-d", "run it under systemd, Docker or another supervisor"},
       {"--pid-file", "run it under systemd, Docker or another supervisor"},
-      {"--file-event-log", "use AUDIT_LOG_FILE for the audit trail"},
   };
   ServerFlags out;
   for (std::size_t i = 0; i < args.size(); ++i) {

@@ -31,6 +31,7 @@
 #include "llmproxy/db/executor.hpp"
 #include "llmproxy/log/log.hpp"
 #include "llmproxy/metrics/metrics.hpp"
+#include "llmproxy/ratelimit/limiter.hpp"
 #include "llmproxy/util/crypto.hpp"
 #include "llmproxy/util/token.hpp"
 
@@ -59,10 +60,18 @@ struct CachedToken {
   std::optional<util::TimePoint> expires_at;
   std::optional<std::int64_t> max_requests;
   bool is_active = true;
+  std::optional<std::int64_t> max_tokens;      // LLM-token budget
+  std::optional<std::int64_t> rate_limit_rpm;  // requests per minute
+  std::int64_t llm_tokens_used = 0;    // prompt + completion in the row read
+  std::int64_t committed_at_read = 0;  // BudgetBook::committed() of the token when the row was read
+  std::int64_t request_count = 0;      // in the row read: a quota token at its max_requests is refused from memory
 };
 
-CachedToken cached_from(const db::Token& t) {
-  return CachedToken{t.id, t.token_hint, t.project_id, t.expires_at, t.max_requests, t.is_active};
+CachedToken cached_from(const db::Token& t, std::int64_t committed_at_read) {
+  return CachedToken{t.id,           t.token_hint,     t.project_id,
+                     t.expires_at,   t.max_requests,   t.is_active,
+                     t.max_tokens,   t.rate_limit_rpm, t.prompt_tokens + t.completion_tokens,
+                     committed_at_read, t.request_count};
 }
 
 /// The row a cached token stands for (the inverse of cached_from; `hash` is its cache key).
@@ -75,6 +84,10 @@ db::Token row_from(const CachedToken& t, const std::string& hash) {
   row.expires_at = t.expires_at;
   row.max_requests = t.max_requests;
   row.is_active = t.is_active;
+  row.max_tokens = t.max_tokens;
+  row.rate_limit_rpm = t.rate_limit_rpm;
+  row.prompt_tokens = t.llm_tokens_used;  // the sum is what is kept (the budget's use of it)
+  row.request_count = t.request_count;
   return row;
 }
 
@@ -83,7 +96,17 @@ struct TokenFacts {
   std::optional<util::TimePoint> expires_at;
   std::optional<std::int64_t> max_requests;
   bool is_active = true;
+  std::optional<std::int64_t> max_tokens;
+  std::optional<std::int64_t> rate_limit_rpm;
+  std::int64_t llm_tokens_used = 0;
+  std::int64_t committed_at_read = 0;
+  std::int64_t request_count = 0;
 };
+
+TokenFacts facts_of(const CachedToken& t) {
+  return TokenFacts{t.expires_at, t.max_requests, t.is_active, t.max_tokens, t.rate_limit_rpm, t.llm_tokens_used,
+                    t.committed_at_read, t.request_count};
+}
 
 /// A project as the proxy needs it.
 struct CachedProject {
@@ -91,6 +114,53 @@ struct CachedProject {
   bool is_active = false;
   bool key_ok = false;  // false: the stored key could not be decrypted (ENCRYPTION_KEY wrong or missing)
   std::string api_key;  // decrypted
+  std::optional<std::int64_t> rate_limit_rpm;
+};
+
+/// This instance's LLM tokens of the tokens that have a budget, against which a row read from the database is
+/// completed (SPEC §14). Per token: `unflushed`, recorded here and not yet written, and `committed`, written by
+/// this instance's flushes (monotonic). A row read when `committed` was C holds everything committed up to C, so
+/// the token's usage now is `row + unflushed + (committed - C)`. The one gap: a flush committed while the row's
+/// query ran but counted before its answer arrived is missed until the next read (at most one flush's worth).
+/// Amounts recorded before the token was tracked are not in `unflushed` (clamped at 0) but count once committed.
+class BudgetBook {
+ public:
+  /// Starts tracking the token (a no-op when tracked). Its LLM tokens since `committed_at_read`.
+  std::int64_t used_since(const std::string& token_id, std::int64_t committed_at_read) {
+    std::lock_guard lock(mutex_);
+    const Entry& e = entries_[token_id];
+    return e.unflushed + (e.committed - committed_at_read);
+  }
+  /// The token's committed amount now; 0 for a token not tracked.
+  std::int64_t committed(const std::string& token_id) const {
+    std::lock_guard lock(mutex_);
+    const auto it = entries_.find(token_id);
+    return it == entries_.end() ? 0 : it->second.committed;
+  }
+  /// LLM tokens of a finished request (tokens not tracked are ignored).
+  void recorded(std::string_view token_id, std::int64_t llm_tokens) {
+    std::lock_guard lock(mutex_);
+    if (const auto it = entries_.find(token_id); it != entries_.end()) it->second.unflushed += llm_tokens;
+  }
+  /// LLM tokens of the token written by a flush.
+  void written(const std::string& token_id, std::int64_t llm_tokens) {
+    std::lock_guard lock(mutex_);
+    if (const auto it = entries_.find(token_id); it != entries_.end()) {
+      it->second.committed += llm_tokens;
+      it->second.unflushed = std::max<std::int64_t>(0, it->second.unflushed - llm_tokens);
+    }
+  }
+
+ private:
+  struct Entry {
+    std::int64_t unflushed = 0, committed = 0;
+  };
+  struct KeyHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view key) const noexcept { return std::hash<std::string_view>{}(key); }
+  };
+  mutable std::mutex mutex_;                                                // guards entries_
+  std::unordered_map<std::string, Entry, KeyHash, std::equal_to<>> entries_;  // token id -> its amounts
 };
 
 /// Negative cache entries carry nothing: presence is the information.
@@ -105,6 +175,7 @@ enum class LookupFailure {
 struct Lookup {
   std::optional<db::Token> row;  // nullopt and failure == none: the token does not exist
   LookupFailure failure = LookupFailure::none;
+  std::int64_t committed_at_read = 0;  // BudgetBook::committed() of the token when `row` was read
 };
 using Lifetime = detail::ShardedLruCache<CachedToken>::Duration;
 
@@ -131,6 +202,7 @@ class LogThrottle {
 /// on the executor, which may settle after the flush coroutine or the service itself are gone.
 struct UsageBook {
   detail::UsageAccumulator pending;                      // sharded mutexes inside
+  BudgetBook budgets;                                    // internally synchronized
   std::atomic<std::uint64_t> flush_failures{0};          // atomic counter
   std::atomic<std::int64_t> last_flush_ns{steady_ns()};  // atomic: last time everything pending was written
   std::mutex inflight_mutex;                             // guards `inflight`
@@ -144,31 +216,32 @@ struct UsageBook {
   }
 };
 
-/// Deltas taken out of the book for one write. If the write fails, or never happens because the executor
-/// dropped the task, the deltas go back into the book: counts are never lost silently.
-class UsageBatch {
+/// A batch taken out of the book for one write. If the write fails, or never happens because the executor
+/// dropped the task, the batch goes back into the book: counts are never lost silently.
+class PendingBatch {
  public:
-  UsageBatch(std::shared_ptr<UsageBook> book, std::vector<db::UsageDelta> deltas)
-      : book_(std::move(book)), deltas_(std::move(deltas)) {
+  PendingBatch(std::shared_ptr<UsageBook> book, db::UsageBatch batch)
+      : book_(std::move(book)), batch_(std::move(batch)) {
     std::lock_guard lock(book_->inflight_mutex);
     ++book_->inflight;
   }
-  ~UsageBatch() {
+  ~PendingBatch() {
     if (settled_) return;
     try {
       settle(Fate::returned);
     } catch (const std::exception& e) {
-      log::write(log::Level::error, "usage_lost", {{"tokens", deltas_.size()}, {"error", e.what()}});
+      log::write(log::Level::error, "usage_lost",
+                 {{"tokens", batch_.tokens.size()}, {"daily_rows", batch_.daily.size()}, {"error", e.what()}});
     }
   }
-  UsageBatch(const UsageBatch&) = delete;
-  UsageBatch& operator=(const UsageBatch&) = delete;
+  PendingBatch(const PendingBatch&) = delete;
+  PendingBatch& operator=(const PendingBatch&) = delete;
 
-  /// Blocking: one add_usage transaction. On failure the deltas are back in the book before the exception
+  /// Blocking: one add_usage transaction. On failure the batch is back in the book before the exception
   /// (whatever add_usage threw) propagates.
   void write(db::TokenRepository& repo) {
     try {
-      repo.add_usage(db::UsageBatch{deltas_, {}});
+      repo.add_usage(batch_);
     } catch (...) {
       settle(Fate::returned);
       throw;
@@ -176,19 +249,24 @@ class UsageBatch {
     settle(Fate::written);
   }
 
-  std::size_t tokens() const { return deltas_.size(); }
+  std::size_t tokens() const { return batch_.tokens.size(); }
 
  private:
-  /// Where the deltas end up: in the database, or back in the book for the next flush.
+  /// Where the batch ends up: in the database, or back in the book for the next flush.
   enum class Fate { written, returned };
 
   void settle(Fate fate) {
     settled_ = true;
     if (fate == Fate::written) {
       book_->last_flush_ns.store(steady_ns(), std::memory_order_relaxed);
+      for (const db::UsageDelta& t : batch_.tokens) {
+        if (t.prompt_tokens != 0 || t.completion_tokens != 0) {
+          book_->budgets.written(t.token_id, t.prompt_tokens + t.completion_tokens);
+        }
+      }
     } else {
       book_->flush_failures.fetch_add(1, std::memory_order_relaxed);
-      book_->pending.merge_back(deltas_);
+      book_->pending.merge_back(batch_);
     }
     {
       std::lock_guard lock(book_->inflight_mutex);
@@ -198,7 +276,7 @@ class UsageBatch {
   }
 
   std::shared_ptr<UsageBook> book_;
-  std::vector<db::UsageDelta> deltas_;
+  db::UsageBatch batch_;
   bool settled_ = false;  // touched by the one thread running write(), then by the destructor after it
 };
 
@@ -226,12 +304,12 @@ net::awaitable<void> flush_loop(std::shared_ptr<FlushControl> control, std::shar
     timer.expires_after(interval);
     auto [ec] = co_await timer.async_wait(net::as_tuple(net::use_awaitable));
     if (ec || control->stopping.load()) break;
-    std::vector<db::UsageDelta> deltas = book->pending.take();
+    db::UsageBatch deltas = book->pending.take();
     if (deltas.empty()) {
       book->last_flush_ns.store(steady_ns(), std::memory_order_relaxed);
       continue;
     }
-    auto batch = std::make_shared<UsageBatch>(book, std::move(deltas));
+    auto batch = std::make_shared<PendingBatch>(book, std::move(deltas));
     std::string error;
     auto write = [batch, &repo] { batch->write(repo); };
     try {
@@ -260,6 +338,7 @@ CachedProject load_project(db::ProjectRepository& repo, const util::Cipher& ciph
   }
   out.exists = true;
   out.is_active = p.is_active;
+  out.rate_limit_rpm = p.rate_limit_rpm;
   try {
     out.api_key = cipher.decrypt(p.api_key);
     out.key_ok = true;
@@ -336,8 +415,10 @@ struct TokenService::Impl {
   }
 
   /// Stores a row read from the database unless an invalidation happened since `epoch`.
-  void cache_token(const std::string& hash, const db::Token& row, util::TimePoint at, std::uint64_t epoch) {
-    tokens.put_for(hash, cached_from(row), at, token_lifetime(row, at), [&] { return token_epoch.load() == epoch; });
+  void cache_token(const std::string& hash, const db::Token& row, std::int64_t committed_at_read, util::TimePoint at,
+                   std::uint64_t epoch) {
+    tokens.put_for(hash, cached_from(row, committed_at_read), at, token_lifetime(row, at),
+                   [&] { return token_epoch.load() == epoch; });
   }
 
   /// A request was answered from entries past their TTL: counted; logged once per outage.
@@ -443,6 +524,7 @@ void TokenService::Impl::read_project(const CachedProject& p, Authorization& out
   facts.exists = p.exists;
   facts.is_active = p.is_active;
   facts.key_ok = p.key_ok;
+  facts.rate_limit_rpm = p.rate_limit_rpm;
   if (p.exists && p.key_ok && (p.is_active || !options.enforce_project_active)) out.api_key = p.api_key;
 }
 
@@ -533,7 +615,10 @@ net::awaitable<Lookup> TokenService::Impl::lookup_token(const std::string& hash,
   Lookup from_cache;
   bool found_in_cache = unknown.visit(hash, at, [](const Unknown&) {});
   if (!found_in_cache) {
-    found_in_cache = tokens.visit(hash, at, [&](const CachedToken& t) { from_cache.row = row_from(t, hash); });
+    found_in_cache = tokens.visit(hash, at, [&](const CachedToken& t) {
+      from_cache.row = row_from(t, hash);
+      from_cache.committed_at_read = t.committed_at_read;
+    });
   }
   if (found_in_cache) {
     lead.finish(from_cache);
@@ -555,8 +640,9 @@ net::awaitable<Lookup> TokenService::Impl::lookup_token(const std::string& hash,
   if (result.failure == LookupFailure::none) {
     database_answered();
     if (result.row) {
+      result.committed_at_read = usage->budgets.committed(result.row->id);
       // Inactive and expired rows are cached too: a client retrying a dead token is answered from memory.
-      cache_token(hash, *result.row, at, epoch);
+      cache_token(hash, *result.row, result.committed_at_read, at, epoch);
     } else {
       tokens.erase(hash);  // a stale entry must not answer for a token the database no longer has
       unknown.put(hash, Unknown{}, at);
@@ -586,7 +672,7 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
     out.token_id = t.id;
     out.token_hint = t.hint;
     out.project_id = t.project_id;
-    facts = TokenFacts{t.expires_at, t.max_requests, t.is_active};
+    facts = facts_of(t);
   };
   const bool cached = s.tokens.visit(hash, at, read_cached);
   if (!cached) {
@@ -619,7 +705,7 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
         out.token_id = found.row->id;
         out.token_hint = found.row->token_hint;
         out.project_id = found.row->project_id;
-        facts = TokenFacts{found.row->expires_at, found.row->max_requests, found.row->is_active};
+        facts = facts_of(cached_from(*found.row, found.committed_at_read));
       }
     }
   }
@@ -648,6 +734,38 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
   if (s.judge_project(out, project)) co_return std::move(out);
   if (admit) {
     if (std::string refusal = admit(); !refusal.empty()) co_return denial(std::move(out), Outcome::not_admitted, refusal);
+  }
+  if (facts.max_tokens) {
+    // The budget (SPEC §14): the row's LLM tokens plus this instance's not in that row (BudgetBook). Usage is
+    // known only after an answer, so requests in flight when the budget runs out overshoot it (docs).
+    out.has_budget = true;
+    const std::int64_t used = facts.llm_tokens_used + s.usage->budgets.used_since(out.token_id, facts.committed_at_read);
+    if (used >= *facts.max_tokens)
+      co_return denial(std::move(out), Outcome::token_budget_exceeded, "Token budget of LLM tokens is used up");
+  }
+  if (facts.max_requests && facts.request_count >= *facts.max_requests) {
+    // Used up when last read (counts only grow): refused from memory, before it could count against a rate
+    // limit or cost a database round trip. Raising max_requests through this instance clears the cache entry.
+    co_return denial(std::move(out), Outcome::rate_limit_exceeded, "Token request limit exceeded");
+  }
+  if (s.options.limiter && (facts.rate_limit_rpm || project.rate_limit_rpm)) {
+    // Rate limits (SPEC §14): the token's and the project's, counted on both or on neither. Before the response
+    // cache: a client over its limit is refused even for an answer the cache holds.
+    std::vector<ratelimit::Rule> rules;
+    if (facts.rate_limit_rpm) rules.push_back(ratelimit::Rule{"t:" + out.token_id, *facts.rate_limit_rpm});
+    if (project.rate_limit_rpm) rules.push_back(ratelimit::Rule{"p:" + out.project_id, *project.rate_limit_rpm});
+    const bool token_first = facts.rate_limit_rpm.has_value();
+    auto acquire = s.options.limiter->acquire(std::move(rules));  // named: GCC 12 and co_await temporaries
+    const ratelimit::Decision decision = co_await std::move(acquire);
+    if (!decision.allowed && decision.unavailable) {
+      co_return denial(std::move(out), Outcome::rate_limit_unavailable, "Rate limits cannot be checked right now");
+    }
+    if (!decision.allowed) {
+      out.retry_after = decision.retry_after;
+      const bool by_token = token_first && decision.refused_rule == 0;
+      co_return denial(std::move(out), Outcome::rate_limited,
+                       by_token ? "Token rate limit exceeded" : "Project rate limit exceeded");
+    }
   }
   if (cached_answer) {
     auto lookup = cached_answer(out.project_id);  // named: GCC 12 and temporaries inside co_await
@@ -680,7 +798,7 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
   // The row changed elsewhere (limit, expiry): refresh what the cache believes.
   const auto refresh = [&] {
     if (quota.row && (quota.row->max_requests != facts.max_requests || quota.row->expires_at != facts.expires_at)) {
-      s.cache_token(hash, *quota.row, at, epoch);
+      s.cache_token(hash, *quota.row, s.usage->budgets.committed(quota.row->id), at, epoch);
     }
   };
   switch (quota.outcome) {
@@ -689,12 +807,13 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
       out.outcome = Outcome::authorized;
       co_return std::move(out);
     case db::QuotaOutcome::exhausted:
-      refresh();
+      // Cached as used up: the next requests are refused without a round trip (the check before the limits).
+      if (quota.row) s.cache_token(hash, *quota.row, s.usage->budgets.committed(quota.row->id), at, epoch);
       co_return denial(std::move(out), Outcome::rate_limit_exceeded, "Token request limit exceeded");
     case db::QuotaOutcome::inactive:
       // Revoked after it was cached (possibly by another instance): remember the denial like any revoked row.
       if (quota.row) {
-        s.cache_token(hash, *quota.row, at, epoch);
+        s.cache_token(hash, *quota.row, s.usage->budgets.committed(quota.row->id), at, epoch);
       } else {
         s.tokens.erase(hash);
       }
@@ -709,6 +828,13 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
   s.tokens.erase(hash);
   s.unknown.put(hash, Unknown{}, at);
   co_return denial(std::move(out), Outcome::token_not_found, "Token not found");
+}
+
+void TokenService::record_usage(const UsageRecord& r) {
+  if (r.has_budget) impl_->usage->budgets.recorded(r.token_id, r.prompt_tokens + r.completion_tokens);
+  const std::string day = util::format_day(r.at);
+  impl_->usage->pending.add_request(
+      detail::RequestUsage{r.token_id, r.project_id, r.model, day, r.prompt_tokens, r.completion_tokens, r.cache_hit});
 }
 
 void TokenService::invalidate_token(const std::string& token_id) {
@@ -765,12 +891,12 @@ bool TokenService::stop_and_flush() {
 
 bool TokenService::flush_blocking() {
   Impl& s = *impl_;
-  std::vector<db::UsageDelta> deltas = s.usage->pending.take();
+  db::UsageBatch deltas = s.usage->pending.take();
   if (deltas.empty()) {
     s.usage->last_flush_ns.store(steady_ns(), std::memory_order_relaxed);
     return true;
   }
-  UsageBatch batch(s.usage, std::move(deltas));
+  PendingBatch batch(s.usage, std::move(deltas));
   try {
     batch.write(s.db);
     return true;

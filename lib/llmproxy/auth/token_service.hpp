@@ -13,6 +13,10 @@
 #include <string_view>
 
 #include "llmproxy/lifecycle/readiness.hpp"
+
+namespace llmproxy::ratelimit {
+class Limiter;
+}
 #include "llmproxy/util/time.hpp"
 
 namespace boost::asio {
@@ -47,6 +51,8 @@ struct Options {
   std::chrono::milliseconds outage_probe_interval{1000};
   bool enforce_project_active = true;
   std::chrono::milliseconds usage_flush_interval{1000};
+  /// The per-minute request limits of tokens and projects (SPEC §14); null: rate_limit_rpm is not enforced.
+  std::shared_ptr<ratelimit::Limiter> limiter;
 };
 
 /// Outcome of authorize(), in pipeline order. Each maps to one row of SPEC §5.2.
@@ -57,7 +63,10 @@ enum class Outcome {
   token_inactive,       // 401
   token_expired,        // 401
   project_inactive,     // 403
-  rate_limit_exceeded,  // 429
+  rate_limit_exceeded,  // 429: the token's max_requests are used up
+  token_budget_exceeded,   // 429: the token's max_tokens (LLM tokens) are used up
+  rate_limited,            // 429 rate_limit_exceeded with Retry-After: over the token's or project's rate_limit_rpm
+  rate_limit_unavailable,  // 503: the rate limit store did not answer and RATE_LIMIT_FAIL_MODE=closed
   not_admitted,         // the caller's admission check refused the request (nothing counted)
   served_from_cache,    // the caller answers from its response cache: counted as a cache hit, not a request
   service_unavailable,  // 503: the database was needed and is unavailable
@@ -70,6 +79,18 @@ struct Authorization {
   std::string token_hint;  // set once the token is known
   std::string project_id;  // set once the token is known
   std::string api_key;     // decrypted project key; set only when authorized
+  std::chrono::seconds retry_after{0};  // Outcome::rate_limited: when one more request would be allowed
+  bool has_budget = false;  // the token has max_tokens: its usage goes to the budget (UsageRecord::has_budget)
+};
+
+/// What one finished request used (SPEC §14), recorded by the proxy once the answer is out.
+struct UsageRecord {
+  std::string_view token_id, project_id;  // views: record_usage() copies what it keeps
+  std::string_view model;                 // '' when unknown
+  std::int64_t prompt_tokens = 0, completion_tokens = 0;
+  bool cache_hit = false;  // answered from the response cache
+  util::TimePoint at{};    // when the request arrived (its UTC day is the usage_daily row)
+  bool has_budget = false;  // Authorization::has_budget
 };
 
 struct Stats {
@@ -116,6 +137,11 @@ class TokenService {
   using CachedAnswer = std::function<boost::asio::awaitable<bool>(const std::string& project_id)>;
   boost::asio::awaitable<Authorization> authorize(std::string_view authorization_header,
                                                   std::function<std::string()> admit = {}, CachedAnswer cached = {});
+
+  /// Adds one finished request of an authorized (or served_from_cache) token to the usage book: its LLM tokens
+  /// to the token's columns, one request or one cache hit and the LLM tokens to its usage_daily row. Written by
+  /// the periodic flush with the request counts, under the same no-loss rules. Any thread, never blocks on I/O.
+  void record_usage(const UsageRecord& record);
 
   /// Drops cached state of a token / a project at once (after a management change on this instance).
   void invalidate_token(const std::string& token_id);

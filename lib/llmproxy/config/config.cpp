@@ -236,6 +236,33 @@ std::optional<std::string> percent_decode(std::string_view s) {
   return out;
 }
 
+/// A `redis://` URL variable, if set. The value is never echoed when it may hold a password.
+std::optional<RedisEndpoint> redis_url(const Reader& r, std::string_view name) {
+  const auto url = r.get(name);
+  if (!url) return std::nullopt;
+  auto parsed = parse_redis_url(*url);
+  constexpr std::string_view kExpected =
+      "redis://[[user]:password@]host[:port][/db], such as redis://redis:6379/0 (TLS, rediss://, is not supported: "
+      "keep Redis on a private network)";
+  if (!parsed) {
+    if (url->find('@') != std::string::npos) fail_secret(name, kExpected);
+    fail(name, *url, kExpected);
+  }
+  return parsed;
+}
+
+/// A Redis key prefix variable, if set. SCAN MATCH patterns are built from prefixes: no glob characters, nothing
+/// invisible.
+std::optional<std::string> redis_key_prefix(const Reader& r, std::string_view name) {
+  auto prefix = r.get(name);
+  if (!prefix) return std::nullopt;
+  const bool ok = prefix->size() <= 200 && std::all_of(prefix->begin(), prefix->end(), [](char c) {
+    return c > 0x20 && c < 0x7f && c != '*' && c != '?' && c != '[' && c != ']' && c != '\\';
+  });
+  if (!ok) fail(name, *prefix, "up to 200 visible ASCII characters other than * ? [ ] \\");
+  return std::string{*prefix};
+}
+
 void load_cache(const Reader& r, CacheConfig& cache) {
   cache.enabled = r.boolean("HTTP_CACHE_ENABLED", cache.enabled);
   const std::string backend = r.choice("HTTP_CACHE_BACKEND", "memory", {"memory", "redis"}, "memory or redis");
@@ -255,26 +282,26 @@ void load_cache(const Reader& r, CacheConfig& cache) {
   }
   cache.redis.db = r.integer<int>("REDIS_DB", cache.redis.db, 0, kMaxRedisDb);
   cache.redis.password = r.string("REDIS_PASSWORD", "");
-  if (const auto url = r.get("REDIS_CACHE_URL")) {
-    const auto parsed = parse_redis_url(*url);
-    constexpr std::string_view kExpected =
-        "redis://[[user]:password@]host[:port][/db], such as redis://redis:6379/0 (TLS, rediss://, is not supported: "
-        "keep Redis on a private network)";
-    if (!parsed) {
-      if (url->find('@') != std::string::npos) fail_secret("REDIS_CACHE_URL", kExpected);
-      fail("REDIS_CACHE_URL", *url, kExpected);
-    }
-    cache.redis = *parsed;
-  }
-  if (const auto prefix = r.get("REDIS_CACHE_KEY_PREFIX")) {
-    // SCAN MATCH patterns are built from it: no glob characters, nothing invisible.
-    const bool ok = prefix->size() <= 200 && std::all_of(prefix->begin(), prefix->end(), [](char c) {
-      return c > 0x20 && c < 0x7f && c != '*' && c != '?' && c != '[' && c != ']' && c != '\\';
-    });
-    if (!ok) fail("REDIS_CACHE_KEY_PREFIX", *prefix, "up to 200 visible ASCII characters other than * ? [ ] \\");
-    cache.redis_key_prefix = *prefix;
-  }
+  if (auto url = redis_url(r, "REDIS_CACHE_URL")) cache.redis = std::move(*url);
+  if (auto prefix = redis_key_prefix(r, "REDIS_CACHE_KEY_PREFIX")) cache.redis_key_prefix = std::move(*prefix);
   cache.redis_timeout = r.duration("REDIS_CACHE_TIMEOUT", cache.redis_timeout, false);
+}
+
+void load_rate_limit(const Reader& r, RateLimitConfig& limits) {
+  const std::string backend = r.choice("RATE_LIMIT_BACKEND", "memory", {"memory", "redis"}, "memory or redis");
+  limits.backend = backend == "redis" ? RateLimitBackend::redis : RateLimitBackend::memory;
+  const std::string mode = r.choice("RATE_LIMIT_FAIL_MODE", "open", {"open", "closed"}, "open or closed");
+  limits.fail_mode = mode == "closed" ? FailMode::closed : FailMode::open;
+  limits.redis = redis_url(r, "RATE_LIMIT_REDIS_URL");
+  if (auto prefix = redis_key_prefix(r, "RATE_LIMIT_KEY_PREFIX")) limits.redis_key_prefix = std::move(*prefix);
+  limits.redis_timeout = r.duration("RATE_LIMIT_REDIS_TIMEOUT", limits.redis_timeout, false);
+}
+
+void load_event_log(const Reader& r, EventLogConfig& events) {
+  events.file = r.string("EVENT_LOG_FILE", "");
+  events.bodies = r.boolean("EVENT_LOG_BODIES", events.bodies);
+  events.max_body_bytes = r.size("EVENT_LOG_MAX_BODY_BYTES", events.max_body_bytes, 0);
+  events.max_queue = r.integer<std::uint64_t>("EVENT_LOG_MAX_QUEUE", events.max_queue, 1, 10000000);
 }
 
 }  // namespace
@@ -511,6 +538,15 @@ const std::vector<std::string>& known_variables() {
       "REDIS_PASSWORD",
       "REDIS_CACHE_KEY_PREFIX",
       "REDIS_CACHE_TIMEOUT",
+      "RATE_LIMIT_BACKEND",
+      "RATE_LIMIT_FAIL_MODE",
+      "RATE_LIMIT_REDIS_URL",
+      "RATE_LIMIT_KEY_PREFIX",
+      "RATE_LIMIT_REDIS_TIMEOUT",
+      "EVENT_LOG_FILE",
+      "EVENT_LOG_BODIES",
+      "EVENT_LOG_MAX_BODY_BYTES",
+      "EVENT_LOG_MAX_QUEUE",
   };
   return kNames;
 }
@@ -639,6 +675,8 @@ Config load(const EnvLookup& env) {
   }
   c.shutdown_timeout = r.duration("SHUTDOWN_TIMEOUT", c.shutdown_timeout, true);
   load_cache(r, c.cache);
+  load_rate_limit(r, c.rate_limit);
+  load_event_log(r, c.event_log);
   return c;
 }
 
@@ -662,6 +700,27 @@ void require_server_settings(const Config& config) {
         "export ENCRYPTION_KEY=$(openssl rand -base64 32)");
   }
 }
+
+namespace {
+
+/// `redis://user:<redacted>@host:port/db`.
+std::string redacted_redis_url(const RedisEndpoint& e) {
+  // Appended piece by piece (GCC 12 warns with -Wrestrict about some chains of operator+ on temporaries).
+  std::string url = "redis://";
+  if (!e.username.empty() || !e.password.empty()) {
+    url.append(e.username);
+    if (!e.password.empty()) url.append(":").append(kRedacted);
+    url.append("@");
+  }
+  const bool v6 = e.host.find(':') != std::string::npos;
+  if (v6) url.append("[");
+  url.append(e.host);
+  if (v6) url.append("]");
+  url.append(":").append(std::to_string(e.port)).append("/").append(std::to_string(e.db));
+  return url;
+}
+
+}  // namespace
 
 std::string redacted_summary(const Config& c) {
   std::ostringstream out;
@@ -726,24 +785,22 @@ std::string redacted_summary(const Config& c) {
   line("HTTP_CACHE_MAX_OBJECT_BYTES", std::to_string(cache.max_object_bytes));
   line("HTTP_CACHE_DEFAULT_TTL", util::format_duration(cache.default_ttl));
   line("HTTP_CACHE_STREAM_RESPONSES", boolean(cache.stream_responses));
-  // Appended piece by piece (GCC 12 warns with -Wrestrict about some chains of operator+ on temporaries).
-  std::string redis = "redis://";
-  if (!cache.redis.username.empty() || !cache.redis.password.empty()) {
-    redis.append(cache.redis.username);
-    if (!cache.redis.password.empty()) redis.append(":").append(kRedacted);
-    redis.append("@");
-  }
-  const bool v6 = cache.redis.host.find(':') != std::string::npos;
-  if (v6) redis.append("[");
-  redis.append(cache.redis.host);
-  if (v6) redis.append("]");
-  redis.append(":").append(std::to_string(cache.redis.port)).append("/").append(std::to_string(cache.redis.db));
-  line("REDIS_CACHE_URL", redis);
+  line("REDIS_CACHE_URL", redacted_redis_url(cache.redis));
   line("REDIS_ADDR", "<in REDIS_CACHE_URL>");
   line("REDIS_DB", "<in REDIS_CACHE_URL>");
   line("REDIS_PASSWORD", secret(cache.redis.password));
   line("REDIS_CACHE_KEY_PREFIX", cache.redis_key_prefix);
   line("REDIS_CACHE_TIMEOUT", util::format_duration(cache.redis_timeout));
+  const RateLimitConfig& limits = c.rate_limit;
+  line("RATE_LIMIT_BACKEND", limits.backend == RateLimitBackend::redis ? "redis" : "memory");
+  line("RATE_LIMIT_FAIL_MODE", limits.fail_mode == FailMode::closed ? "closed" : "open");
+  line("RATE_LIMIT_REDIS_URL", limits.redis ? redacted_redis_url(*limits.redis) : "<REDIS_CACHE_URL>");
+  line("RATE_LIMIT_KEY_PREFIX", limits.redis_key_prefix);
+  line("RATE_LIMIT_REDIS_TIMEOUT", util::format_duration(limits.redis_timeout));
+  line("EVENT_LOG_FILE", optional(c.event_log.file));
+  line("EVENT_LOG_BODIES", boolean(c.event_log.bodies));
+  line("EVENT_LOG_MAX_BODY_BYTES", std::to_string(c.event_log.max_body_bytes));
+  line("EVENT_LOG_MAX_QUEUE", std::to_string(c.event_log.max_queue));
   return out.str();
 }
 

@@ -68,6 +68,26 @@ struct CacheConfig {
   Duration redis_timeout = std::chrono::seconds(1);      // REDIS_CACHE_TIMEOUT
 };
 
+/// Rate limits (SPEC §14): where the per-minute counters live, and what happens when that store cannot answer.
+enum class RateLimitBackend { memory, redis };
+enum class FailMode { open, closed };
+struct RateLimitConfig {
+  RateLimitBackend backend = RateLimitBackend::memory;  // RATE_LIMIT_BACKEND
+  FailMode fail_mode = FailMode::open;                  // RATE_LIMIT_FAIL_MODE
+  /// RATE_LIMIT_REDIS_URL; nullopt: the cache's Redis server (REDIS_CACHE_URL or REDIS_ADDR + REDIS_DB + ...).
+  std::optional<RedisEndpoint> redis;
+  std::string redis_key_prefix = "llmproxy:rl:";             // RATE_LIMIT_KEY_PREFIX
+  Duration redis_timeout = std::chrono::milliseconds(250);  // RATE_LIMIT_REDIS_TIMEOUT
+};
+
+/// The JSON-lines event log of proxied requests (SPEC §14).
+struct EventLogConfig {
+  std::string file;                         // EVENT_LOG_FILE; empty: off
+  bool bodies = false;                      // EVENT_LOG_BODIES
+  std::uint64_t max_body_bytes = 64 << 10;  // EVENT_LOG_MAX_BODY_BYTES
+  std::uint64_t max_queue = 10000;          // EVENT_LOG_MAX_QUEUE (events waiting for the writer)
+};
+
 /// Parses `redis://[[user]:password@]host[:port][/db]` (user and password percent-decoded). nullopt when malformed.
 std::optional<RedisEndpoint> parse_redis_url(std::string_view url);
 
@@ -113,6 +133,8 @@ struct Config {
   std::string metrics_path = "/metrics";
   Duration shutdown_timeout = std::chrono::seconds(30);
   CacheConfig cache;
+  RateLimitConfig rate_limit;
+  EventLogConfig event_log;
 };
 
 /// Parses every variable of SPEC §3. Throws ConfigError on the first invalid value.

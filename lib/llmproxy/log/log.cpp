@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "llmproxy/util/time.hpp"
+#include "llmproxy/util/utf8.hpp"
 
 namespace llmproxy::log {
 namespace {
@@ -46,27 +47,6 @@ std::string console_value(const nlohmann::json& v) {
   return v.dump();
 }
 
-/// The length of the valid UTF-8 sequence at the start of `s`, or 0 if it is not one (RFC 3629: no overlong
-/// forms, no surrogates, nothing above U+10FFFF).
-std::size_t utf8_sequence(std::string_view s) {
-  const auto b = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
-  const auto cont = [&](std::size_t i, unsigned lo = 0x80, unsigned hi = 0xBF) {
-    return i < s.size() && b(i) >= lo && b(i) <= hi;
-  };
-  const unsigned lead = b(0);
-  if (lead < 0x80) return 1;
-  if (lead >= 0xC2 && lead <= 0xDF) return cont(1) ? 2 : 0;
-  if (lead >= 0xE0 && lead <= 0xEF) {
-    const unsigned lo = lead == 0xE0 ? 0xA0 : 0x80, hi = lead == 0xED ? 0x9F : 0xBF;
-    return cont(1, lo, hi) && cont(2) ? 3 : 0;
-  }
-  if (lead >= 0xF0 && lead <= 0xF4) {
-    const unsigned lo = lead == 0xF0 ? 0x90 : 0x80, hi = lead == 0xF4 ? 0x8F : 0xBF;
-    return cont(1, lo, hi) && cont(2) && cont(3) ? 4 : 0;
-  }
-  return 0;
-}
-
 /// Appends `v` as a JSON string literal.
 void append_json_string(std::string& out, std::string_view v) {
   constexpr std::string_view kHex = "0123456789abcdef";
@@ -98,7 +78,7 @@ void append_json_string(std::string& out, std::string_view v) {
           out.push_back(kHex[c & 0x0f]);
         } else if (c < 0x80) {
           out.push_back(static_cast<char>(c));
-        } else if (const auto n = utf8_sequence(v); n > 0) {
+        } else if (const auto n = util::utf8_sequence(v); n > 0) {
           out.append(v.substr(0, n));
           used = n;
         } else {

@@ -56,6 +56,17 @@ void Registry::count_request(const std::string& route, int status) {
   ++requests_[{route, status}];
 }
 
+void Registry::count_llm_tokens(const std::string& model, std::uint64_t prompt, std::uint64_t completion) {
+  std::lock_guard lock(mu_);
+  auto it = llm_tokens_.find(model);
+  if (it == llm_tokens_.end()) {
+    const bool room = llm_tokens_.size() < kMaxModelLabels;
+    it = llm_tokens_.try_emplace(room ? model : std::string("other")).first;
+  }
+  it->second.first += prompt;
+  it->second.second += completion;
+}
+
 void Registry::add_gauge(std::string name, std::string help, std::function<double()> sample) {
   std::lock_guard lock(mu_);
   gauges_.push_back(Gauge{std::move(name), std::move(help), std::move(sample), "gauge"});
@@ -85,6 +96,26 @@ std::string Registry::render() const {
          "Proxied (/v1) requests answered with a status of 400 or more (reference name; = the sum of "
          "llm_proxy_requests_total{route=\"proxy\",status>=400}).");
   out += "llm_proxy_errors_total " + std::to_string(proxy_errors) + "\n";
+  header(out, "llm_proxy_llm_tokens_total", "counter",
+         "LLM tokens used by proxied answers, by kind (prompt, completion) and the model the upstream named.");
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [model, counts] : llm_tokens_) {
+      // Model names the usage scanner keeps hold no quote, backslash or control byte; escaped anyway.
+      std::string label;
+      for (char c : model) {
+        if (c == '"' || c == '\\') label += '\\';
+        if (c == '\n') {
+          label += "\\n";
+          continue;
+        }
+        label += c;
+      }
+      out += "llm_proxy_llm_tokens_total{kind=\"prompt\",model=\"" + label + "\"} " + std::to_string(counts.first) + "\n";
+      out += "llm_proxy_llm_tokens_total{kind=\"completion\",model=\"" + label + "\"} " +
+             std::to_string(counts.second) + "\n";
+    }
+  }
   // The response cache's counters, under the reference's names.
   const std::pair<const char*, const std::atomic<std::uint64_t>*> kCacheCounters[] = {
       {"llm_proxy_cache_hits_total", &cache_hits},

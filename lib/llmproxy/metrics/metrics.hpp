@@ -33,6 +33,12 @@ class Registry {
   // Requests by route and status: a small map guarded by a mutex (routes x statuses stays tiny).
   void count_request(const std::string& route, int status);
 
+  /// LLM tokens of one answer by model (SPEC §14: llm_proxy_llm_tokens_total{kind,model}). The model names come
+  /// from the upstream's answers; past kMaxModelLabels distinct names, the others are counted as "other" so a
+  /// provider cannot grow the exposition without bound.
+  static constexpr std::size_t kMaxModelLabels = 100;
+  void count_llm_tokens(const std::string& model, std::uint64_t prompt, std::uint64_t completion);
+
   Histogram request_seconds;
   Histogram upstream_seconds;
   std::atomic<std::int64_t> in_flight{0};
@@ -58,6 +64,7 @@ class Registry {
  private:
   mutable std::mutex mu_;
   std::map<std::pair<std::string, int>, std::uint64_t> requests_;
+  std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> llm_tokens_;  // model -> prompt, completion
   struct Gauge {
     std::string name, help;
     std::function<double()> sample;

@@ -22,7 +22,10 @@ constexpr std::array<std::string_view, 10> kClientIp = {
     "CF-IPCountry",    "Forwarded", "X-Forwarded-Host", "X-Forwarded-Proto", "True-Client-IP"};
 // Set (or answered) by the proxy itself.
 constexpr std::array<std::string_view, 2> kOwnedBothWays = {"Content-Length", "X-Request-ID"};
-constexpr std::array<std::string_view, 3> kOwnedUpstream = {"Host", "Authorization", "Expect"};
+// Host, Authorization and Expect are the proxy's own. Accept-Encoding is dropped so the provider answers
+// uncompressed: the proxy reads the LLM-token usage out of every answer (SPEC §14), and a compressed body would
+// hide it (budgets and usage would count 0). Clients get the same bytes without the compression.
+constexpr std::array<std::string_view, 4> kOwnedUpstream = {"Host", "Authorization", "Expect", "Accept-Encoding"};
 
 bool one_of(std::string_view name, const auto& list) {
   return std::any_of(list.begin(), list.end(), [&](std::string_view n) { return iequals(n, name); });

@@ -13,6 +13,7 @@
 
 #include "llmproxy/auth/token_service.hpp"
 #include "llmproxy/cache/policy.hpp"
+#include "llmproxy/events/event_log.hpp"
 #include "llmproxy/log/log.hpp"
 #include "llmproxy/metrics/metrics.hpp"
 #include "llmproxy/proxy/detail/response_cache.hpp"
@@ -21,6 +22,8 @@
 #include "llmproxy/proxy/target.hpp"
 #include "llmproxy/upstream/circuit_breaker.hpp"
 #include "llmproxy/upstream/client.hpp"
+#include "llmproxy/usage/scanner.hpp"
+#include "llmproxy/util/time.hpp"
 
 namespace llmproxy::proxy {
 
@@ -45,6 +48,115 @@ Response api_error_for(std::string_view cors_origin, int status, std::string_vie
   return r;
 }
 
+/// What the usage book and the event log learn about one `/v1` request (SPEC §14), filled in as the pipeline
+/// runs and handed over when it ends, whichever way it ends (the destructor: every co_return of handle()).
+class RequestRecord {
+ public:
+  /// `body_bytes`: what the event log keeps of each body (0: none). One byte more is captured, so the event log
+  /// can tell a body it cut from one that fit.
+  RequestRecord(Exchange& ex, std::size_t body_bytes)
+      : ex_(ex),
+        at_(util::now()),
+        start_(std::chrono::steady_clock::now()),
+        capture_bytes_(body_bytes == 0 || body_bytes == SIZE_MAX ? body_bytes : body_bytes + 1) {}
+  RequestRecord(const RequestRecord&) = delete;
+  RequestRecord& operator=(const RequestRecord&) = delete;
+  ~RequestRecord() {
+    try {
+      finish();
+    } catch (const std::exception& e) {
+      log::write(log::Level::error, "usage_record_failed", {{"request_id", ex_.request.request_id}, {"error", e.what()}});
+    }
+  }
+
+  void set_deps(const Deps* deps) { deps_ = deps; }
+  /// The token was authorized (or answered from the cache): its usage is recorded at the end.
+  void authorized(const auth::Authorization& auth, bool cache_hit) {
+    token_id_ = auth.token_id;
+    project_id_ = auth.project_id;
+    counted_ = true;
+    cache_hit_ = cache_hit;
+    has_budget_ = auth.has_budget;
+  }
+  /// The token the request named, once known (also for a refused one).
+  void set_token(const std::string& token_id) { token_id_ = token_id; }
+  void set_cache_status(std::string status) { cache_status_ = std::move(status); }
+
+  /// Starts reading an answer body with this Content-Type (JSON or an event stream; others are not read).
+  void expect_body(std::string_view content_type) {
+    if (content_type.starts_with("text/event-stream")) {
+      scanner_.emplace(usage::Format::sse);
+    } else if (content_type.find("json") != std::string_view::npos) {
+      scanner_.emplace(usage::Format::json);
+    }
+  }
+  /// The next bytes of the answer body.
+  void body(std::string_view piece) {
+    if (scanner_) scanner_->feed(piece);
+    if (capture_bytes_ > 0 && response_body_.size() < capture_bytes_) {
+      response_body_.append(piece.substr(0, capture_bytes_ - response_body_.size()));
+    }
+  }
+
+ private:
+  void finish() {
+    if (deps_ == nullptr) return;
+    const usage::Usage used = scanner_ ? scanner_->usage() : usage::Usage{};
+    static const std::string kNoModel;
+    const std::string& model = scanner_ ? scanner_->model() : kNoModel;
+    if (counted_) {
+      auth::UsageRecord r;
+      r.token_id = token_id_;
+      r.project_id = project_id_;
+      r.model = model;
+      // A cached answer's tokens were spent once, upstream, when it was stored: a hit costs none.
+      if (!cache_hit_) {
+        r.prompt_tokens = used.prompt_tokens;
+        r.completion_tokens = used.completion_tokens;
+      }
+      r.cache_hit = cache_hit_;
+      r.has_budget = has_budget_;
+      r.at = at_;
+      deps_->tokens->record_usage(r);
+      if (r.prompt_tokens > 0 || r.completion_tokens > 0) {
+        deps_->metrics->count_llm_tokens(model, static_cast<std::uint64_t>(r.prompt_tokens),
+                                         static_cast<std::uint64_t>(r.completion_tokens));
+      }
+    }
+    if (deps_->events == nullptr) return;
+    events::RequestEvent e;
+    e.time = at_;
+    e.request_id = ex_.request.request_id;
+    e.project_id = ex_.access.project_id;
+    e.token_id = token_id_;
+    e.method = ex_.request.method;
+    e.path = ex_.request.target.substr(0, ex_.request.target.find('?'));
+    e.model = model;
+    e.cache_status = cache_status_;
+    e.status = ex_.status();
+    e.duration_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_).count();
+    e.upstream_ms = ex_.access.upstream_ms;
+    if (used.present) e.usage = used;
+    if (capture_bytes_ > 0) {
+      e.request_body = ex_.request.body.substr(0, capture_bytes_);
+      e.response_body = std::move(response_body_);
+    }
+    deps_->events->push(std::move(e));
+  }
+
+  Exchange& ex_;
+  const Deps* deps_ = nullptr;
+  const util::TimePoint at_;
+  const std::chrono::steady_clock::time_point start_;
+  const std::size_t capture_bytes_;
+  std::string token_id_, project_id_, cache_status_;
+  bool counted_ = false;
+  bool cache_hit_ = false;
+  bool has_budget_ = false;
+  std::optional<usage::Scanner> scanner_;
+  std::string response_body_;
+};
+
 /// Runs the pipeline for one request. Holds references only to state that outlives the server.
 class Pipeline {
  public:
@@ -57,9 +169,11 @@ class Pipeline {
     const std::string_view cors = origin_allowed(options_.provider, origin) ? origin : std::string_view{};
     // Every response is built into a named variable before co_await: GCC 12 mishandles some temporaries
     // (conditional ones in particular) inside co_await expressions.
+    RequestRecord record(ex, options_.event_body_bytes);
     NormalisedTarget target = normalise_target(ex.request.target);
     std::optional<Response> answer = check_request(ex, target, origin, cors);
-    const Deps* deps = answer ? nullptr : deps_.get();
+    const Deps* deps = deps_.get();
+    record.set_deps(deps);
     if (!answer && deps == nullptr) {
       answer = api_error_for(cors, 503, "service_unavailable", "the server is starting, try again shortly");
     }
@@ -87,8 +201,14 @@ class Pipeline {
                                                  std::move(cached));
     ex.access.token_hint = auth.token_hint;
     ex.access.project_id = auth.project_id;
+    record.set_token(auth.token_id);  // for the event log, whatever the outcome
     if (auth.outcome == auth::Outcome::served_from_cache) {
       deps->metrics->cache_hits.fetch_add(1, std::memory_order_relaxed);
+      record.authorized(auth, true);
+      record.set_cache_status("hit");
+      // Read for its model only: a hit costs no LLM tokens.
+      record.expect_body(cache.entry->headers.get("Content-Type"));
+      record.body(cache.entry->body);
       Response hit = detail::answer_from_entry(*cache.entry, ex.request, cache.key, detail::now_ms(), false);
       if (!cors.empty()) add_cors_headers(hit.headers, cors);
       co_await ex.respond(std::move(hit));
@@ -101,14 +221,23 @@ class Pipeline {
       if (auth.outcome == auth::Outcome::service_unavailable) deps->metrics->db_errors.fetch_add(1, std::memory_order_relaxed);
       const auto [status, code] = denial(auth.outcome);
       answer = api_error_for(cors, status, code, auth.message);
-    } else if (!deps->breaker->allow()) {
-      answer = api_error_for(cors, 503, "upstream_unavailable", "the upstream provider is failing; circuit is open");
+      if (auth.outcome == auth::Outcome::rate_limited) {
+        answer->headers.set("Retry-After", std::to_string(auth.retry_after.count()));
+      }
+    } else {
+      // Counted as a request by authorize (the quota, or the usage book): usage_daily counts it too, even if
+      // the circuit breaker refuses it below.
+      record.authorized(auth, false);
+      if (!deps->breaker->allow()) {
+        answer = api_error_for(cors, 503, "upstream_unavailable", "the upstream provider is failing; circuit is open");
+      }
     }
     if (answer) {
       co_await ex.respond(std::move(*answer));
       co_return;
     }
-    co_await forward(ex, *deps, target, auth.api_key, cors, cache);
+    record.set_cache_status(std::string(cache_use_name(cache.use)));
+    co_await forward(ex, *deps, target, auth.api_key, cors, cache, record);
   }
 
  private:
@@ -120,12 +249,29 @@ class Pipeline {
       case auth::Outcome::token_expired: return {401, "token_expired"};
       case auth::Outcome::project_inactive: return {403, "project_inactive"};
       case auth::Outcome::rate_limit_exceeded: return {429, "rate_limit_exceeded"};
+      case auth::Outcome::rate_limited: return {429, "rate_limit_exceeded"};
+      case auth::Outcome::token_budget_exceeded: return {429, "token_budget_exceeded"};
+      case auth::Outcome::rate_limit_unavailable: return {503, "rate_limit_unavailable"};
       case auth::Outcome::not_admitted: return {400, "param_not_allowed"};
       case auth::Outcome::service_unavailable: return {503, "service_unavailable"};
       case auth::Outcome::authorized:
       case auth::Outcome::served_from_cache: break;
     }
     return {500, "internal_error"};
+  }
+
+  /// The event log's name of what the cache did.
+  static std::string_view cache_use_name(CacheUse use) {
+    switch (use) {
+      case CacheUse::off: return "";
+      case CacheUse::bypass: return "bypass";
+      case CacheUse::unavailable: return "unavailable";
+      case CacheUse::miss:
+      case CacheUse::vary_miss: return "miss";
+      case CacheUse::revalidate: return "revalidate";
+      case CacheUse::hit: return "hit";
+    }
+    return "";
   }
 
   /// The checks that need no state, in pipeline order: target, preflight, method, endpoint, origin.
@@ -290,7 +436,7 @@ class Pipeline {
   /// `capture`, if set, gets a copy of the body. True when the body ended cleanly on both sides.
   static net::awaitable<bool> relay_body(Exchange& ex, upstream::Response& res, bool begun,
                                          std::chrono::milliseconds idle_timeout, const char* failure_event,
-                                         Capture* capture = nullptr) {
+                                         RequestRecord& record, Capture* capture = nullptr) {
     if (!begun) {
       res.abort();
       co_return false;
@@ -305,6 +451,7 @@ class Pipeline {
         co_return false;
       }
       if (!piece) break;
+      record.body(*piece);
       if (capture != nullptr && !capture->overflow) {
         if (capture->bytes.size() + piece->size() > capture->limit) {
           capture->overflow = true;
@@ -339,7 +486,8 @@ class Pipeline {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
   net::awaitable<void> forward(Exchange& ex, const Deps& deps, const NormalisedTarget& target,
-                               const std::string& api_key, std::string_view origin, CacheState& cache) {
+                               const std::string& api_key, std::string_view origin, CacheState& cache,
+                               RequestRecord& record) {
     const auto& p = options_.provider;
     const auto header_timeout = std::min(options_.request_timeout, p.timeouts.response_header);
     const auto sent = std::chrono::steady_clock::now();
@@ -374,6 +522,7 @@ class Pipeline {
 
     // CORS is added last: the cache keeps the upstream's fields only.
     Headers headers = filter_headers(res->headers, Direction::to_client);
+    record.expect_body(headers.get("Content-Type"));
     const auto body_timeout = std::min(options_.request_timeout, p.timeouts.request);
     const std::optional<std::uint64_t> length = content_length(*res);
     if (!res->streaming && length && *length > options_.max_buffered_response_size) {
@@ -381,7 +530,7 @@ class Pipeline {
       detail::mark_forwarded(headers, cache, false, false);
       if (!origin.empty()) add_cors_headers(headers, origin);
       const bool begun = co_await ex.begin_sized(res->status, std::move(headers), *length);
-      co_await relay_body(ex, *res, begun, body_timeout, "upstream_body_failed");
+      co_await relay_body(ex, *res, begun, body_timeout, "upstream_body_failed", record);
       co_return;
     }
     const std::optional<cache::Lifetime> lifetime =
@@ -409,6 +558,7 @@ class Pipeline {
         co_await ex.respond(std::move(err));
         co_return;
       }
+      record.body(body);
       if (validators_added && res->status == 304) {
         // The upstream confirmed the stored answer: stored again for its lifetime, served from the cache.
         auto renewed = std::make_shared<cache::Entry>(*cache.entry);
@@ -452,7 +602,8 @@ class Pipeline {
     const int status = res->status;
     const bool begun = co_await ex.begin_stream(status, std::move(headers));
     Capture* kept = capture ? &*capture : nullptr;
-    const bool clean = co_await relay_body(ex, *res, begun, options_.stream_idle_timeout, "upstream_stream_failed", kept);
+    const bool clean =
+        co_await relay_body(ex, *res, begun, options_.stream_idle_timeout, "upstream_stream_failed", record, kept);
     if (clean && capture && !capture->overflow) {
       auto entry = detail::make_entry(status, *stored_headers, std::move(capture->bytes), *lifetime,
                                       ex.request.headers, detail::now_ms());

@@ -22,6 +22,9 @@ class CircuitBreaker;
 namespace llmproxy::metrics {
 class Registry;
 }
+namespace llmproxy::events {
+class EventLog;
+}
 namespace llmproxy::cache {
 class Backend;
 }
@@ -35,6 +38,7 @@ struct Deps {
   upstream::CircuitBreaker* breaker = nullptr;
   metrics::Registry* metrics = nullptr;
   cache::Backend* cache = nullptr;  // the response cache (SPEC §13); null when HTTP_CACHE_ENABLED=false
+  events::EventLog* events = nullptr;  // EVENT_LOG_FILE (SPEC §14); null when off
 };
 
 /// The response cache's rules that are settings (SPEC §13).
@@ -50,6 +54,8 @@ struct Options {
   std::chrono::milliseconds stream_idle_timeout{300000};  // silence between two chunks of a stream
   std::uint64_t max_buffered_response_size = 10485760;    // larger non-streaming bodies are relayed as they arrive
   CacheOptions cache;
+  /// EVENT_LOG_BODIES: bytes of each body kept for the event log (EVENT_LOG_MAX_BODY_BYTES); 0: bodies off.
+  std::size_t event_body_bytes = 0;
 };
 
 /// An error the proxy itself answers on `/v1` (SPEC §5.2), in OpenAI's envelope so the official SDKs expose

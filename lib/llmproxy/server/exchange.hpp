@@ -40,6 +40,8 @@ class Exchange {
   virtual boost::asio::awaitable<void> client_gone() = 0;
   /// True once respond(), begin_stream() or begin_sized() was called.
   virtual bool responded() const = 0;
+  /// The status sent (0 before any); 499, nginx's "client closed request", when the client left before any.
+  virtual int status() const = 0;
   /// The connection's strand.
   virtual boost::asio::any_io_executor executor() const = 0;
 };

@@ -3,38 +3,9 @@
 #include <algorithm>
 
 #include "llmproxy/util/crypto.hpp"
+#include "llmproxy/util/utf8.hpp"
 
 namespace llmproxy::server {
-namespace {
-
-/// Length of the well-formed UTF-8 sequence at the start of `s` (RFC 3629: no overlongs, no surrogates,
-/// nothing above U+10FFFF), or 0 if it is not one.
-std::size_t utf8_sequence(std::string_view s) {
-  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
-  const unsigned char c = byte(0);
-  std::size_t len = 0;
-  unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-  if (c >= 0xC2 && c <= 0xDF) {
-    len = 2;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    len = 3;
-    if (c == 0xE0) lo = 0xA0;
-    if (c == 0xED) hi = 0x9F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    len = 4;
-    if (c == 0xF0) lo = 0x90;
-    if (c == 0xF4) hi = 0x8F;
-  } else {
-    return 0;
-  }
-  if (s.size() < len || byte(1) < lo || byte(1) > hi) return 0;
-  for (std::size_t i = 2; i < len; ++i) {
-    if (byte(i) < 0x80 || byte(i) > 0xBF) return 0;
-  }
-  return len;
-}
-
-}  // namespace
 
 std::string json_escape(std::string_view s) {
   std::string out;
@@ -42,7 +13,7 @@ std::string json_escape(std::string_view s) {
   for (std::size_t i = 0; i < s.size();) {
     const auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
-      const std::size_t len = utf8_sequence(s.substr(i));
+      const std::size_t len = util::utf8_sequence(s.substr(i));
       if (len == 0) {
         out += "\\ufffd";
         ++i;

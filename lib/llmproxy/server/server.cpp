@@ -370,8 +370,7 @@ class SessionExchange final : public Exchange {
   bool responded() const override { return mode_ != Mode::none || responded_; }
   net::any_io_executor executor() const override { return conn_.stream.get_executor(); }
 
-  /// The status sent; 499 (nginx's "client closed request") when the client left before any response.
-  int status() const { return status_ == 0 && client_gone_ ? 499 : status_; }
+  int status() const override { return status_ == 0 && client_gone_ ? 499 : status_; }
   std::uint64_t bytes() const { return bytes_; }
   /// The client was seen leaving (a failed write, or client_gone()).
   bool peer_gone() const { return client_gone_; }
@@ -682,9 +681,17 @@ void raise_open_files_limit(int max_connections) {
 
 }  // namespace
 
+/// An io_context whose pending handlers can be destroyed before the io_context itself
+/// (execution_context::shutdown(), protected in Asio): see Server::discard_pending().
+class IoContext : public net::io_context {
+ public:
+  using net::io_context::io_context;
+  using net::execution_context::shutdown;
+};
+
 struct Server::Impl {
   // Declared first so it is destroyed last: every I/O object below belongs to it.
-  net::io_context io;
+  IoContext io;
   // The acceptor, the shutdown timer and the accept loop live on this strand: stop() (any thread), the
   // drain notification (whichever session closes last) and the accept loop never touch them concurrently.
   net::strand<net::io_context::executor_type> strand{io.get_executor()};
@@ -862,5 +869,7 @@ void Server::stop(std::function<void()> on_drained) {
 }
 
 void Server::abort() { impl_->io.stop(); }
+
+void Server::discard_pending() { impl_->io.shutdown(); }
 
 }  // namespace llmproxy::server

@@ -73,6 +73,12 @@ class Server {
   /// Stops the io_context at once (second signal).
   void abort();
 
+  /// Once run() has returned: destroys every handler still pending, among them the coroutine frames of
+  /// exchanges the shutdown grace cut off (e.g. waiting on an upstream), so their destructors (which record
+  /// usage) run now, while the services they use still exist, rather than when the server is destroyed. The
+  /// server cannot run again; its objects may still be destroyed.
+  void discard_pending();
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

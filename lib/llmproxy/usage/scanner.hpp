@@ -13,9 +13,9 @@
 ///   non-object data are ignored. Events of any size are read incrementally, never buffered.
 /// - usage counters: `prompt_tokens`, `completion_tokens`, `total_tokens`; the Responses API / Anthropic names
 ///   `input_tokens`, `output_tokens` stand for prompt / completion when the OpenAI names are absent; total is
-///   prompt + completion when absent. A counter that is not a non-negative integer fitting in int64 (a float, a
-///   string, a negative, an overflow) is ignored. Nested objects (`prompt_tokens_details`...) are ignored.
-/// - the model: a JSON string of at most kMaxModelBytes bytes after decoding. Escapes `\"`, `\\` and `\/` are
+///   prompt + completion when absent. A counter that is not a non-negative integer of at most kMaxCount (a float, a
+///   string, a negative, a larger number) is ignored. Nested objects (`prompt_tokens_details`...) are ignored.
+/// - the model: a JSON string of well-formed UTF-8, at most kMaxModelBytes bytes after decoding. Escapes `\"`, `\\` and `\/` are
 ///   decoded; a model with any other escape (`\n`, `\u0041`...) or a longer one is left "" (unknown): a model
 ///   name goes into metrics labels and database rows, so an odd one is dropped rather than guessed.
 /// - keys are compared byte for byte: a key written with escapes (`"\u0075sage"`) is not recognised.
@@ -45,6 +45,8 @@ enum class Format { json, sse };
 
 /// The longest model name kept (bytes); a longer one is left "".
 inline constexpr std::size_t kMaxModelBytes = detail::kMaxModelBytes;
+/// The largest LLM-token count read (10^12); a larger one is ignored.
+inline constexpr std::int64_t kMaxCount = detail::kMaxCount;
 
 class Scanner {
  public:

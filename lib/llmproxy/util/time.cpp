@@ -102,17 +102,68 @@ bool parse_offset(Cursor& in, minutes& out) {
 
 TimePoint now() { return floor<microseconds>(std::chrono::system_clock::now()); }
 
+namespace {
+
+/// Writes `v` as exactly `width` decimal digits (zero-padded) at `out`; `v` must fit.
+char* put_digits(char* out, unsigned v, int width) {
+  for (int i = width - 1; i >= 0; --i) {
+    out[i] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  }
+  return out + width;
+}
+
+/// `YYYY-MM-DD` of `day` at `out` (10 bytes), or false for a year outside 0..9999.
+bool put_day(char* out, sys_days day) {
+  const std::chrono::year_month_day ymd{day};
+  const int year = static_cast<int>(ymd.year());
+  if (year < 0 || year > 9999) return false;
+  out = put_digits(out, static_cast<unsigned>(year), 4);
+  *out++ = '-';
+  out = put_digits(out, static_cast<unsigned>(ymd.month()), 2);
+  *out++ = '-';
+  put_digits(out, static_cast<unsigned>(ymd.day()), 2);
+  return true;
+}
+
+}  // namespace
+
+// Digits are written by hand: these run for every request (the usage day) and every JSON row, and snprintf
+// costs ten times as much.
 std::string format_time(TimePoint t) {
   // floor (not duration_cast) so instants before 1970 land on the right calendar day.
   const auto day = floor<days>(t);
-  const std::chrono::year_month_day ymd{day};
   const std::chrono::hh_mm_ss<microseconds> hms{t - day};
   char buf[40];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%06lldZ", static_cast<int>(ymd.year()),
-                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
-                static_cast<int>(hms.seconds().count()), static_cast<long long>(hms.subseconds().count()));
-  return buf;
+  if (!put_day(buf, day)) {
+    const std::chrono::year_month_day ymd{day};
+    std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%06lldZ", static_cast<int>(ymd.year()),
+                  static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                  static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+                  static_cast<int>(hms.seconds().count()), static_cast<long long>(hms.subseconds().count()));
+    return buf;
+  }
+  char* out = buf + 10;
+  *out++ = 'T';
+  out = put_digits(out, static_cast<unsigned>(hms.hours().count()), 2);
+  *out++ = ':';
+  out = put_digits(out, static_cast<unsigned>(hms.minutes().count()), 2);
+  *out++ = ':';
+  out = put_digits(out, static_cast<unsigned>(hms.seconds().count()), 2);
+  *out++ = '.';
+  out = put_digits(out, static_cast<unsigned>(hms.subseconds().count()), 6);
+  *out++ = 'Z';
+  return std::string(buf, static_cast<std::size_t>(out - buf));
+}
+
+std::string format_day(TimePoint t) {
+  const auto day = floor<days>(t);
+  char buf[16];
+  if (!put_day(buf, day)) {
+    const std::string full = format_time(t);
+    return full.substr(0, full.find('T'));
+  }
+  return std::string(buf, 10);
 }
 
 std::optional<TimePoint> parse_time(std::string_view text) {

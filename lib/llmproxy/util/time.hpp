@@ -15,6 +15,9 @@ TimePoint now();
 /// Fixed-width UTC form `YYYY-MM-DDTHH:MM:SS.ffffffZ` (sorts as text; the SQLite storage form, valid RFC 3339).
 std::string format_time(TimePoint t);
 
+/// The UTC calendar day of `t`, `YYYY-MM-DD` (the date part of format_time()).
+std::string format_day(TimePoint t);
+
 /// Parses RFC 3339 (`2026-01-02T03:04:05Z`, optional fraction up to 9 digits, `Z` or `+hh:mm`/`-hh:mm`)
 /// and PostgreSQL's text form (`2026-01-02 03:04:05.123456+00`). Returns nullopt on anything else.
 std::optional<TimePoint> parse_time(std::string_view text);

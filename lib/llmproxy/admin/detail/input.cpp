@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "llmproxy/log/log.hpp"
+#include "llmproxy/util/utf8.hpp"
 
 namespace llmproxy::admin::detail {
 
@@ -24,36 +25,6 @@ std::string in_quotes(std::string_view name) {
   quoted += name;
   quoted += '"';
   return quoted;
-}
-
-/// Length in bytes of the valid UTF-8 sequence starting at `s[i]`, or 0 if the bytes there are not one.
-std::size_t utf8_sequence(std::string_view s, std::size_t i) {
-  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = byte(i);
-  if (c < 0x80) return 1;
-  std::size_t len = 0;
-  std::uint32_t cp = 0;
-  if ((c & 0xE0) == 0xC0) {
-    len = 2;
-    cp = c & 0x1F;
-  } else if ((c & 0xF0) == 0xE0) {
-    len = 3;
-    cp = c & 0x0F;
-  } else if ((c & 0xF8) == 0xF0) {
-    len = 4;
-    cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + len > s.size()) return 0;
-  for (std::size_t k = 1; k < len; ++k) {
-    if ((byte(i + k) & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (byte(i + k) & 0x3F);
-  }
-  // Overlong forms, surrogates and values past U+10FFFF are not valid UTF-8.
-  static constexpr std::uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  return len;
 }
 
 /// Number of characters (code points) of valid UTF-8 text.
@@ -172,13 +143,13 @@ std::int64_t duration_minutes_field(const nlohmann::json& body) {
   return *value;
 }
 
-std::optional<std::optional<std::int64_t>> max_requests_field(const nlohmann::json& body) {
-  auto it = body.find("max_requests");
+std::optional<std::optional<std::int64_t>> limit_field(const nlohmann::json& body, const char* name) {
+  auto it = body.find(name);
   if (it == body.end()) return std::nullopt;
   if (it->is_null()) return std::optional<std::int64_t>{};
   auto value = as_int64(*it);
   if (!value || *value < 0) {
-    invalid("field \"max_requests\" must be an integer >= 0 or null (0 or null means unlimited)");
+    invalid("field " + in_quotes(name) + " must be an integer >= 0 or null (0 or null means unlimited)");
   }
   return *value == 0 ? std::optional<std::int64_t>{} : std::optional<std::int64_t>{*value};
 }
@@ -250,7 +221,7 @@ std::string clean_text(std::string_view text, std::size_t max_bytes) {
   std::string out;
   out.reserve(std::min(text.size(), max_bytes));
   for (std::size_t i = 0; i < text.size();) {
-    const std::size_t len = utf8_sequence(text, i);
+    const std::size_t len = util::utf8_sequence(text.substr(i));
     const std::string_view piece = len ? text.substr(i, len) : std::string_view("\xEF\xBF\xBD");
     if (out.size() + piece.size() > max_bytes) break;
     out += piece;

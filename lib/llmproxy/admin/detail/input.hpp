@@ -40,9 +40,12 @@ std::optional<std::string> string_field(const nlohmann::json& body, const char* 
 std::optional<bool> bool_field(const nlohmann::json& body, const char* name);
 /// `duration_minutes`: required, an integer from 1 to kMaxDurationMinutes.
 std::int64_t duration_minutes_field(const nlohmann::json& body);
-/// `max_requests`: absent -> nullopt; null or 0 -> unlimited (inner nullopt); > 0 -> the limit; anything else
-/// (negative, fractional, other types) -> 400.
-std::optional<std::optional<std::int64_t>> max_requests_field(const nlohmann::json& body);
+/// A limit member such as `max_requests`, `max_tokens` or `rate_limit_rpm`: absent -> nullopt; null or 0 ->
+/// no limit (inner nullopt); > 0 -> the limit; anything else (negative, fractional, other types) -> 400.
+std::optional<std::optional<std::int64_t>> limit_field(const nlohmann::json& body, const char* name);
+inline std::optional<std::optional<std::int64_t>> max_requests_field(const nlohmann::json& body) {
+  return limit_field(body, "max_requests");
+}
 
 /// A project name: non-blank, at most kMaxNameChars characters, no control characters. Stored verbatim.
 void validate_name(const std::string& name, const char* field);

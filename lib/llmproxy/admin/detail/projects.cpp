@@ -1,4 +1,5 @@
 // Projects: /manage/projects[/{id}[/tokens/revoke]] (SPEC §6.2, §7.2).
+#include <tuple>
 #include <utility>
 
 #include "llmproxy/admin/detail/input.hpp"
@@ -64,7 +65,7 @@ HandlerResult list_projects(RequestContext& ctx) {
 
 HandlerResult create_project(RequestContext& ctx) {
   const auto body = parse_object(ctx.ex.request.body);
-  warn_unknown_fields(ctx, body, {"name", "api_key"});
+  warn_unknown_fields(ctx, body, {"name", "api_key", "rate_limit_rpm"});
   auto name = string_field(body, "name");
   if (!name) invalid("field \"name\" is required");
   validate_name(*name, "name");
@@ -72,12 +73,15 @@ HandlerResult create_project(RequestContext& ctx) {
   auto api_key = string_field(body, "api_key");
   if (!api_key) invalid("field \"api_key\" is required");
   validate_api_key(*api_key, "api_key");
+  const auto rate_limit_rpm = limit_field(body, "rate_limit_rpm").value_or(std::nullopt);
+  if (rate_limit_rpm) ctx.metadata["rate_limit_rpm"] = *rate_limit_rpm;
 
   db::Project project;
   project.id = util::uuid_v4();
   project.name = *name;
   project.api_key = ctx.deps.cipher->encrypt(*api_key);
   project.is_active = true;
+  project.rate_limit_rpm = rate_limit_rpm;
   project.created_at = project.updated_at = util::now();
 
   db::Database* db = ctx.deps.db;
@@ -98,18 +102,26 @@ HandlerResult get_project(RequestContext& ctx) {
       [db, cipher, id = ctx.id] {
         auto p = db->get_project(id);
         auto shown = displayed_key(*cipher, p.api_key);
-        return std::pair{std::move(p), std::move(shown)};
+        const db::UsageTotals totals = db->project_usage_totals(id);
+        return std::tuple{std::move(p), std::move(shown), totals};
       },
       DbMessages::missing(project_not_found(ctx.id)));
-  auto [project, key] = co_await std::move(pending);
+  auto [project, key, totals] = co_await std::move(pending);
   ctx.ex.access.project_id = project.id;
-  co_return json_response(200, project_json(project, key));
+  Json body = project_json(project, key);
+  // What its tokens used, all time (per day: GET /manage/usage?project_id=...).
+  body["usage"] = Json{{"requests", totals.requests},
+                       {"prompt_tokens", totals.prompt_tokens},
+                       {"completion_tokens", totals.completion_tokens},
+                       {"total_tokens", totals.prompt_tokens + totals.completion_tokens},
+                       {"cache_hits", totals.cache_hits}};
+  co_return json_response(200, body);
 }
 
 HandlerResult update_project(RequestContext& ctx) {
   if (plausible_id(ctx.id)) ctx.event->project_id = ctx.id;
   const auto body = parse_object(ctx.ex.request.body);
-  warn_unknown_fields(ctx, body, {"name", "api_key", "is_active", "revoke_tokens"});
+  warn_unknown_fields(ctx, body, {"name", "api_key", "is_active", "revoke_tokens", "rate_limit_rpm"});
   db::ProjectUpdate update;
   Json fields = Json::array();
   if (auto name = string_field(body, "name")) {
@@ -128,12 +140,19 @@ HandlerResult update_project(RequestContext& ctx) {
     fields.push_back("is_active");
     update.is_active = *active;
   }
+  if (auto limit = limit_field(body, "rate_limit_rpm")) {
+    ctx.metadata["rate_limit_rpm"] = *limit ? Json(**limit) : Json(nullptr);
+    fields.push_back("rate_limit_rpm");
+    update.rate_limit_rpm = *limit;
+  }
   const auto revoke_tokens = bool_field(body, "revoke_tokens");
   // Like the reference: revoke_tokens only makes sense while deactivating the project.
   if (revoke_tokens && update.is_active.value_or(true)) {
     invalid("field \"revoke_tokens\" is only allowed together with \"is_active\": false");
   }
-  if (fields.empty()) invalid("no fields to update: give at least one of \"name\", \"api_key\", \"is_active\"");
+  if (fields.empty()) {
+    invalid("no fields to update: give at least one of \"name\", \"api_key\", \"is_active\", \"rate_limit_rpm\"");
+  }
   ctx.metadata["updated_fields"] = fields;
   if (!plausible_id(ctx.id)) not_found("project", ctx.id);
 

@@ -82,6 +82,7 @@ auto run_db(const RequestContext& ctx, Fn fn, DbMessages messages = {}) {
 /// (the dispatcher maps it through db::map_to_http).
 using HandlerResult = net::awaitable<server::Response>;
 
+HandlerResult get_usage(RequestContext& ctx);
 HandlerResult list_projects(RequestContext& ctx);
 HandlerResult create_project(RequestContext& ctx);
 HandlerResult get_project(RequestContext& ctx);

@@ -45,15 +45,19 @@ HandlerResult list_tokens(RequestContext& ctx) {
 
 HandlerResult create_token(RequestContext& ctx) {
   const auto body = parse_object(ctx.ex.request.body);
-  warn_unknown_fields(ctx, body, {"project_id", "duration_minutes", "max_requests"});
+  warn_unknown_fields(ctx, body, {"project_id", "duration_minutes", "max_requests", "max_tokens", "rate_limit_rpm"});
   auto project_id = string_field(body, "project_id");
   if (!project_id) invalid("field \"project_id\" is required");
   if (project_id->empty()) invalid("field \"project_id\" must not be empty");
   if (plausible_id(*project_id)) ctx.event->project_id = *project_id;
   const auto minutes = duration_minutes_field(body);
   const auto max_requests = max_requests_field(body).value_or(std::nullopt);
+  const auto max_tokens = limit_field(body, "max_tokens").value_or(std::nullopt);
+  const auto rate_limit_rpm = limit_field(body, "rate_limit_rpm").value_or(std::nullopt);
   ctx.metadata["duration_minutes"] = minutes;
   ctx.metadata["max_requests"] = max_requests ? Json(*max_requests) : Json(nullptr);
+  ctx.metadata["max_tokens"] = max_tokens ? Json(*max_tokens) : Json(nullptr);
+  ctx.metadata["rate_limit_rpm"] = rate_limit_rpm ? Json(*rate_limit_rpm) : Json(nullptr);
   if (!plausible_id(*project_id)) not_found("project", *project_id);
 
   // The secret exists only in this frame and in the response.
@@ -66,6 +70,8 @@ HandlerResult create_token(RequestContext& ctx) {
   token.created_at = util::now();
   token.expires_at = token.created_at + std::chrono::minutes(minutes);
   token.max_requests = max_requests;
+  token.max_tokens = max_tokens;
+  token.rate_limit_rpm = rate_limit_rpm;
   token.is_active = true;
 
   db::Database* db = ctx.deps.db;
@@ -91,6 +97,8 @@ HandlerResult create_token(RequestContext& ctx) {
   response["token"] = secret;
   response["expires_at"] = util::format_time(*token.expires_at);
   response["max_requests"] = max_requests ? Json(*max_requests) : Json(nullptr);
+  response["max_tokens"] = max_tokens ? Json(*max_tokens) : Json(nullptr);
+  response["rate_limit_rpm"] = rate_limit_rpm ? Json(*rate_limit_rpm) : Json(nullptr);
   // 200 like the reference (project create answers 201, also like the reference).
   co_return json_response(200, response);
 }
@@ -108,17 +116,23 @@ HandlerResult get_token(RequestContext& ctx) {
 HandlerResult update_token(RequestContext& ctx) {
   if (plausible_id(ctx.id)) ctx.event->token_id = ctx.id;
   const auto body = parse_object(ctx.ex.request.body);
-  warn_unknown_fields(ctx, body, {"is_active", "max_requests"});
+  warn_unknown_fields(ctx, body, {"is_active", "max_requests", "max_tokens", "rate_limit_rpm"});
   db::TokenUpdate update;
   update.is_active = bool_field(body, "is_active");
   update.max_requests = max_requests_field(body);
-  if (!update.is_active && !update.max_requests) {
-    invalid("no fields to update: give \"is_active\" and/or \"max_requests\"");
+  update.max_tokens = limit_field(body, "max_tokens");
+  update.rate_limit_rpm = limit_field(body, "rate_limit_rpm");
+  if (!update.is_active && !update.max_requests && !update.max_tokens && !update.rate_limit_rpm) {
+    invalid("no fields to update: give at least one of \"is_active\", \"max_requests\", \"max_tokens\", "
+            "\"rate_limit_rpm\"");
   }
   if (update.is_active) ctx.metadata["is_active"] = *update.is_active;
-  if (update.max_requests) {
-    ctx.metadata["max_requests"] = *update.max_requests ? Json(**update.max_requests) : Json(nullptr);
-  }
+  const auto note_limit = [&](const char* name, const std::optional<std::optional<std::int64_t>>& limit) {
+    if (limit) ctx.metadata[name] = *limit ? Json(**limit) : Json(nullptr);
+  };
+  note_limit("max_requests", update.max_requests);
+  note_limit("max_tokens", update.max_tokens);
+  note_limit("rate_limit_rpm", update.rate_limit_rpm);
   if (!plausible_id(ctx.id)) not_found("token", ctx.id);
 
   db::Database* db = ctx.deps.db;

@@ -57,6 +57,7 @@ Json project_json(const db::Project& project, const std::string& api_key) {
   j["deactivated_at"] = time_or_null(project.deactivated_at);
   j["created_at"] = util::format_time(project.created_at);
   j["updated_at"] = util::format_time(project.updated_at);
+  j["rate_limit_rpm"] = project.rate_limit_rpm ? Json(*project.rate_limit_rpm) : Json(nullptr);
   return j;
 }
 
@@ -89,6 +90,11 @@ Json token_json(const db::Token& token) {
   j["created_at"] = util::format_time(token.created_at);
   j["last_used_at"] = time_or_null(token.last_used_at);
   j["cache_hit_count"] = token.cache_hit_count;
+  j["prompt_tokens"] = token.prompt_tokens;
+  j["completion_tokens"] = token.completion_tokens;
+  j["total_tokens"] = token.prompt_tokens + token.completion_tokens;
+  j["max_tokens"] = token.max_tokens ? Json(*token.max_tokens) : Json(nullptr);
+  j["rate_limit_rpm"] = token.rate_limit_rpm ? Json(*token.rate_limit_rpm) : Json(nullptr);
   return j;
 }
 

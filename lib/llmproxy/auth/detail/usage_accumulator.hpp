@@ -1,17 +1,29 @@
 #pragma once
-/// In-memory usage of unlimited tokens between two flushes (SPEC §6.3), sharded so that I/O threads counting
-/// different tokens do not contend.
+/// In-memory usage between two flushes (SPEC §6.3, §14), sharded so that I/O threads counting different tokens do
+/// not contend: per token the request and cache-hit counts of unlimited tokens and the LLM tokens of every token;
+/// per (UTC day, project, token, model) the row of usage_daily. One take() is one db::UsageBatch, written in one
+/// transaction.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
 #include "llmproxy/db/models.hpp"
 
 namespace llmproxy::auth::detail {
+
+/// What one finished request adds to usage_daily and to its token's LLM-token columns.
+struct RequestUsage {
+  std::string_view token_id, project_id;
+  std::string_view model;  // '' when unknown
+  std::string_view day;    // YYYY-MM-DD, UTC
+  std::int64_t prompt_tokens = 0, completion_tokens = 0;
+  bool cache_hit = false;  // answered from the response cache: a cache hit, not a request
+};
 
 class UsageAccumulator {
  public:
@@ -21,16 +33,20 @@ class UsageAccumulator {
   UsageAccumulator(const UsageAccumulator&) = delete;
   UsageAccumulator& operator=(const UsageAccumulator&) = delete;
 
-  /// Adds to the pending usage of `token_id`; last_used_at becomes the later of the two. Any thread. Allocates
-  /// only for the first use of a token since the last take().
+  /// Adds to the pending request and cache-hit counts of `token_id`; last_used_at becomes the later of the two.
+  /// Any thread. Allocates only for the first use of a token since the last take().
   void add(const std::string& token_id, std::int64_t requests, std::int64_t cache_hits, util::TimePoint used_at);
 
-  /// Removes and returns everything pending, one delta per token (order unspecified). Any thread.
-  std::vector<db::UsageDelta> take();
+  /// Adds one finished request: its LLM tokens to the token, one request (or cache hit) and its LLM tokens to
+  /// the daily row. Any thread.
+  void add_request(const RequestUsage& usage);
 
-  /// Puts deltas that could not be written back, summed with whatever was counted meanwhile, so nothing is lost.
+  /// Removes and returns everything pending (order unspecified). Any thread.
+  db::UsageBatch take();
+
+  /// Puts a batch that could not be written back, summed with whatever was counted meanwhile, so nothing is lost.
   /// Any thread.
-  void merge_back(const std::vector<db::UsageDelta>& deltas);
+  void merge_back(const db::UsageBatch& batch);
 
   /// Distinct tokens with pending usage / pending requests over all of them.
   std::size_t pending_tokens() const;
@@ -40,14 +56,30 @@ class UsageAccumulator {
   struct Counts {
     std::int64_t requests = 0;
     std::int64_t cache_hits = 0;
+    std::int64_t prompt_tokens = 0;
+    std::int64_t completion_tokens = 0;
     util::TimePoint last_used_at{};
   };
+  struct Daily {
+    std::int64_t requests = 0, prompt_tokens = 0, completion_tokens = 0, cache_hits = 0;
+  };
+  /// Lets the maps be searched with a string_view: a request adds to its rows without building key strings.
+  struct KeyHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view key) const noexcept { return std::hash<std::string_view>{}(key); }
+  };
+  using TokenMap = std::unordered_map<std::string, Counts, KeyHash, std::equal_to<>>;
+  using DailyMap = std::unordered_map<std::string, Daily, KeyHash, std::equal_to<>>;
   struct alignas(64) Shard {
-    mutable std::mutex mutex;                         // guards `pending`
-    std::unordered_map<std::string, Counts> pending;  // token id -> usage since the last take()
+    mutable std::mutex mutex;                         // guards `pending` and `daily`
+    TokenMap pending;  // token id -> usage since the last take()
+    DailyMap daily;    // daily_key() -> usage since the last take()
   };
 
-  Shard& shard_for(const std::string& token_id);
+  Shard& shard_for(std::string_view token_id);
+  /// Adds `add` to the daily row of (day, project, token, model) in `s` (locked by the caller).
+  static void add_daily(Shard& s, std::string_view day, std::string_view project, std::string_view token,
+                        std::string_view model, const Daily& add);
 
   const std::size_t shard_count_;
   std::unique_ptr<Shard[]> shards_;  // each shard guarded by its own mutex

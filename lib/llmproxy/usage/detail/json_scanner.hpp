@@ -11,6 +11,9 @@
 namespace llmproxy::usage::detail {
 
 inline constexpr std::size_t kMaxModelBytes = 256;
+/// The largest count kept (10^12, far beyond any model's context): a larger one is ignored, so sums over a
+/// token's lifetime cannot overflow.
+inline constexpr std::int64_t kMaxCount = 1'000'000'000'000;
 
 /// The usage counters of one usage object, as read so far.
 struct Counters {
