@@ -458,6 +458,8 @@ TEST_CASE("usage accumulator: LLM tokens and daily rows are summed per key and c
   acc.add_request({"tok-a", "proj", "gpt-4o", "2026-12-03", 0, 0, true});   // a cache hit: no LLM tokens
   acc.add_request({"tok-a", "proj", "", "2026-12-03", 0, 0, false});        // a stream without usage
   acc.add_request({"tok-b", "proj", "gpt-4o", "2026-12-04", 1, 1, false});  // another token, another day
+  CHECK(acc.pending_tokens() == 2);
+  CHECK(acc.pending_daily_rows() == 3);
 
   const auto sorted = [](db::UsageBatch b) {
     std::sort(b.tokens.begin(), b.tokens.end(), [](const auto& x, const auto& y) { return x.token_id < y.token_id; });
@@ -482,6 +484,12 @@ TEST_CASE("usage accumulator: LLM tokens and daily rows are summed per key and c
   CHECK(batch.daily[1].prompt_tokens == 12);
   CHECK(batch.daily[2].day == "2026-12-04");
   CHECK(acc.take().empty());
+  CHECK(acc.pending_daily_rows() == 0);
+  // A request without LLM tokens leaves a daily row alone, no token delta.
+  acc.add_request({"tok-c", "proj", "", "2026-12-04", 0, 0, false});
+  CHECK(acc.pending_tokens() == 0);
+  CHECK(acc.pending_daily_rows() == 1);
+  CHECK(acc.take().daily.size() == 1);
 
   // A failed write comes back and is summed with what was counted meanwhile.
   acc.add_request({"tok-a", "proj", "gpt-4o", "2026-12-03", 1, 1, false});

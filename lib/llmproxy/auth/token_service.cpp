@@ -885,6 +885,7 @@ bool TokenService::stop_and_flush() {
   log::write(log::Level::error, "usage_lost",
              {{"tokens", s.usage->pending.pending_tokens()},
               {"requests", s.usage->pending.pending_requests()},
+              {"daily_rows", s.usage->pending.pending_daily_rows()},
               {"message", "the database refused the final usage flush"}});
   return false;
 }
@@ -917,7 +918,8 @@ Stats TokenService::stats() const {
   st.cached_tokens = s.tokens.size();
   st.pending_usage_tokens = s.usage->pending.pending_tokens();
   st.pending_usage_requests = s.usage->pending.pending_requests();
-  if (st.pending_usage_tokens > 0) {
+  // Rows of usage_daily can be pending alone (a quota token's request without LLM tokens): they count as lag too.
+  if (st.pending_usage_tokens > 0 || s.usage->pending.pending_daily_rows() > 0) {
     const std::int64_t since = steady_ns() - s.usage->last_flush_ns.load(std::memory_order_relaxed);
     st.seconds_since_last_flush = static_cast<double>(std::max<std::int64_t>(since, 0)) / 1e9;
   }

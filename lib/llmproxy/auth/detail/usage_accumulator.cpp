@@ -138,6 +138,15 @@ std::size_t UsageAccumulator::pending_tokens() const {
   return n;
 }
 
+std::size_t UsageAccumulator::pending_daily_rows() const {
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < shard_count_; ++i) {
+    std::lock_guard lock(shards_[i].mutex);
+    n += shards_[i].daily.size();
+  }
+  return n;
+}
+
 std::int64_t UsageAccumulator::pending_requests() const {
   std::int64_t n = 0;
   for (std::size_t i = 0; i < shard_count_; ++i) {

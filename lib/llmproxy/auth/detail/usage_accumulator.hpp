@@ -48,9 +48,10 @@ class UsageAccumulator {
   /// Any thread.
   void merge_back(const db::UsageBatch& batch);
 
-  /// Distinct tokens with pending usage / pending requests over all of them.
+  /// Distinct tokens with pending usage / pending requests over all of them / pending usage_daily rows.
   std::size_t pending_tokens() const;
   std::int64_t pending_requests() const;
+  std::size_t pending_daily_rows() const;
 
  private:
   struct Counts {
