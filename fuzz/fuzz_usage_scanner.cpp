@@ -1,10 +1,11 @@
 // fuzz_usage_scanner: usage::Scanner (lib/llmproxy/usage/scanner.hpp), which reads every byte an upstream sends
 // back, so any bytes at all, in any chunking.
 //
-// Input: byte 0 picks the format (bit 0) and a seed for the cut positions; the rest is the body.
+// Input: byte 0 picks the format (bit 0), what is read (bit 1: usage and model, or the model only) and a seed
+// for the cut positions; the rest is the body.
 // Properties: feeding never crashes or reads out of bounds; the body fed whole, cut at pseudo-random places, and
 // one byte at a time gives the same usage and model; counters are non-negative and total >= 0; a usage that is
-// not present is all zeros; the model is at most kMaxModelBytes bytes.
+// not present is all zeros; the model is at most kMaxModelBytes bytes. In both modes.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -16,6 +17,7 @@
 namespace {
 
 using llmproxy::usage::Format;
+using llmproxy::usage::Read;
 using llmproxy::usage::Scanner;
 
 bool same(const Scanner& a, const Scanner& b) {
@@ -29,13 +31,14 @@ bool same(const Scanner& a, const Scanner& b) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
   const Format format = (data[0] & 1) != 0 ? Format::sse : Format::json;
+  const Read read = (data[0] & 2) != 0 ? Read::model_only : Read::usage_and_model;
   std::uint32_t seed = data[0] | 0x100u;
   const std::string_view body(reinterpret_cast<const char*>(data + 1), size - 1);
 
-  Scanner whole(format);
+  Scanner whole(format, read);
   whole.feed(body);
 
-  Scanner split(format);
+  Scanner split(format, read);
   for (std::size_t at = 0; at < body.size();) {
     seed = seed * 1103515245u + 12345u;
     const std::size_t len = 1 + (seed >> 16) % 17;
@@ -44,7 +47,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     at += piece.size();
   }
 
-  Scanner bytes(format);
+  Scanner bytes(format, read);
   for (char c : body) bytes.feed(std::string_view(&c, 1));
 
   FUZZ_CHECK(same(whole, split));

@@ -320,3 +320,29 @@ TEST_CASE("usage scanner keeps what was complete before garbage or truncation an
   check_usage(stream, 2, 2, 4);
   CHECK(stream.model == "m");
 }
+
+TEST_CASE("usage scanner in model_only mode stops at the top-level model (an answer from the response cache)") {
+  using llmproxy::usage::Read;
+  const auto only_model = [](Format format, std::string_view doc) {
+    Scanner whole(format, Read::model_only);
+    whole.feed(doc);
+    Scanner bytes(format, Read::model_only);
+    for (char c : doc) bytes.feed(std::string_view(&c, 1));
+    CHECK(same(read(bytes), read(whole)));
+    return read(whole);
+  };
+  // OpenAI sends the model before the choices and the usage: nothing after it is read.
+  const Result plain = only_model(
+      Format::json, R"({"id":"x","model":"gpt-4o","choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":5}})");
+  CHECK(plain.model == "gpt-4o");
+  CHECK_FALSE(plain.usage.present);
+  // A model after other keys, nested values included, is still found; a response.model does not stop it.
+  CHECK(only_model(Format::json, R"({"choices":[{"model":"no"}],"response":{"model":"inner"},"model":"top"})").model ==
+        "top");
+  // A stream: the first event's model; later events are not read.
+  const Result stream = only_model(Format::sse,
+                                   "data: {\"model\":\"m1\",\"choices\":[]}\n\n"
+                                   "data: {\"model\":\"m2\",\"usage\":{\"prompt_tokens\":3}}\n\n");
+  CHECK(stream.model == "m1");
+  CHECK_FALSE(stream.usage.present);
+}

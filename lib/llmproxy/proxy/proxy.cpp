@@ -83,11 +83,11 @@ class RequestRecord {
   void set_cache_status(std::string status) { cache_status_ = std::move(status); }
 
   /// Starts reading an answer body with this Content-Type (JSON or an event stream; others are not read).
-  void expect_body(std::string_view content_type) {
+  void expect_body(std::string_view content_type, usage::Read read = usage::Read::usage_and_model) {
     if (content_type.starts_with("text/event-stream")) {
-      scanner_.emplace(usage::Format::sse);
+      scanner_.emplace(usage::Format::sse, read);
     } else if (content_type.find("json") != std::string_view::npos) {
-      scanner_.emplace(usage::Format::json);
+      scanner_.emplace(usage::Format::json, read);
     }
   }
   /// The next bytes of the answer body.
@@ -207,7 +207,7 @@ class Pipeline {
       record.authorized(auth, true);
       record.set_cache_status("hit");
       // Read for its model only: a hit costs no LLM tokens.
-      record.expect_body(cache.entry->headers.get("Content-Type"));
+      record.expect_body(cache.entry->headers.get("Content-Type"), usage::Read::model_only);
       record.body(cache.entry->body);
       Response hit = detail::answer_from_entry(*cache.entry, ex.request, cache.key, detail::now_ms(), false);
       if (!cors.empty()) add_cors_headers(hit.headers, cors);

@@ -32,7 +32,9 @@ class LineRuns {
 
 }  // namespace
 
-Scanner::Scanner(Format format) : format_(format) {}
+Scanner::Scanner(Format format, Read read) : format_(format), model_only_(read == Read::model_only) {
+  if (model_only_) json_.stop_at_model();
+}
 
 void Scanner::feed(std::string_view chunk) noexcept {
   if (format_ == Format::json) {
@@ -43,6 +45,7 @@ void Scanner::feed(std::string_view chunk) noexcept {
 }
 
 Usage Scanner::usage() const {
+  if (model_only_) return {};  // not read
   if (format_ == Format::sse && !json_.has_usage()) return sse_usage_;
   if (!json_.has_usage()) return {};
   return Usage{json_.prompt_tokens(), json_.completion_tokens(), json_.total_tokens(), true};
@@ -63,6 +66,7 @@ void Scanner::end_event() {
 }
 
 void Scanner::feed_sse(std::string_view s) {
+  if (model_only_ && !sse_model_.empty()) return;  // what was wanted is known
   std::size_t i = 0;
   const std::size_t n = s.size();
   LineRuns lines(s);

@@ -43,6 +43,10 @@ struct Usage {
 /// The body's framing: one JSON document, or a server-sent event stream of JSON documents.
 enum class Format { json, sse };
 
+/// What is wanted: usage and model, or only the model (an answer from the response cache costs no LLM tokens;
+/// reading stops at the first top-level model, which OpenAI sends before the choices; usage() is then empty).
+enum class Read { usage_and_model, model_only };
+
 /// The longest model name kept (bytes); a longer one is left "".
 inline constexpr std::size_t kMaxModelBytes = detail::kMaxModelBytes;
 /// The largest LLM-token count read (10^12); a larger one is ignored.
@@ -50,7 +54,7 @@ inline constexpr std::int64_t kMaxCount = detail::kMaxCount;
 
 class Scanner {
  public:
-  explicit Scanner(Format format);
+  explicit Scanner(Format format, Read read = Read::usage_and_model);
 
   /// Feeds the next bytes of the body; any chunking gives the same result (one byte at a time included).
   /// Never throws.
@@ -69,6 +73,7 @@ class Scanner {
   enum class Line : std::uint8_t { start, name, value_start, data, ignore };
 
   Format format_;
+  bool model_only_ = false;
   detail::JsonScanner json_;  // json: the document; sse: the current event's data
   // sse only:
   Line line_ = Line::start;

@@ -144,6 +144,7 @@ void JsonScanner::on_model_end() {
   if (!from_top && model_from_top_ && !model_.empty()) return;
   model_.assign(model_buf_.data(), model_len_);
   model_from_top_ = from_top;
+  if (stop_at_model_ && from_top) state_ = State::done;
 }
 
 void JsonScanner::on_object_end() {
@@ -318,8 +319,8 @@ void JsonScanner::feed(std::string_view s) noexcept {
         i = end;
         if (i == n) return;
         if (s[i] == '"') {
-          on_model_end();
           state_ = State::after_value;
+          on_model_end();  // may end the document (stop_at_model)
         } else {
           state_ = State::model_escape;
         }

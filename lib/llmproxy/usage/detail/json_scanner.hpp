@@ -38,6 +38,9 @@ class JsonScanner {
   /// The model captured ("" if none).
   const std::string& model() const { return model_; }
 
+  /// Stop reading the document once a top-level model was captured (what a cache hit needs: no usage).
+  void stop_at_model() noexcept { stop_at_model_ = true; }
+
  private:
   enum class State : std::uint8_t {
     start,         // before the top-level value
@@ -98,6 +101,7 @@ class JsonScanner {
   bool usage_top_ = false;  // the committed usage came from the top level
   std::int64_t prompt_ = 0, completion_ = 0, total_ = 0;
   std::string model_;
+  bool stop_at_model_ = false;  // kept by reset()
 };
 
 }  // namespace llmproxy::usage::detail
