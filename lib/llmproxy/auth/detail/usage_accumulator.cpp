@@ -130,30 +130,19 @@ void UsageAccumulator::merge_back(const db::UsageBatch& batch) {
 }
 
 std::size_t UsageAccumulator::pending_tokens() const {
-  std::size_t n = 0;
-  for (std::size_t i = 0; i < shard_count_; ++i) {
-    std::lock_guard lock(shards_[i].mutex);
-    n += shards_[i].pending.size();
-  }
-  return n;
+  return sum_shards<std::size_t>([](const Shard& s) { return s.pending.size(); });
 }
 
 std::size_t UsageAccumulator::pending_daily_rows() const {
-  std::size_t n = 0;
-  for (std::size_t i = 0; i < shard_count_; ++i) {
-    std::lock_guard lock(shards_[i].mutex);
-    n += shards_[i].daily.size();
-  }
-  return n;
+  return sum_shards<std::size_t>([](const Shard& s) { return s.daily.size(); });
 }
 
 std::int64_t UsageAccumulator::pending_requests() const {
-  std::int64_t n = 0;
-  for (std::size_t i = 0; i < shard_count_; ++i) {
-    std::lock_guard lock(shards_[i].mutex);
-    for (const auto& entry : shards_[i].pending) n += entry.second.requests;
-  }
-  return n;
+  return sum_shards<std::int64_t>([](const Shard& s) {
+    std::int64_t n = 0;
+    for (const auto& entry : s.pending) n += entry.second.requests;
+    return n;
+  });
 }
 
 }  // namespace llmproxy::auth::detail

@@ -78,6 +78,16 @@ class UsageAccumulator {
   };
 
   Shard& shard_for(std::string_view token_id);
+  /// The sum of `f(shard)` over the shards, each read under its lock.
+  template <class T, class F>
+  T sum_shards(F f) const {
+    T total{};
+    for (std::size_t i = 0; i < shard_count_; ++i) {
+      std::lock_guard lock(shards_[i].mutex);
+      total += f(shards_[i]);
+    }
+    return total;
+  }
   /// Adds `add` to the daily row of (day, project, token, model) in `s` (locked by the caller).
   static void add_daily(Shard& s, std::string_view day, std::string_view project, std::string_view token,
                         std::string_view model, const Daily& add);
