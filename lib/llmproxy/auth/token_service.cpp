@@ -155,12 +155,8 @@ class BudgetBook {
   struct Entry {
     std::int64_t unflushed = 0, committed = 0;
   };
-  struct KeyHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view key) const noexcept { return std::hash<std::string_view>{}(key); }
-  };
-  mutable std::mutex mutex_;                                                // guards entries_
-  std::unordered_map<std::string, Entry, KeyHash, std::equal_to<>> entries_;  // token id -> its amounts
+  mutable std::mutex mutex_;                                                          // guards entries_
+  std::unordered_map<std::string, Entry, detail::ViewHash, std::equal_to<>> entries_;  // token id -> its amounts
 };
 
 /// Negative cache entries carry nothing: presence is the information.
@@ -414,11 +410,13 @@ struct TokenService::Impl {
     return options.token_cache_ttl;
   }
 
-  /// Stores a row read from the database unless an invalidation happened since `epoch`.
-  void cache_token(const std::string& hash, const db::Token& row, std::int64_t committed_at_read, util::TimePoint at,
-                   std::uint64_t epoch) {
+  /// Stores a row just read from the database unless an invalidation happened since `epoch`. Returns the
+  /// BudgetBook::committed() the row is paired with (CachedToken::committed_at_read).
+  std::int64_t cache_token(const std::string& hash, const db::Token& row, util::TimePoint at, std::uint64_t epoch) {
+    const std::int64_t committed_at_read = usage->budgets.committed(row.id);
     tokens.put_for(hash, cached_from(row, committed_at_read), at, token_lifetime(row, at),
                    [&] { return token_epoch.load() == epoch; });
+    return committed_at_read;
   }
 
   /// A request was answered from entries past their TTL: counted; logged once per outage.
@@ -586,9 +584,10 @@ TokenService::~TokenService() {
   // Not stopped through stop_and_flush(): one last attempt so counted usage is not dropped silently.
   try {
     if (!flush_blocking()) {
-      log::write(
-          log::Level::error, "usage_lost",
-          {{"tokens", impl_->usage->pending.pending_tokens()}, {"requests", impl_->usage->pending.pending_requests()}});
+      log::write(log::Level::error, "usage_lost",
+                 {{"tokens", impl_->usage->pending.pending_tokens()},
+                  {"requests", impl_->usage->pending.pending_requests()},
+                  {"daily_rows", impl_->usage->pending.pending_daily_rows()}});
     }
   } catch (const std::exception& e) {
     log::write(log::Level::error, "usage_lost", {{"error", e.what()}});
@@ -640,9 +639,8 @@ net::awaitable<Lookup> TokenService::Impl::lookup_token(const std::string& hash,
   if (result.failure == LookupFailure::none) {
     database_answered();
     if (result.row) {
-      result.committed_at_read = usage->budgets.committed(result.row->id);
       // Inactive and expired rows are cached too: a client retrying a dead token is answered from memory.
-      cache_token(hash, *result.row, result.committed_at_read, at, epoch);
+      result.committed_at_read = cache_token(hash, *result.row, at, epoch);
     } else {
       tokens.erase(hash);  // a stale entry must not answer for a token the database no longer has
       unknown.put(hash, Unknown{}, at);
@@ -739,7 +737,8 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
     // The budget (SPEC §14): the row's LLM tokens plus this instance's not in that row (BudgetBook). Usage is
     // known only after an answer, so requests in flight when the budget runs out overshoot it (docs).
     out.has_budget = true;
-    const std::int64_t used = facts.llm_tokens_used + s.usage->budgets.used_since(out.token_id, facts.committed_at_read);
+    const std::int64_t used =
+        facts.llm_tokens_used + s.usage->budgets.used_since(out.token_id, facts.committed_at_read);
     if (used >= *facts.max_tokens)
       co_return denial(std::move(out), Outcome::token_budget_exceeded, "Token budget of LLM tokens is used up");
   }
@@ -798,7 +797,7 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
   // The row changed elsewhere (limit, expiry): refresh what the cache believes.
   const auto refresh = [&] {
     if (quota.row && (quota.row->max_requests != facts.max_requests || quota.row->expires_at != facts.expires_at)) {
-      s.cache_token(hash, *quota.row, s.usage->budgets.committed(quota.row->id), at, epoch);
+      s.cache_token(hash, *quota.row, at, epoch);
     }
   };
   switch (quota.outcome) {
@@ -808,12 +807,12 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
       co_return std::move(out);
     case db::QuotaOutcome::exhausted:
       // Cached as used up: the next requests are refused without a round trip (the check before the limits).
-      if (quota.row) s.cache_token(hash, *quota.row, s.usage->budgets.committed(quota.row->id), at, epoch);
+      if (quota.row) s.cache_token(hash, *quota.row, at, epoch);
       co_return denial(std::move(out), Outcome::rate_limit_exceeded, "Token request limit exceeded");
     case db::QuotaOutcome::inactive:
       // Revoked after it was cached (possibly by another instance): remember the denial like any revoked row.
       if (quota.row) {
-        s.cache_token(hash, *quota.row, s.usage->budgets.committed(quota.row->id), at, epoch);
+        s.cache_token(hash, *quota.row, at, epoch);
       } else {
         s.tokens.erase(hash);
       }

@@ -15,9 +15,10 @@
 ///   `input_tokens`, `output_tokens` stand for prompt / completion when the OpenAI names are absent; total is
 ///   prompt + completion when absent. A counter that is not a non-negative integer of at most kMaxCount (a float, a
 ///   string, a negative, a larger number) is ignored. Nested objects (`prompt_tokens_details`...) are ignored.
-/// - the model: a JSON string of well-formed UTF-8, at most kMaxModelBytes bytes after decoding. Escapes `\"`, `\\` and `\/` are
-///   decoded; a model with any other escape (`\n`, `\u0041`...) or a longer one is left "" (unknown): a model
-///   name goes into metrics labels and database rows, so an odd one is dropped rather than guessed.
+/// - the model: a JSON string of well-formed UTF-8, at most kMaxModelBytes bytes after decoding. Escapes `\"`,
+///   `\\` and `\/` are decoded; a model with any other escape (`\n`, `\u0041`...) or a longer one is left ""
+///   (unknown): a model name goes into metrics labels and database rows, so an odd one is dropped rather than
+///   guessed.
 /// - keys are compared byte for byte: a key written with escapes (`"\u0075sage"`) is not recognised.
 /// Invalid or truncated input never throws: what was complete before the first invalid byte is kept (a model
 /// whose closing quote was seen, a usage object whose closing brace was seen), the rest of that JSON document is

@@ -16,6 +16,13 @@
 
 namespace llmproxy::auth::detail {
 
+/// The hash of a string-keyed map that can be searched with a string_view (with std::equal_to<>): a look-up on the
+/// request path then builds no std::string.
+struct ViewHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view key) const noexcept { return std::hash<std::string_view>{}(key); }
+};
+
 /// What one finished request adds to usage_daily and to its token's LLM-token columns.
 struct RequestUsage {
   std::string_view token_id, project_id;
@@ -64,13 +71,9 @@ class UsageAccumulator {
   struct Daily {
     std::int64_t requests = 0, prompt_tokens = 0, completion_tokens = 0, cache_hits = 0;
   };
-  /// Lets the maps be searched with a string_view: a request adds to its rows without building key strings.
-  struct KeyHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view key) const noexcept { return std::hash<std::string_view>{}(key); }
-  };
-  using TokenMap = std::unordered_map<std::string, Counts, KeyHash, std::equal_to<>>;
-  using DailyMap = std::unordered_map<std::string, Daily, KeyHash, std::equal_to<>>;
+  // Searched with a string_view: a request adds to its rows without building key strings.
+  using TokenMap = std::unordered_map<std::string, Counts, ViewHash, std::equal_to<>>;
+  using DailyMap = std::unordered_map<std::string, Daily, ViewHash, std::equal_to<>>;
   struct alignas(64) Shard {
     mutable std::mutex mutex;                         // guards `pending` and `daily`
     TokenMap pending;  // token id -> usage since the last take()
