@@ -104,7 +104,7 @@ void check_database_contract(const std::string& driver_name, const MakeFresh& ma
       check_same(d.get_audit_event(e.id), e);
     }
     // Microsecond order survives in the lists too (tokens are listed newest first).
-    const auto by_time = d.list_tokens(std::nullopt, {1, 100});
+    const auto by_time = d.list_tokens(std::nullopt, {1, 100}, std::nullopt);
     REQUIRE(by_time.items.size() == instants.size());
     for (std::size_t i = 1; i < by_time.items.size(); ++i) {
       CHECK(by_time.items[i - 1].created_at > by_time.items[i].created_at);

@@ -97,7 +97,7 @@ void check_token_repository_contract(const MakeFresh& make_fresh) {
     const auto t = make_token(util::uuid_v4(), at());
     CHECK_THROWS_AS(d.create_token(t), db::Invalid);
     CHECK_FALSE(d.find_token_by_hash(t.token_hash).has_value());
-    CHECK(d.list_tokens(std::nullopt, {1, 10}).total_count == 0);
+    CHECK(d.list_tokens(std::nullopt, {1, 10}, std::nullopt).total_count == 0);
   }
 
   SECTION("token: duplicate hash or id is Conflict") {
@@ -112,7 +112,7 @@ void check_token_repository_contract(const MakeFresh& make_fresh) {
     same_id.id = t.id;
     CHECK_THROWS_AS(d.create_token(same_id), db::Conflict);
     check_same(d.get_token(t.id), t);
-    CHECK(d.list_tokens(std::nullopt, {1, 10}).total_count == 1);
+    CHECK(d.list_tokens(std::nullopt, {1, 10}, std::nullopt).total_count == 1);
   }
 
   SECTION("token: unknown id is NotFound, unknown hash is empty") {
@@ -139,19 +139,43 @@ void check_token_repository_contract(const MakeFresh& make_fresh) {
     const auto expected_a = ids_newest_first(of_a, created);
     for (std::int64_t page = 1; page <= 3; ++page) {
       INFO("page " << page);
-      const auto got = d.list_tokens(a.id, {page, 4});
+      const auto got = d.list_tokens(a.id, {page, 4}, std::nullopt);
       CHECK(got.total_count == 6);
       CHECK(ids(got.items) == slice(expected_a, static_cast<std::size_t>((page - 1) * 4), 4));
     }
-    const auto got_b = d.list_tokens(b.id, {1, 10});
+    const auto got_b = d.list_tokens(b.id, {1, 10}, std::nullopt);
     CHECK(got_b.total_count == 2);
     CHECK(ids(got_b.items) == ids_newest_first(of_b, created));
-    const auto got_all = d.list_tokens(std::nullopt, {1, 100});
+    const auto got_all = d.list_tokens(std::nullopt, {1, 100}, std::nullopt);
     CHECK(got_all.total_count == 8);
     CHECK(ids(got_all.items) == ids_newest_first(all, created));
-    const auto none = d.list_tokens(util::uuid_v4(), {1, 10});
+    const auto none = d.list_tokens(util::uuid_v4(), {1, 10}, std::nullopt);
     CHECK(none.items.empty());
     CHECK(none.total_count == 0);
+  }
+
+  SECTION("token: list filters by state: usable now (active, unexpired or without expiry) or not") {
+    const auto p = make_project("p", at());
+    d.create_project(p);
+    const auto live = make_token(p.id, at(), std::nullopt, at(1h));
+    const auto no_expiry = make_token(p.id, at(1us));
+    const auto expired = make_token(p.id, at(2us), std::nullopt, at(-1s));
+    const auto revoked = make_token(p.id, at(3us), std::nullopt, at(1h));
+    const auto used_up = make_token(p.id, at(4us), 1, at(2h));  // a used-up quota can be raised: still usable
+    for (const auto* t : {&live, &no_expiry, &expired, &revoked, &used_up}) d.create_token(*t);
+    REQUIRE(d.revoke_token(revoked.id, at()));
+    REQUIRE(d.consume_quota(used_up.id, 1, at()).granted == 1);
+    // Expiry is compared with the caller's clock, to the microsecond.
+    const auto usable = d.list_tokens(std::nullopt, {1, 10}, db::TokenStateFilter{true, at()});
+    CHECK(usable.total_count == 3);
+    CHECK(ids(usable.items) == std::vector<std::string>{used_up.id, no_expiry.id, live.id});
+    const auto other = d.list_tokens(std::nullopt, {1, 10}, db::TokenStateFilter{false, at()});
+    CHECK(other.total_count == 2);
+    CHECK(ids(other.items) == std::vector<std::string>{revoked.id, expired.id});
+    const auto later = d.list_tokens(p.id, {1, 1}, db::TokenStateFilter{true, at(1h)});
+    CHECK(later.total_count == 2);  // `live` expires at exactly at(1h): no longer usable
+    CHECK(ids(later.items) == std::vector<std::string>{used_up.id});
+    CHECK(d.list_tokens(util::uuid_v4(), {1, 10}, db::TokenStateFilter{true, at()}).total_count == 0);
   }
 
   SECTION("token: update applies only the set fields and manages deactivated_at") {

@@ -85,7 +85,7 @@ void check_usage_repository_contract(const MakeFresh& make_fresh) {
     t.completion_tokens = 2043;
     t.last_used_at = at(30s);
     check_same(d.get_token(t.id), t);
-    check_same(d.list_tokens(p.id, {1, 10}).items.at(0), t);
+    check_same(d.list_tokens(p.id, {1, 10}, std::nullopt).items.at(0), t);
     CHECK(show_usage(d.project_usage_totals(p.id)) == "4/1107/2043/1");
   }
 
@@ -263,7 +263,7 @@ void check_usage_repository_contract(const MakeFresh& make_fresh) {
     check_same(d.get_token(limited.id), limited);
     check_same(d.get_token(plain.id), plain);
     check_same(*d.find_token_by_hash(limited.token_hash), limited);
-    const auto page = d.list_tokens(p.id, {1, 10});
+    const auto page = d.list_tokens(p.id, {1, 10}, std::nullopt);
     REQUIRE(page.items.size() == 2);
     check_same(page.items[1], limited);
     check_same(page.items[0], plain);

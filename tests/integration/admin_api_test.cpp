@@ -266,6 +266,18 @@ void token_crud(Kind kind) {
     CHECK(Json::parse(a.call("GET", "/manage/tokens?project_id=no-such-project").body).empty());
   }
 
+  SECTION("list by state: active=true keeps the usable tokens, active=false the others") {
+    REQUIRE(a.call("DELETE", "/manage/tokens/" + quota["id"].get<std::string>()).status == 204);
+    auto usable = a.call("GET", "/manage/tokens?active=true&page=1&page_size=1&project_id=" + project);
+    REQUIRE(usable.status == 200);
+    CHECK(usable.header("X-Total-Count") == "3");
+    CHECK(Json::parse(usable.body).size() == 1);
+    auto other = Json::parse(a.call("GET", "/manage/tokens?active=false").body);
+    REQUIRE(other.size() == 1);
+    CHECK(other[0]["id"] == quota["id"]);
+    a.refused("GET", "/manage/tokens?active=yes", "", 400, "invalid_request", "active");
+  }
+
   SECTION("PATCH max_requests and is_active") {
     auto limited = a.ok("PATCH", "/manage/tokens/" + id, R"({"max_requests":5})", 200);
     CHECK(keys(limited) == kTokenFields);

@@ -112,8 +112,9 @@ class FaultyDatabase final : public db::Database {
     }
     return real_.find_token_by_hash(hash);
   }
-  db::Page<db::Token> list_tokens(const std::optional<std::string>& project_id, db::PageRequest page) override {
-    return gate(), real_.list_tokens(project_id, page);
+  db::Page<db::Token> list_tokens(const std::optional<std::string>& project_id, db::PageRequest page,
+                                  std::optional<db::TokenStateFilter> state) override {
+    return gate(), real_.list_tokens(project_id, page, state);
   }
   db::Token update_token(const std::string& id, const db::TokenUpdate& u, db::TimePoint now) override {
     return gate(), real_.update_token(id, u, now);

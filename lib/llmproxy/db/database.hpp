@@ -34,8 +34,9 @@ class TokenRepository {
   virtual Token get_token(const std::string& id) = 0;
   /// The token with this SHA-256 hex hash, if any.
   virtual std::optional<Token> find_token_by_hash(const std::string& token_hash) = 0;
-  /// Optionally filtered by project; ordered by created_at DESC, id DESC.
-  virtual Page<Token> list_tokens(const std::optional<std::string>& project_id, PageRequest page) = 0;
+  /// Optionally filtered by project and by state; ordered by created_at DESC, id DESC.
+  virtual Page<Token> list_tokens(const std::optional<std::string>& project_id, PageRequest page,
+                                  std::optional<TokenStateFilter> state) = 0;
   /// Applies the set fields; returns the updated row. NotFound.
   virtual Token update_token(const std::string& id, const TokenUpdate& update, TimePoint now) = 0;
   /// Sets is_active = false, deactivated_at = now if active. Returns true if it was active. NotFound.

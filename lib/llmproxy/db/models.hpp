@@ -65,6 +65,13 @@ struct PageRequest {
   std::int64_t page_size = 20;
 };
 
+/// A list_tokens filter by state: `usable` true keeps the tokens usable at `now` (active, and unexpired or without
+/// an expiry); false keeps the others (revoked or expired). A quota used up does not count: it can be raised.
+struct TokenStateFilter {
+  bool usable = true;
+  TimePoint now;
+};
+
 struct ProjectUpdate {
   std::optional<std::string> name;
   std::optional<std::string> api_key;

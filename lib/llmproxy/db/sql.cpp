@@ -36,10 +36,14 @@ const Statement kInsertToken{
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"};
 const Statement kGetToken{"get_token", "SELECT " TOKEN_COLUMNS " FROM tokens WHERE id = $1"};
 const Statement kFindTokenByHash{"find_token_by_hash", "SELECT " TOKEN_COLUMNS " FROM tokens WHERE token_hash = $1"};
+// "Usable": active, and unexpired or without an expiry (tokens imported from the reference may have none).
+#define TOKEN_LIST_WHERE                                                                   \
+  "(project_id = $1 OR $1 IS NULL) AND "                                                   \
+  "((is_active AND (expires_at IS NULL OR expires_at > $5)) = $4 OR $4 IS NULL)"
 const Statement kListTokens{"list_tokens",
-                            PAGED("tokens WHERE (project_id = $1 OR $1 IS NULL)",
-                                  "SELECT " TOKEN_COLUMNS " FROM tokens WHERE (project_id = $1 OR $1 IS NULL) "
-                                  "ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
+                            PAGED("tokens WHERE " TOKEN_LIST_WHERE,
+                                  "SELECT " TOKEN_COLUMNS " FROM tokens WHERE " TOKEN_LIST_WHERE
+                                  " ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
                                   "p.created_at DESC, p.id DESC")};
 // Where a parameter may be NULL, a use that fixes its type comes first (PostgreSQL types a parameter at its
 // first use; `$n IS NULL` alone gives it none): `project_id = $1 OR $1 IS NULL`, `COALESCE($2, is_active)`.

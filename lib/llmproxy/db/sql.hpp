@@ -30,7 +30,8 @@ extern const Statement kProjectExists;       // $1 id
 extern const Statement kInsertToken;         // $1..$16 in column order
 extern const Statement kGetToken;            // $1 id
 extern const Statement kFindTokenByHash;     // $1 token_hash
-extern const Statement kListTokens;          // $1 project_id? (NULL: all), $2 limit, $3 offset (paged)
+extern const Statement kListTokens;          // $1 project_id? (NULL: all), $2 limit, $3 offset (paged),
+                                             // $4 usable? (NULL: any state), $5 now
 // $1 id, $2 is_active?, $3 now, $4 set max_requests?, $5 limit?, $6 set max_tokens?, $7 budget?,
 // $8 set rate_limit_rpm?, $9 limit?; RETURNING
 extern const Statement kUpdateToken;

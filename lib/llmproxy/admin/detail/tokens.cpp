@@ -31,11 +31,18 @@ HandlerResult list_tokens(RequestContext& ctx) {
   // `project_id` as documented; `projectId` is what the reference's own clients send.
   auto project_id = query_filter(ctx.ex.request, "project_id");
   if (!project_id) project_id = query_filter(ctx.ex.request, "projectId");
+  // `active=true`: tokens usable now (active and unexpired); `false`: the revoked and the expired. The admin
+  // UI's dashboard counts the former with page_size=1.
+  std::optional<db::TokenStateFilter> state;
+  if (const auto active = query_filter(ctx.ex.request, "active")) {
+    if (*active != "true" && *active != "false") invalid("query parameter \"active\" must be true or false");
+    state = db::TokenStateFilter{*active == "true", util::now()};
+  }
   db::Database* db = ctx.deps.db;
   // The body is serialised on the DB pool, not on the I/O thread, one item at a time (no JSON tree of the whole
   // list): an unpaged list can hold every token (100000 tokens: 37 MB of JSON, about a second of work).
-  auto pending = run_db(ctx, [db, project_id, page] {
-    auto rows = db->list_tokens(project_id, page);
+  auto pending = run_db(ctx, [db, project_id, page, state] {
+    auto rows = db->list_tokens(project_id, page, state);
     return std::pair{json_array_text(rows.items, token_json), rows.total_count};
   });
   auto [body, total] = co_await std::move(pending);

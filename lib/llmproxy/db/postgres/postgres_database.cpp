@@ -143,11 +143,14 @@ class PostgresDatabase final : public Driver {
     });
   }
 
-  Page<Token> list_tokens(const std::optional<std::string>& project_id, PageRequest page) override {
+  Page<Token> list_tokens(const std::optional<std::string>& project_id, PageRequest page,
+                          std::optional<TokenStateFilter> state) override {
     return run("list_tokens", [&](Attempt& c) {
       pqxx::nontransaction tx(c.conn);
-      const auto r = c.exec(tx, sql::kListTokens,
-                            Params().text(project_id).integer(page_limit(page)).integer(page_offset(page)));
+      Params params;
+      params.text(project_id).integer(page_limit(page)).integer(page_offset(page));
+      params.boolean(state ? std::optional<bool>(state->usable) : std::nullopt).time(state ? state->now : TimePoint{});
+      const auto r = c.exec(tx, sql::kListTokens, params);
       return detail::page_of<Token>(r, detail::token_of);
     });
   }

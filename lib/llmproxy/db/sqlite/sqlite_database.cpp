@@ -137,10 +137,12 @@ class SqliteDatabase final : public Driver {
     });
   }
 
-  Page<Token> list_tokens(const std::optional<std::string>& project_id, PageRequest page) override {
+  Page<Token> list_tokens(const std::optional<std::string>& project_id, PageRequest page,
+                          std::optional<TokenStateFilter> state) override {
     return read("list tokens", [&](Connection& conn) {
       Query q(conn, sql::kListTokens);
-      q.bind_all(project_id, page_limit(page), page_offset(page));
+      q.bind_all(project_id, page_limit(page), page_offset(page),
+                 state ? std::optional<bool>(state->usable) : std::nullopt, state ? state->now : TimePoint{});
       return detail::page_of<Token>(q, detail::token_of);
     });
   }
