@@ -105,6 +105,7 @@ const std::vector<VariableCase>& variable_cases() {
       {"ENABLE_METRICS", "NO", [](auto& c) { return !c.enable_metrics; }, "y"},
       {"METRICS_PATH", "/internal/metrics", [](auto& c) { return c.metrics_path == "/internal/metrics"; },
        "metrics"},
+      {"ADMIN_UI_ENABLED", "No", [](auto& c) { return !c.admin_ui_enabled; }, "maybe"},
       {"SHUTDOWN_TIMEOUT", "0", [](auto& c) { return c.shutdown_timeout == 0s; }, "forever"},
       {"HTTP_CACHE_ENABLED", "false", [](auto& c) { return !c.cache.enabled; }, "sometimes"},
       {"HTTP_CACHE_BACKEND", "Redis", [](auto& c) { return c.cache.backend == cfg::CacheBackend::redis; }, "memcached"},
@@ -156,7 +157,7 @@ TEST_CASE("every known variable has a test row in documentation order", "[config
   std::vector<std::string> tested;
   for (const auto& row : variable_cases()) tested.emplace_back(row.name);
   CHECK(tested == cfg::known_variables());
-  CHECK(cfg::known_variables().size() == 69);
+  CHECK(cfg::known_variables().size() == 70);
   const std::set<std::string> unique(cfg::known_variables().begin(), cfg::known_variables().end());
   CHECK(unique.size() == cfg::known_variables().size());
 }
@@ -203,6 +204,7 @@ TEST_CASE("defaults match SPEC section 3", "[config]") {
   CHECK(c.audit_log_file == "./data/audit.log");
   CHECK(c.enable_metrics);
   CHECK(c.metrics_path == "/metrics");
+  CHECK(c.admin_ui_enabled);
   CHECK(c.shutdown_timeout == 30s);
   CHECK(c.rate_limit.backend == cfg::RateLimitBackend::memory);
   CHECK(c.rate_limit.fail_mode == cfg::FailMode::open);
@@ -299,6 +301,7 @@ TEST_CASE("an empty variable is treated as unset", "[config]") {
   CHECK(c.db.path == "./data/llm-proxy.db");
   CHECK(c.audit_log_file == "./data/audit.log");
   CHECK(c.metrics_path == "/metrics");
+  CHECK(c.admin_ui_enabled);
   CHECK(c.management_token.empty());
   CHECK(c.encryption_key.empty());
 }

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "llmproxy/admin/admin.hpp"
+#include "llmproxy/admin_ui/admin_ui.hpp"
 #include "llmproxy/audit/auditor.hpp"
 #include "llmproxy/auth/token_service.hpp"
 #include "llmproxy/cache/backends.hpp"
@@ -331,6 +332,7 @@ server::Router ServerProcess::make_router() {
   if (cfg_.enable_metrics) ops::register_metrics_endpoint(router, cfg_.metrics_path, registry_);
   proxy::register_routes(router, proxy_options(cfg_, provider_), {readiness_, services_.proxy});
   admin::register_routes(router, {readiness_, services_.admin}, registry_);
+  if (cfg_.admin_ui_enabled) admin_ui::register_routes(router);
   return router;
 }
 

@@ -525,6 +525,7 @@ const std::vector<std::string>& known_variables() {
       "TRUSTED_PROXIES",
       "ENABLE_METRICS",
       "METRICS_PATH",
+      "ADMIN_UI_ENABLED",
       "SHUTDOWN_TIMEOUT",
       "HTTP_CACHE_ENABLED",
       "HTTP_CACHE_BACKEND",
@@ -667,6 +668,7 @@ Config load(const EnvLookup& env) {
   }
 
   c.enable_metrics = r.boolean("ENABLE_METRICS", c.enable_metrics);
+  c.admin_ui_enabled = r.boolean("ADMIN_UI_ENABLED", c.admin_ui_enabled);
   if (const auto path = r.get("METRICS_PATH")) {
     if (!valid_metrics_path(*path)) {
       fail("METRICS_PATH", *path, "a URL path starting with '/' without spaces, '?' or '#', such as /metrics");
@@ -777,6 +779,7 @@ std::string redacted_summary(const Config& c) {
   line("TRUSTED_PROXIES", optional(c.trusted_proxies.to_string()));
   line("ENABLE_METRICS", boolean(c.enable_metrics));
   line("METRICS_PATH", c.metrics_path);
+  line("ADMIN_UI_ENABLED", boolean(c.admin_ui_enabled));
   line("SHUTDOWN_TIMEOUT", util::format_duration(c.shutdown_timeout));
   const CacheConfig& cache = c.cache;
   line("HTTP_CACHE_ENABLED", boolean(cache.enabled));

@@ -131,6 +131,8 @@ struct Config {
   util::TrustedProxies trusted_proxies;
   bool enable_metrics = true;
   std::string metrics_path = "/metrics";
+  /// ADMIN_UI_ENABLED: serve the admin web UI at /admin/ (SPEC §15).
+  bool admin_ui_enabled = true;
   Duration shutdown_timeout = std::chrono::seconds(30);
   CacheConfig cache;
   RateLimitConfig rate_limit;
