@@ -33,6 +33,7 @@ cat <<EOT
 run: starting llm-proxy on ${LISTEN_ADDR:-:8080} (DB_DRIVER=${DB_DRIVER:-sqlite})
 run: management token: $MANAGEMENT_TOKEN
 run: next steps:
+  open http://localhost:$port/admin/ and sign in with the management token (the admin web UI), or:
   curl -s localhost:$port/live
   curl -s -H "Authorization: Bearer \$MANAGEMENT_TOKEN" -d '{"name":"demo","api_key":"sk-your-openai-key"}' localhost:$port/manage/projects
 EOT
