@@ -1,9 +1,11 @@
 // The admin web UI in a real browser (SPEC §15, issue 14): headless Chromium (Debian `chromium`) driven by
 // puppeteer-core (npm) through tests/browser/admin_ui.cjs, against the real binary with usage already in the
-// database. The script signs in (a wrong token first), reads the dashboard chart, creates a project and a token,
-// reads the secret once, finds and revokes the token, finds the audit event, tries an XSS through a project name,
-// purges the cache and checks keyboard and phone use, saving screenshots. This side then checks through the
-// API that what the browser did really happened.
+// database: two projects, 24 active tokens and a revoked one, 23 of them in one project to page through, and
+// three proxied requests today. The script signs in (a wrong token first), checks the dashboard's counts and
+// chart, creates a project (and is refused a duplicate) and a token, reads the secret once, pages through the
+// tokens with the keyboard, finds and revokes the token, finds the audit event, tries an XSS through a project
+// name, purges the cache and checks keyboard and phone use, saving screenshots. This side then checks through
+// the API that what the browser did really happened.
 // Needs Chromium and puppeteer-core in LLMPROXY_NPM_PREFIX (default ~/.cache/llm-proxy/npm), both installed by
 // scripts/setup-sdk.sh (the README test command runs it); without them the test fails, naming the script.
 // Screenshots: LLMPROXY_SCREENSHOT_DIR, default test-output/admin-ui/ in ctest's working directory (the build's
@@ -23,11 +25,21 @@ std::string env_or(const char* name, const std::string& fallback) {
   return v != nullptr && *v != '\0' ? v : fallback;
 }
 
-/// Today's requests in GET /manage/usage (usage reaches the table with the periodic flush).
-int requests_today(ProxyFixture& f) {
+/// The last day of GET /manage/usage (today, UTC): {"day", "requests", ...}. Usage reaches the table with the
+/// periodic flush.
+nlohmann::json usage_today(ProxyFixture& f) {
   auto r = f.proxy->manage("GET", "/manage/usage?group_by=day");
   REQUIRE(r.status == 200);
-  return nlohmann::json::parse(r.body)["series"].back()["requests"].get<int>();
+  return nlohmann::json::parse(r.body)["series"].back();
+}
+
+/// Waits out the last minute of a UTC day, so that the requests sent now and the chart read a few seconds later
+/// fall on the same day.
+void avoid_midnight() {
+  const auto now = std::chrono::system_clock::now();
+  const auto into_day = now - std::chrono::floor<std::chrono::days>(now);
+  const auto left = std::chrono::days(1) - into_day;
+  if (left < std::chrono::minutes(1)) std::this_thread::sleep_for(left + std::chrono::seconds(1));
 }
 
 TEST_CASE("admin UI in headless Chromium: sign in, chart, project, copy-once token, revoke, audit, XSS as text",
@@ -40,12 +52,20 @@ TEST_CASE("admin UI in headless Chromium: sign in, chart, project, copy-once tok
   REQUIRE(fs::exists(chromium));
 
   ProxyFixture f(TestDatabase::Kind::sqlite);
+  // Two projects; 24 active tokens (one with usage, 23 to page through) and one revoked, which the dashboard
+  // must not count.
   const auto seeded = f.create_project("seeded-" + random_suffix());
   const auto token = f.create_token(seeded).at("token").get<std::string>();
+  const auto revoked = f.create_token(seeded).at("id").get<std::string>();
+  REQUIRE(f.proxy->manage("DELETE", "/manage/tokens/" + revoked).status == 204);
+  const auto paging = f.create_project("paging-" + random_suffix());
+  for (int i = 0; i < 23; ++i) f.create_token(paging);
+  avoid_midnight();
   constexpr int kRequests = 3;
   for (int i = 0; i < kRequests; ++i) REQUIRE(f.chat(token).status == 200);
-  for (int i = 0; i < 100 && requests_today(f) < kRequests; ++i) std::this_thread::sleep_for(50ms);
-  REQUIRE(requests_today(f) == kRequests);
+  for (int i = 0; i < 100 && usage_today(f)["requests"].get<int>() < kRequests; ++i) std::this_thread::sleep_for(50ms);
+  const auto today = usage_today(f);
+  REQUIRE(today["requests"] == kRequests);
 
   const fs::path shots = env_or("LLMPROXY_SCREENSHOT_DIR", (fs::current_path() / "test-output" / "admin-ui").string());
   fs::remove_all(shots);
@@ -54,6 +74,10 @@ TEST_CASE("admin UI in headless Chromium: sign in, chart, project, copy-once tok
                   {"MANAGEMENT_TOKEN", kManagementToken},
                   {"SCREENSHOT_DIR", shots.string()},
                   {"EXPECTED_REQUESTS_TODAY", std::to_string(kRequests)},
+                  {"EXPECTED_DAY", today["day"].get<std::string>()},
+                  {"EXPECTED_PROJECTS", "2"},
+                  {"EXPECTED_ACTIVE_TOKENS", "24"},
+                  {"PAGING_PROJECT_ID", paging},
                   {"PROJECT_NAME", project_name},
                   {"CHROMIUM", chromium},
                   {"NODE_PATH", modules},

@@ -89,6 +89,15 @@ void add_security_headers(server::Headers& headers) {
   headers.set("Cross-Origin-Resource-Policy", "same-origin");
 }
 
+std::optional<server::Response> shape_session_error(std::string_view target, int status, std::string_view code,
+                                                    std::string_view message) {
+  const std::string_view path = target.substr(0, target.find('?'));
+  if (path != "/admin" && !path.starts_with(kPrefix)) return std::nullopt;
+  auto r = server::Response::error(status, code, message);
+  add_security_headers(r.headers);
+  return r;
+}
+
 void register_routes(server::Router& router) {
   router.add_exact("/admin", [](server::Exchange& ex) -> net::awaitable<void> {
     ex.access.route = "admin_ui";

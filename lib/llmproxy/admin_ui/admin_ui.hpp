@@ -1,6 +1,9 @@
 #pragma once
 /// The admin web UI (SPEC §15): static HTML, CSS and JavaScript embedded in the binary, served at `/admin/`.
 /// The pages call only the public `/manage/*` API, same origin, with the management token the operator types in.
+#include <optional>
+#include <string_view>
+
 #include "llmproxy/server/router.hpp"
 
 namespace llmproxy::admin_ui {
@@ -10,6 +13,12 @@ namespace llmproxy::admin_ui {
 /// no script can write HTML), `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer` and
 /// `X-Content-Type-Options: nosniff`.
 void add_security_headers(server::Headers& headers);
+
+/// For ServerHooks::shape_error: an error the HTTP session answers itself (413, 408, refused framing, 500 after
+/// a handler failure) on `/admin` or below, with the security headers added, so that every `/admin` answer
+/// carries them; nothing for other targets.
+std::optional<server::Response> shape_session_error(std::string_view target, int status, std::string_view code,
+                                                    std::string_view message);
 
 /// Registers `/admin` (a 308 redirect to `admin/`, relative, so it holds under a reverse proxy's path prefix) and
 /// the `/admin/` prefix. `/admin/` serves index.html, and

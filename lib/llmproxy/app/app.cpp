@@ -322,7 +322,14 @@ ServerProcess::~ServerProcess() {
 
 server::ServerHooks ServerProcess::server_hooks() {
   server::ServerHooks hooks = ops::request_metrics_hooks(registry_);
-  hooks.shape_error = proxy::session_error_shaper(provider_);
+  hooks.shape_error = [proxy = proxy::session_error_shaper(provider_), admin_ui = cfg_.admin_ui_enabled](
+                          std::string_view target, std::string_view origin, int status, std::string_view code,
+                          std::string_view message) -> std::optional<server::Response> {
+    if (admin_ui) {
+      if (auto shaped = admin_ui::shape_session_error(target, status, code, message)) return shaped;
+    }
+    return proxy(target, origin, status, code, message);
+  };
   return hooks;
 }
 

@@ -42,7 +42,8 @@ struct ServerHooks {
   /// Shapes an error the session answers itself once a request head is known (413 for a declared body over
   /// MAX_REQUEST_SIZE, 408, refused framing, 500 after a handler failure): given the request target, its Origin
   /// and the error, returns the response to send instead of the default `{"error","code"}` one, or nothing.
-  /// The proxy uses it for OpenAI's error envelope and CORS on `/v1`.
+  /// The proxy uses it for OpenAI's error envelope and CORS on `/v1`; the admin UI to add its security headers
+  /// on `/admin`.
   std::function<std::optional<Response>(std::string_view target, std::string_view origin, int status,
                                         std::string_view code, std::string_view message)>
       shape_error;
