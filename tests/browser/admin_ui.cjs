@@ -5,9 +5,15 @@
 //   ADMIN_URL                e.g. http://127.0.0.1:PORT/admin/
 //   MANAGEMENT_TOKEN         the server's management token
 //   SCREENSHOT_DIR           where the PNGs go (created)
-//   EXPECTED_REQUESTS_TODAY  requests already sent today (UTC) through the proxy
 //   PROJECT_NAME             a unique project name to create
+//   PAGING_PROJECT_ID        a project with exactly 23 tokens (21 to 40 work: two pages of 20) to page through
+//   EXPECTED_DAY             the UTC day (YYYY-MM-DD) the proxied requests were counted on
+//   EXPECTED_REQUESTS_TODAY  requests counted on EXPECTED_DAY
+//   EXPECTED_PROJECTS        projects before this script creates any
+//   EXPECTED_ACTIVE_TOKENS   active tokens before this script creates any
 //   CHROMIUM                 browser binary (default /usr/bin/chromium)
+// The four EXPECTED_* values default to what the API says when the script starts
+// (for runs by hand against a dev server); the integration test sets them all.
 //
 // Progress ("ok - <step>") goes to stderr; on success stdout gets exactly one
 // line of JSON: {"project_id","token_id","xss_project_id","secret_prefix"}.
@@ -33,20 +39,60 @@ function env(name, fallback) {
 const ADMIN_URL = env('ADMIN_URL');
 const MANAGEMENT_TOKEN = env('MANAGEMENT_TOKEN');
 const SCREENSHOT_DIR = env('SCREENSHOT_DIR');
-const EXPECTED_REQUESTS_TODAY = Number(env('EXPECTED_REQUESTS_TODAY'));
 const PROJECT_NAME = env('PROJECT_NAME');
+const PAGING_PROJECT_ID = env('PAGING_PROJECT_ID');
 const CHROMIUM = env('CHROMIUM', '/usr/bin/chromium');
 const TOKEN_KEY = 'llmproxy.managementToken';
 const APP = 'llm-proxy admin';
+const PAGE_SIZE = 20; // the UI's page size for tokens
 const rand = () => crypto.randomBytes(4).toString('hex');
+// Filled by expectations(): from the environment, else from the API.
+let EXPECTED_DAY;
+let EXPECTED_REQUESTS_TODAY;
+let EXPECTED_PROJECTS;
+let EXPECTED_ACTIVE_TOKENS;
 
-assert.ok(Number.isInteger(EXPECTED_REQUESTS_TODAY) && EXPECTED_REQUESTS_TODAY >= 0,
-  'EXPECTED_REQUESTS_TODAY must be an integer >= 0');
+/** Calls the management API from node (only to default the expectations). */
+async function api(pathAndQuery) {
+  const response = await fetch(new URL(`..${pathAndQuery}`, ADMIN_URL),
+    { headers: { Authorization: `Bearer ${MANAGEMENT_TOKEN}` } });
+  assert.ok(response.ok, `GET ${pathAndQuery} answered ${response.status}`);
+  return response;
+}
+
+function count(name, value) {
+  const n = Number(value);
+  assert.ok(value !== '' && Number.isInteger(n) && n >= 0, `${name} must be an integer >= 0 (got ${JSON.stringify(value)})`);
+  return n;
+}
+
+async function expectations() {
+  const given = (name) => (process.env[name] ?? '') !== '' ? process.env[name] : undefined;
+  EXPECTED_DAY = given('EXPECTED_DAY');
+  let requests = given('EXPECTED_REQUESTS_TODAY');
+  if (EXPECTED_DAY === undefined || requests === undefined) {
+    const usage = await (await api('/manage/usage?group_by=day')).json();
+    EXPECTED_DAY ??= usage.to;
+    requests ??= String(usage.series.find((d) => d.day === EXPECTED_DAY)?.requests ?? 0);
+  }
+  assert.match(EXPECTED_DAY, /^\d{4}-\d{2}-\d{2}$/, 'EXPECTED_DAY is YYYY-MM-DD');
+  EXPECTED_REQUESTS_TODAY = count('EXPECTED_REQUESTS_TODAY', requests);
+  const total = async (pathAndQuery) => (await api(pathAndQuery)).headers.get('X-Total-Count');
+  EXPECTED_PROJECTS = count('EXPECTED_PROJECTS',
+    given('EXPECTED_PROJECTS') ?? await total('/manage/projects?page=1&page_size=1'));
+  EXPECTED_ACTIVE_TOKENS = count('EXPECTED_ACTIVE_TOKENS',
+    given('EXPECTED_ACTIVE_TOKENS') ?? await total('/manage/tokens?active=true&page=1&page_size=1'));
+  console.error(`# expecting day ${EXPECTED_DAY} with ${EXPECTED_REQUESTS_TODAY} requests, ` +
+    `${EXPECTED_PROJECTS} projects, ${EXPECTED_ACTIVE_TOKENS} active tokens`);
+}
+
 fs.mkdirSync(SCREENSHOT_DIR, { recursive: true });
 
 const result = { project_id: null, token_id: null, xss_project_id: null, secret_prefix: null };
 const problems = []; // console errors, page errors, CSP violations
-let expect401 = false; // the deliberate wrong-token sign-in logs one 401
+// The deliberate failures (a wrong token: 401, a duplicate name: 409) make
+// Chromium log the failed request; only that status is allowed meanwhile.
+let expectStatus = null;
 let page;
 
 async function step(name, fn) {
@@ -109,6 +155,19 @@ async function createProject(name, apiKey) {
   return waitProjectRow(name);
 }
 
+/** Rows of the tokens table and the pager's label, once the label says `label`. */
+async function waitTokensPage(label, rows) {
+  await page.waitForFunction((l, n) => document.getElementById('tokens-page').textContent.startsWith(l) &&
+    document.querySelectorAll('#tokens-table tbody tr[data-token-id]').length === n &&
+    !document.getElementById('tokens-next').hasAttribute('aria-busy'), {}, label, rows);
+}
+
+/** Where keyboard focus is: { body, inPager, id }. */
+const focusState = () => page.evaluate(() => {
+  const el = document.activeElement;
+  return { body: !el || el === document.body, inPager: !!(el && el.closest('.pager')), id: el ? el.id : '' };
+});
+
 async function renameProject(id, newName) {
   await page.click(`#projects-table tr[data-project-id="${id}"] button[data-action="rename"]`);
   await page.waitForSelector('#project-rename-dialog[open]');
@@ -119,6 +178,7 @@ async function renameProject(id, newName) {
 }
 
 async function main() {
+  await expectations();
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'admin-ui-chromium-'));
   const browser = await puppeteer.launch({
     executablePath: CHROMIUM,
@@ -136,7 +196,7 @@ async function main() {
 
     page.on('console', (msg) => {
       if (msg.type() !== 'error') return;
-      if (expect401 && /status of 401/.test(msg.text())) return;
+      if (expectStatus && msg.text().includes(`status of ${expectStatus} `)) return;
       problems.push(`console error: ${msg.text()}`);
     });
     page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
@@ -156,11 +216,11 @@ async function main() {
     });
 
     await step('a wrong token is refused', async () => {
-      expect401 = true;
+      expectStatus = 401;
       await setValue('#signin-token', `wrong-${rand()}`);
       await page.click('#signin-form button[type="submit"]');
       await page.waitForFunction(() => document.getElementById('signin-error').textContent.trim() !== '');
-      expect401 = false;
+      expectStatus = null;
       assert.match(await text('#signin-error'), /not accepted/);
       assert.ok(await isHidden('#shell'), 'still signed out');
       assert.ok(!(await isHidden('#signin')), 'sign-in still shown');
@@ -183,14 +243,13 @@ async function main() {
       assert.ok(!page.url().includes(MANAGEMENT_TOKEN), 'token not in the URL');
       assert.strictEqual(await page.$eval('#nav a[href="#/dashboard"]', (a) => a.getAttribute('aria-current')), 'page');
 
-      const projects = Number((await text('#dash-projects')).replace(/,/g, ''));
-      const tokens = Number((await text('#dash-active-tokens')).replace(/,/g, ''));
-      assert.ok(projects >= 1, `#dash-projects is a number >= 1 (got ${projects})`);
-      assert.ok(tokens >= 1, `#dash-active-tokens is a number >= 1 (got ${tokens})`);
-      assert.ok((await text('#dash-health')).includes('ok'), '#dash-health shows "ok"');
+      const fmt = (n) => n.toLocaleString('en-US');
+      assert.strictEqual(await text('#dash-projects'), fmt(EXPECTED_PROJECTS), '#dash-projects');
+      assert.strictEqual(await text('#dash-active-tokens'), fmt(EXPECTED_ACTIVE_TOKENS), '#dash-active-tokens');
+      assert.strictEqual(await text('#dash-health-status'), 'ok', 'the health badge says "ok"');
+      assert.strictEqual(await text('#view-error'), '', 'no error on the dashboard');
 
-      const chart = await page.$eval('#usage-chart', (box) => {
-        const today = new Date().toISOString().slice(0, 10);
+      const chart = await page.$eval('#usage-chart', (box, today) => {
         const svgs = box.querySelectorAll('svg');
         const one = (sel) => box.querySelector(`${sel}[data-day="${today}"]`);
         return {
@@ -205,7 +264,7 @@ async function main() {
           requestsToday: one('rect.bar-requests') && one('rect.bar-requests').getAttribute('data-value'),
           tokensToday: one('rect.bar-tokens') && one('rect.bar-tokens').getAttribute('data-value'),
         };
-      });
+      }, EXPECTED_DAY);
       assert.strictEqual(chart.svgs, 1, 'one svg in #usage-chart');
       assert.strictEqual(chart.role, 'img');
       assert.ok(chart.label, 'svg has an aria-label');
@@ -220,8 +279,12 @@ async function main() {
 
     await step('create a project', async () => {
       await go('projects', 'Projects');
+      // The key field is plain text (no password-manager prompt for a provider key).
+      assert.deepStrictEqual(await page.$eval('#project-api-key', (i) => [i.type, i.autocomplete, i.spellcheck]),
+        ['text', 'off', false], 'the API key input');
       result.project_id = await createProject(PROJECT_NAME, `sk-test-${rand()}${rand()}`);
       assert.match(await text('#view-status'), /created/);
+      assert.strictEqual(await page.$eval('#project-api-key', (i) => i.value), '', 'the form is emptied');
       const state = await page.$eval(`#projects-table tr[data-project-id="${result.project_id}"] td.project-state`,
         (td) => td.textContent.trim());
       assert.strictEqual(state, 'active');
@@ -233,6 +296,26 @@ async function main() {
       await setValue('#project-search', '');
     });
 
+    await step('a duplicate project name is refused (409) in the form', async () => {
+      const alert = '#project-create-form [role="alert"]';
+      await setValue('#project-name', PROJECT_NAME);
+      await setValue('#project-api-key', `sk-test-${rand()}`);
+      // By keyboard: Enter in the last field submits the form.
+      expectStatus = 409;
+      await page.focus('#project-api-key');
+      await page.keyboard.press('Enter');
+      await page.waitForFunction((sel) => document.querySelector(sel).textContent.trim() !== '', {}, alert);
+      expectStatus = null;
+      const message = await text(alert);
+      assert.ok(message.includes('already exists') && message.includes(PROJECT_NAME), `409 message (got ${JSON.stringify(message)})`);
+      assert.strictEqual(await text('#view-status'), '', 'no success message');
+      assert.strictEqual(await page.$eval('#project-name', (i) => i.value), PROJECT_NAME, 'the form keeps what was typed');
+      const rows = (await projectRows()).filter(([, n]) => n === PROJECT_NAME);
+      assert.strictEqual(rows.length, 1, 'still exactly one project of that name');
+      await setValue('#project-name', '');
+      await setValue('#project-api-key', '');
+    });
+
     let secret;
     await step('create a token and see its secret once', async () => {
       await page.click(`#projects-table tr[data-project-id="${result.project_id}"] a[data-action="tokens"]`);
@@ -240,10 +323,18 @@ async function main() {
       assert.strictEqual(await page.$eval('#token-project-filter', (s) => s.value), result.project_id, 'filter set');
       assert.strictEqual(await page.$eval('#token-project', (s) => s.value), result.project_id, 'project preselected');
       assert.strictEqual(await page.$eval('#token-duration', (i) => i.value), '60', 'duration defaults to 60');
+      // By keyboard: type the limit and press Enter in the field.
       await setValue('#token-max-requests', '5');
-      await page.click('#token-create-form button[type="submit"]');
+      await page.focus('#token-max-requests');
+      await page.keyboard.press('Enter');
       await page.waitForSelector('#token-secret', { visible: true });
       secret = await text('#token-secret-value');
+      assert.match(await text('#token-secret'), /system clipboard/, 'the panel says where Copy puts it');
+      // No second token while this secret is unread.
+      await page.waitForSelector('#token-create-form button[type="submit"][disabled]');
+      assert.ok(!(await isHidden('#token-create-hint')), 'the hint says why Create is disabled');
+      assert.match(await text('#token-create-hint'), /dismiss the token above/);
+      assert.strictEqual(await text('#token-create-form [role="alert"]'), '', 'no error in the form');
       // sk- + 22 base64url characters (16 random bytes; lib/llmproxy/util/token.hpp).
       assert.match(secret, /^sk-[A-Za-z0-9_-]{22}$/, 'the secret has the token format');
       result.secret_prefix = secret.slice(0, 7);
@@ -254,6 +345,9 @@ async function main() {
 
       await page.click('#token-secret-dismiss');
       await page.waitForSelector('#token-secret', { hidden: true });
+      assert.ok(await page.$eval('#token-create-form button[type="submit"]', (b) => !b.disabled && b === document.activeElement),
+        'Create is enabled again and focused');
+      assert.ok(await isHidden('#token-create-hint'), 'the hint is gone');
       const leaked = await page.evaluate((s) => document.documentElement.outerHTML.includes(s) ||
         JSON.stringify({ ...sessionStorage, ...localStorage }).includes(s), secret);
       assert.strictEqual(leaked, false, 'the secret is gone from the page and storage');
@@ -306,6 +400,29 @@ async function main() {
       await shot('07-revoked.png');
     });
 
+    await step('page through tokens with the keyboard', async () => {
+      await page.evaluate((id) => { location.hash = `#/tokens?project=${encodeURIComponent(id)}`; }, PAGING_PROJECT_ID);
+      await page.waitForFunction((id) => document.getElementById('view').dataset.ready === 'true' &&
+        document.getElementById('token-project-filter')?.value === id, {}, PAGING_PROJECT_ID);
+      await waitTokensPage('Page 1 of 2 · 23 tokens', PAGE_SIZE);
+      assert.ok(await page.$eval('#tokens-prev', (b) => b.disabled), 'Previous is disabled on page 1');
+
+      await page.focus('#tokens-next');
+      await page.keyboard.press('Enter');
+      await waitTokensPage('Page 2 of 2 · 23 tokens', 3);
+      assert.ok(await page.$eval('#tokens-next', (b) => b.disabled), 'Next is disabled on the last page');
+      let focus = await focusState();
+      assert.ok(!focus.body && focus.inPager, `focus stays in the pager (on ${JSON.stringify(focus.id)})`);
+      await shot('14-paging.png');
+
+      await page.focus('#tokens-prev');
+      await page.keyboard.press('Enter');
+      await waitTokensPage('Page 1 of 2 · 23 tokens', PAGE_SIZE);
+      focus = await focusState();
+      assert.ok(!focus.body && focus.inPager, `focus stays in the pager (on ${JSON.stringify(focus.id)})`);
+      assert.ok(page.url().endsWith(`#/tokens?project=${PAGING_PROJECT_ID}`), 'the address names the project');
+    });
+
     await step('the audit trail shows the revoke, with details', async () => {
       await go('audit', 'Audit');
       await setValue('#audit-action', 'token.revoke');
@@ -343,6 +460,8 @@ async function main() {
       const scriptName = `<script>window.__xss=2</script>${suffix}`;
       result.xss_project_id = await createProject(imgName, `sk-test-${rand()}${rand()}`);
       await assertNoXss('projects');
+      assert.strictEqual(await page.$eval(`#projects-table tr[data-project-id="${result.xss_project_id}"] td.project-name`,
+        (td) => td.childElementCount), 0, 'the name cell holds only text');
       assert.strictEqual(await page.$$eval('#projects-table img', (els) => els.length), 0, 'no img in the table');
       await renameProject(result.xss_project_id, scriptName);
       await assertNoXss('projects after rename');

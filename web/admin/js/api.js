@@ -12,6 +12,7 @@ export function getToken() {
   }
 }
 
+/** Throws (a DOMException) when the browser blocks storage for this page. */
 export function setToken(token) {
   sessionStorage.setItem(TOKEN_KEY, token);
 }
@@ -113,8 +114,20 @@ export const post = (path, body) => request('POST', path, { body });
 export const patch = (path, body) => request('PATCH', path, { body });
 export const del = (path) => request('DELETE', path);
 
-/** Path segment for an id from the API (ids are UUIDs, but never trust that). */
-export const seg = (id) => encodeURIComponent(String(id));
+/**
+ * Path segment for an id from the API (ids are UUIDs, but never trust that).
+ * encodeURIComponent leaves "." alone, and percent-encoding it would not help:
+ * the URL parser (new URL, fetch) treats "%2E%2E" exactly like "..". So an id
+ * that would form a dot segment (or an empty one, which would hit the list
+ * endpoint) is refused outright; any other dots are harmless inside a segment.
+ */
+export function seg(id) {
+  const segment = encodeURIComponent(String(id ?? ''));
+  if (segment === '' || segment === '.' || segment === '..') {
+    throw new Error(`refusing ${JSON.stringify(String(id ?? ''))} as a path segment`);
+  }
+  return segment;
+}
 
 /** Page facts from the X-* headers of a paginated list. */
 export function pageInfo(headers) {

@@ -2,15 +2,23 @@
 // closes on Escape. We add: per-opening listeners (removed on close), errors
 // inside the dialog, and focus back on the control that opened it.
 
-import { say, withBusy } from './dom.js';
+import { say, errorMessage, restoreFocus } from './dom.js';
+
+// dialog -> number of its current opening. Async work started by one opening
+// (a save still in flight) compares its number before touching the dialog, so
+// it never closes or writes into a later opening of the same dialog.
+const openings = new WeakMap();
 
 /**
- * Opens `dialog` modally. `setup(signal)` may add listeners with { signal };
- * they are removed when the dialog closes. Resolves with dialog.returnValue.
+ * Opens `dialog` modally. `setup(signal, isCurrent)` may add listeners with
+ * { signal }; they are removed when the dialog closes. isCurrent() is true
+ * while this opening is the one shown. Resolves with dialog.returnValue.
  */
 function open(dialog, setup) {
   const opener = document.activeElement;
   const controller = new AbortController();
+  const opening = (openings.get(dialog) ?? 0) + 1;
+  openings.set(dialog, opening);
   say(dialog.querySelector('[role="alert"]'), '');
   return new Promise((resolve) => {
     dialog.addEventListener('close', () => {
@@ -22,7 +30,7 @@ function open(dialog, setup) {
     for (const cancel of dialog.querySelectorAll('[data-role="cancel"]')) {
       cancel.addEventListener('click', () => dialog.close(''), { signal: controller.signal });
     }
-    setup(controller.signal);
+    setup(controller.signal, () => openings.get(dialog) === opening && dialog.open);
     dialog.returnValue = '';
     dialog.showModal();
   });
@@ -55,23 +63,42 @@ export async function confirmAction({ title = 'Are you sure?', message = '', ok 
  * A dialog holding a form. `fill(dialog)` prepares the fields; on submit
  * `save(form)` runs (save button disabled meanwhile); when it resolves the
  * dialog closes, when it throws the message is shown in the dialog's alert.
- * Resolves true when saved, false when cancelled.
+ * Resolves true when saved, false when cancelled. A save that is still
+ * running when its dialog is closed (Escape, Cancel) no longer touches the
+ * dialog: not a later opening's button, alert or result.
  */
 export async function formDialog(id, { fill, save }) {
   const dialog = document.getElementById(id);
   const form = dialog.querySelector('form');
   const alert = dialog.querySelector('[role="alert"]');
+  const saveButton = form.querySelector('[data-role="save"]');
   form.reset();
+  // A save of an earlier opening may have left the button disabled.
+  saveButton.disabled = false;
+  saveButton.removeAttribute('aria-busy');
   if (fill) fill(dialog);
-  const result = await open(dialog, (signal) => {
+  const result = await open(dialog, (signal, isCurrent) => {
     form.addEventListener('submit', async (event) => {
       event.preventDefault();
+      if (saveButton.disabled) return;
       say(alert, '');
+      const previous = document.activeElement;
+      saveButton.disabled = true;
+      saveButton.setAttribute('aria-busy', 'true');
+      let saved = false;
       try {
-        await withBusy(form.querySelector('[data-role="save"]'), () => save(form));
-        if (dialog.open) dialog.close('saved');
+        await save(form);
+        saved = true;
       } catch (error) {
-        say(alert, error.message);
+        const message = errorMessage(error); // logs a bug even when nobody sees the dialog any more
+        if (isCurrent()) say(alert, message);
+      } finally {
+        if (isCurrent()) {
+          saveButton.disabled = false;
+          saveButton.removeAttribute('aria-busy');
+          if (saved) dialog.close('saved');
+          else restoreFocus(previous, saveButton);
+        }
       }
     }, { signal });
     queueMicrotask(() => {
@@ -93,8 +120,9 @@ export async function infoDialog(id, fill) {
   await open(dialog, (signal) => {
     queueMicrotask(() => {
       dialog.querySelector('[data-role="cancel"]').focus();
-      Promise.resolve(fill(dialog, signal)).catch((error) => {
-        if (!signal.aborted) say(dialog.querySelector('[role="alert"]'), error.message);
+      Promise.resolve().then(() => fill(dialog, signal)).catch((error) => {
+        const message = errorMessage(error);
+        if (!signal.aborted) say(dialog.querySelector('[role="alert"]'), message);
       });
     });
   });

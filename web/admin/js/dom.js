@@ -2,6 +2,8 @@
 // never parsed from strings: every node is created here and every value from
 // the API goes in as text (textContent / createTextNode / plain attributes).
 
+import { ApiError } from './api.js';
+
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
 function applyProps(el, props) {
@@ -60,18 +62,70 @@ export function say(el, message) {
   if (el) el.textContent = message || '';
 }
 
+/** A mistake in what the user entered; `message` is meant for them (shown as text). */
+export class UserError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'UserError';
+  }
+}
+
+export const GENERIC_ERROR = 'Something went wrong in this page (the details are in the browser console). ' +
+  'Reload the page and try again.';
+
+/**
+ * The text to show for a failure. API errors and input mistakes say what
+ * happened; anything else is a bug in this page: it is logged with its stack
+ * (console.error) and the user gets a generic message.
+ */
+export function errorMessage(error) {
+  if ((error instanceof ApiError || error instanceof UserError) && error.message) return error.message;
+  console.error(error);
+  return GENERIC_ERROR;
+}
+
+/** Focuses `el` if it can take focus now; true when it has it. */
+function tryFocus(el) {
+  if (!el || !el.isConnected || el === document.body || typeof el.focus !== 'function' || el.matches(':disabled')) return false;
+  el.focus();
+  return document.activeElement === el;
+}
+
+/**
+ * Puts focus back on `previous` after an operation that may have lost it (a
+ * disabled button drops focus to <body>), or on the first focusable of
+ * `fallback` (an element, a list, or a function returning either) when
+ * `previous` cannot take it any more. Focus that the operation moved on
+ * purpose (to a new heading, a dialog, a row) is left alone.
+ */
+export function restoreFocus(previous, fallback) {
+  const now = document.activeElement;
+  if (!previous || previous === document.body) return;
+  if (now && now !== document.body && now !== previous && now.isConnected) return;
+  if (now === previous && !previous.matches(':disabled')) return;
+  if (tryFocus(previous)) return;
+  const list = [typeof fallback === 'function' ? fallback() : fallback].flat();
+  for (const el of list) if (tryFocus(el)) return;
+}
+
 /**
  * Runs fn while `buttons` are disabled, so a slow request cannot be sent twice.
- * Buttons that were already disabled stay disabled afterwards.
+ * Buttons that were already disabled stay disabled afterwards. Then
+ * `settle()` may set the final state of the controls (e.g. a pager's buttons
+ * for the page now shown), and focus goes back where it was (see restoreFocus;
+ * `fallback` when that control is disabled now).
  */
-export async function withBusy(buttons, fn) {
+export async function withBusy(buttons, fn, { settle, fallback } = {}) {
   const list = (Array.isArray(buttons) ? buttons : [buttons]).filter(Boolean);
+  const previous = document.activeElement;
   const changed = list.filter((b) => !b.disabled);
   changed.forEach((b) => { b.disabled = true; b.setAttribute('aria-busy', 'true'); });
   try {
     return await fn();
   } finally {
     changed.forEach((b) => { b.disabled = false; b.removeAttribute('aria-busy'); });
+    if (settle) settle();
+    restoreFocus(previous, fallback);
   }
 }
 
@@ -144,14 +198,14 @@ export function plural(n, word, many = `${word}s`) {
 
 /**
  * Reads an optional integer input: '' -> null, else an integer >= min.
- * Throws an Error with a message naming the field otherwise.
+ * Throws a UserError with a message naming the field otherwise.
  */
 export function readInt(input, label, { min = 0, max = Number.MAX_SAFE_INTEGER } = {}) {
   const raw = input.value.trim();
   if (raw === '' && !input.validity.badInput) return null;
   if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
     const range = max === Number.MAX_SAFE_INTEGER ? `${min} or more` : `from ${min} to ${fmtNum(max)}`;
-    throw new Error(`${label} must be a whole number ${range}.`);
+    throw new UserError(`${label} must be a whole number ${range}.`);
   }
   return Number(raw);
 }

@@ -2,7 +2,7 @@
 // at a time into main#view.
 
 import { ApiError, request, getToken, setToken, clearToken, onUnauthorized, isSendableToken } from './api.js';
-import { say, withBusy } from './dom.js';
+import { say, withBusy, errorMessage } from './dom.js';
 import { closeAllDialogs } from './dialogs.js';
 import * as dashboard from './views/dashboard.js';
 import * as projects from './views/projects.js';
@@ -57,12 +57,12 @@ async function render({ focus = false } = {}) {
   try {
     await ROUTES[name].render(ctx);
   } catch (error) {
+    const message = errorMessage(error); // a bug is logged (console.error) even when the view is gone
     if (!ctx.isCurrent()) return;
-    if (!(error instanceof ApiError)) console.warn(error); // a bug, keep the trace
     const target = view.querySelector('#view-error') ||
       view.appendChild(Object.assign(document.createElement('p'), { id: 'view-error', className: 'alert' }));
     target.setAttribute('role', 'alert');
-    say(target, error.message || 'Something went wrong.');
+    say(target, message);
   }
   if (!ctx.isCurrent()) return;
   view.dataset.ready = 'true';
@@ -89,8 +89,10 @@ function signOut(message = '', { focus = true } = {}) {
   if (focus) signinInput.focus();
 }
 
-signinForm.addEventListener('submit', async (event) => {
-  event.preventDefault();
+const STORAGE_BLOCKED = 'This browser does not let the page keep the token for this tab (site data is blocked). ' +
+  'Allow cookies and site data for this server, then sign in again.';
+
+async function signIn() {
   say(signinError, '');
   const token = signinInput.value.trim();
   if (!token) return say(signinError, 'Enter the management token.');
@@ -100,16 +102,29 @@ signinForm.addEventListener('submit', async (event) => {
       // Any cheap authenticated call validates the token.
       await request('GET', '/manage/projects', { query: { page: 1, page_size: 1 }, token });
     } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
       if (error.status === 401) say(signinError, 'The management token was not accepted.');
       else if (error.status === 0) say(signinError, 'Could not reach the server. Check the connection and try again.');
       else say(signinError, `The server could not check the token: ${error.message}`);
       return;
     }
-    setToken(token);
+    try {
+      setToken(token);
+    } catch {
+      // sessionStorage refused (storage blocked, quota): an expected state of the browser, not a bug.
+      say(signinError, STORAGE_BLOCKED);
+      return;
+    }
+    if (getToken() !== token) return say(signinError, STORAGE_BLOCKED);
     signinInput.value = '';
     showSignedIn();
     await render({ focus: true });
   });
+}
+
+signinForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  signIn().catch((error) => say(signinError, errorMessage(error)));
 });
 
 document.getElementById('signout').addEventListener('click', () => signOut(''));
@@ -123,12 +138,15 @@ document.getElementById('skip-link').addEventListener('click', (event) => {
   view.focus();
 });
 
-window.addEventListener('hashchange', () => render({ focus: true }));
+// render() shows its own errors; this only catches a bug outside its try.
+const renderSafely = (options) => render(options).catch((error) => errorMessage(error));
+
+window.addEventListener('hashchange', () => renderSafely({ focus: true }));
 
 if (getToken()) {
   // Still signed in from earlier in this tab (e.g. a reload); a stale token
   // is caught by the first API call's 401.
-  render();
+  renderSafely();
 } else {
   signOut('', { focus: false });
 }

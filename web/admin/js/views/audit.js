@@ -2,7 +2,7 @@
 
 import { get, seg, listProjects } from '../api.js';
 import {
-  h, cloneTemplate, timeCell, labelCells, say, withBusy, preserveFocus, fmtTime, fmtNum,
+  h, cloneTemplate, timeCell, labelCells, say, withBusy, preserveFocus, fmtTime, fmtNum, errorMessage,
 } from '../dom.js';
 import { infoDialog } from '../dialogs.js';
 import { projectDatalist } from './common.js';
@@ -44,11 +44,18 @@ export async function render(ctx) {
   const error = $('#view-error');
   const prev = $('#audit-prev');
   const next = $('#audit-next');
+  const pageLabel = $('#audit-page');
+  const apply = form.querySelector('button[type="submit"]');
+  // What the table shows: `page`, `filters`, `events` and `pagination` change
+  // together, and only when a load succeeded.
   let page = 1;
   let filters = {};
   let events = [];
   let pagination = {};
   let names = new Map();
+  let loaded = false; // the first load finished: until then the pager does nothing
+  let loading = false; // the latest load is still running
+  let loadSeq = 0;
   const projectLabel = (id) => (id ? names.get(id) ?? id : '—');
 
   function row(e) {
@@ -68,42 +75,72 @@ export async function render(ctx) {
       })));
   }
 
+  function syncPager() {
+    prev.disabled = !loaded || loading || !pagination.has_prev;
+    next.disabled = !loaded || loading || !pagination.has_next;
+  }
+
   function draw() {
     preserveFocus(tbody, () => {
       tbody.replaceChildren(...events.map(row));
       if (events.length === 0) tbody.append(h('tr', null, h('td', { colspan: 8, class: 'empty', text: 'No events match.' })));
       labelCells(tbody.parentElement);
-    }, form.querySelector('button[type="submit"]'));
+    }, apply);
     const pages = Math.max(1, pagination.total_pages ?? 1);
-    say($('#audit-page'), `Page ${pagination.page ?? page} of ${pages} · ${fmtNum(pagination.total_count ?? 0)} events`);
-    prev.disabled = !pagination.has_prev;
-    next.disabled = !pagination.has_next;
+    say(pageLabel, `Page ${pagination.page ?? page} of ${pages} · ${fmtNum(pagination.total_count ?? 0)} events`);
+    syncPager();
   }
 
-  async function load() {
-    const { data } = await get('/manage/audit', { ...filters, page, page_size: PAGE_SIZE });
-    if (!ctx.isCurrent()) return;
-    events = Array.isArray(data?.events) ? data.events : [];
-    pagination = data?.pagination || {};
-    draw();
+  /**
+   * Loads a page with the given filters (default: what is shown now). Only the
+   * latest load counts: an older answer (or error) is dropped and resolves
+   * false; an error of the latest load is thrown and nothing changes.
+   */
+  async function load({ page: wantPage = page, filters: wantFilters = filters } = {}) {
+    const seq = ++loadSeq;
+    const latest = () => ctx.isCurrent() && seq === loadSeq;
+    loading = true;
+    syncPager();
+    try {
+      const { data } = await get('/manage/audit', { ...wantFilters, page: wantPage, page_size: PAGE_SIZE });
+      if (!latest()) return false;
+      events = Array.isArray(data?.events) ? data.events : [];
+      pagination = data?.pagination || {};
+      page = wantPage;
+      filters = wantFilters;
+      loaded = true;
+      draw();
+      return true;
+    } catch (e) {
+      if (latest()) throw e;
+      return false;
+    } finally {
+      if (seq === loadSeq) {
+        loading = false;
+        syncPager();
+      }
+    }
   }
 
   // Loads a page; errors are shown next to the table (or in the form).
-  async function show(newPage, buttons, errorEl = error) {
-    page = newPage;
+  async function show(target, buttons, errorEl = error) {
     say(error, '');
     say(errorEl, '');
     try {
-      await withBusy(buttons, load);
+      await withBusy(buttons, () => load(target), {
+        settle: syncPager,
+        // Next on the last page (or Previous on the first) is disabled now.
+        fallback: () => [prev, next, pageLabel],
+      });
     } catch (e) {
-      if (ctx.isCurrent()) say(errorEl, e.message);
+      const message = errorMessage(e);
+      if (ctx.isCurrent()) say(errorEl, message);
     }
-    draw();
   }
 
   form.addEventListener('submit', (event) => {
     event.preventDefault();
-    filters = {
+    const wanted = {
       action: $('#audit-action').value.trim(),
       outcome: $('#audit-outcome').value,
       search: $('#audit-search').value.trim(),
@@ -111,16 +148,10 @@ export async function render(ctx) {
       start_time: utcParam($('#audit-start').value),
       end_time: utcParam($('#audit-end').value),
     };
-    show(1, [form.querySelector('button[type="submit"]'), prev, next], form.querySelector('[role="alert"]'));
+    show({ page: 1, filters: wanted }, [apply, prev, next], form.querySelector('[role="alert"]'));
   });
-  prev.addEventListener('click', async () => {
-    await show(page - 1, [prev, next]);
-    if (prev.disabled) next.focus();
-  });
-  next.addEventListener('click', async () => {
-    await show(page + 1, [prev, next]);
-    if (next.disabled) prev.focus();
-  });
+  prev.addEventListener('click', () => { if (loaded) show({ page: Math.max(1, page - 1) }, [prev, next]); });
+  next.addEventListener('click', () => { if (loaded) show({ page: page + 1 }, [prev, next]); });
 
   tbody.addEventListener('click', (event) => {
     const button = event.target.closest('button[data-action="detail"]');
@@ -149,5 +180,5 @@ export async function render(ctx) {
   if (!ctx.isCurrent()) return;
   names = new Map(projects.map((p) => [p.id, p.name]));
   projectDatalist($('#audit-projects'), projects);
-  draw();
+  if (loaded) draw(); // now with project names
 }

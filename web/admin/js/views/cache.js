@@ -1,7 +1,7 @@
 // Response cache: purge one resource or every key with a prefix.
 
 import { post, listProjects } from '../api.js';
-import { cloneTemplate, say, withBusy, plural } from '../dom.js';
+import { cloneTemplate, say, withBusy, plural, errorMessage } from '../dom.js';
 import { confirmAction } from '../dialogs.js';
 import { projectDatalist } from './common.js';
 
@@ -57,7 +57,8 @@ export async function render(ctx) {
       const deleted = typeof data?.deleted === 'number' ? data.deleted : 0;
       say(result, `Deleted ${plural(deleted, 'stored answer')}.`);
     } catch (e) {
-      if (ctx.isCurrent()) say(alert, CODE_MESSAGES[e.code] || e.message);
+      const message = CODE_MESSAGES[e.code] || errorMessage(e);
+      if (ctx.isCurrent()) say(alert, message);
     }
   });
 

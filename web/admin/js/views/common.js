@@ -1,13 +1,15 @@
 // Helpers shared by the list views.
 
-import { say } from '../dom.js';
+import { say, errorMessage } from '../dom.js';
 
 /**
  * Returns run(fn) for the row actions of a table. fn resolves to a success
  * message (or '' when the user cancelled); after a success `reload()` runs and
- * the message is shown in `status`, a failure goes to `error`. Row buttons are
- * not disabled (a closing dialog returns focus to its opener, which must stay
- * focusable); a flag stops a second action while one runs.
+ * the message is shown in `status`, a failure goes to `error`. When the action
+ * worked but the reload failed, both show: the success (so nobody repeats the
+ * action) and why the list may be out of date. Row buttons are not disabled (a
+ * closing dialog returns focus to its opener, which must stay focusable); a
+ * flag stops a second action while one runs.
  */
 export function actionRunner(ctx, status, error, reload) {
   let busy = false;
@@ -17,13 +19,24 @@ export function actionRunner(ctx, status, error, reload) {
     say(status, '');
     say(error, '');
     try {
-      const message = await fn();
-      if (message && ctx.isCurrent()) {
-        await reload();
-        say(status, message);
+      let message;
+      try {
+        message = await fn();
+      } catch (e) {
+        const text = errorMessage(e); // a bug is logged even if the view is gone
+        if (ctx.isCurrent()) say(error, text);
+        return;
       }
-    } catch (e) {
-      if (ctx.isCurrent()) say(error, e.message);
+      if (!message || !ctx.isCurrent()) return;
+      let reloadError = '';
+      try {
+        await reload();
+      } catch (e) {
+        reloadError = errorMessage(e);
+      }
+      if (!ctx.isCurrent()) return;
+      say(status, message);
+      if (reloadError) say(error, `The list could not be reloaded: ${reloadError}`);
     } finally {
       busy = false;
     }

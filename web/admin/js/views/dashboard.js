@@ -1,14 +1,14 @@
 // Dashboard: counts, server health and the last 30 days of usage.
 
 import { get, getHealth, pageInfo } from '../api.js';
-import { h, cloneTemplate, fmtNum, plural, say } from '../dom.js';
+import { h, cloneTemplate, fmtNum, plural, say, errorMessage } from '../dom.js';
 import { usageChart } from '../chart.js';
 
 const STATUS_CLASSES = new Set(['ok', 'up', 'degraded', 'down', 'disabled', 'starting']);
 
-function badge(status) {
+function badge(status, id) {
   const text = status == null ? 'unknown' : String(status);
-  return h('span', { class: `badge status-${STATUS_CLASSES.has(text) ? text : 'unknown'}`, text });
+  return h('span', { id, class: `badge status-${STATUS_CLASSES.has(text) ? text : 'unknown'}`, text });
 }
 
 function uptime(seconds) {
@@ -27,7 +27,7 @@ function healthBody(health) {
   const dbFacts = [db.driver, typeof db.latency_ms === 'number' ? `${db.latency_ms.toFixed(2)} ms` : null, db.error]
     .filter(Boolean).join(', ');
   return [
-    h('p', { class: 'card-value health-status' }, badge(health.status)),
+    h('p', { class: 'card-value health-status' }, badge(health.status, 'dash-health-status')),
     h('dl', { class: 'kv compact' },
       h('dt', { text: 'Database' }), h('dd', null, badge(db.status), dbFacts ? ` ${dbFacts}` : ''),
       h('dt', { text: 'Cache' }), h('dd', null, badge(cache.status), cache.backend ? ` ${cache.backend}` : ''),
@@ -44,13 +44,13 @@ export async function render(ctx) {
 
   const count = (path, query, el) => get(path, query)
     .then(({ headers }) => { el.textContent = fmtNum(pageInfo(headers).total); })
-    .catch((error) => { el.textContent = '—'; errors.push(error.message); });
+    .catch((error) => { errors.push(errorMessage(error)); el.textContent = '—'; });
 
   const health = getHealth()
     .then(({ data }) => { $('#dash-health').replaceChildren(...healthBody(data)); })
     .catch((error) => {
-      $('#dash-health').replaceChildren(h('p', { class: 'card-value' }, badge('unknown')));
-      errors.push(`Health: ${error.message}`);
+      errors.push(`Health: ${errorMessage(error)}`);
+      $('#dash-health').replaceChildren(h('p', { class: 'card-value health-status' }, badge('unknown', 'dash-health-status')));
     });
 
   const usage = get('/manage/usage', { group_by: 'day' })
@@ -63,7 +63,7 @@ export async function render(ctx) {
         `${plural(totals.cache_hits ?? 0, 'cache hit')}.`);
       chartBox.replaceChildren(usageChart(data, chartBox.clientWidth));
     })
-    .catch((error) => { errors.push(`Usage: ${error.message}`); });
+    .catch((error) => { errors.push(`Usage: ${errorMessage(error)}`); });
 
   await Promise.all([
     count('/manage/projects', { page: 1, page_size: 1 }, $('#dash-projects')),

@@ -3,7 +3,7 @@
 
 import { listProjects, post, patch, seg } from '../api.js';
 import {
-  h, cloneTemplate, timeCell, labelCells, say, withBusy, preserveFocus, fmtLimit, plural, readInt,
+  h, cloneTemplate, timeCell, labelCells, say, withBusy, preserveFocus, fmtLimit, plural, readInt, errorMessage, UserError,
 } from '../dom.js';
 import { confirmAction, formDialog } from '../dialogs.js';
 import { actionRunner } from './common.js';
@@ -72,11 +72,23 @@ export async function render(ctx) {
       : plural(projects.length, 'project'));
   }
 
+  // Every load has a number; only the answer of the latest one is drawn (or
+  // its error reported), so a slow older answer never paints over a newer one.
+  let loadSeq = 0;
   async function load() {
-    const list = await listProjects();
-    if (!ctx.isCurrent()) return;
+    const seq = ++loadSeq;
+    const latest = () => ctx.isCurrent() && seq === loadSeq;
+    let list;
+    try {
+      list = await listProjects();
+    } catch (e) {
+      if (latest()) throw e;
+      return false;
+    }
+    if (!latest()) return false;
     projects = list;
     draw();
+    return true;
   }
 
   const act = actionRunner(ctx, status, error, load);
@@ -88,7 +100,7 @@ export async function render(ctx) {
         fill: (d) => { d.querySelector('#project-rename-name').value = p.name; },
         save: async (form) => {
           name = form.querySelector('#project-rename-name').value;
-          if (!name.trim()) throw new Error('Enter a name.');
+          if (!name.trim()) throw new UserError('Enter a name.');
           if (name !== p.name) await patch(`/manage/projects/${seg(p.id)}`, { name });
         },
       }).then((saved) => saved && name !== p.name && `Project “${p.name}” renamed to “${name}”.`);
@@ -98,7 +110,7 @@ export async function render(ctx) {
       fill: (d) => { d.querySelector('[data-slot="name"]').textContent = p.name; },
       save: async (form) => {
         const apiKey = form.querySelector('#project-key-value').value.trim();
-        if (!apiKey) throw new Error('Enter the new API key.');
+        if (!apiKey) throw new UserError('Enter the new API key.');
         await patch(`/manage/projects/${seg(p.id)}`, { api_key: apiKey });
       },
     }).then((saved) => saved && `The API key of “${p.name}” was replaced.`),
@@ -152,20 +164,34 @@ export async function render(ctx) {
     const alert = createForm.querySelector('[role="alert"]');
     say(alert, '');
     say(status, '');
+    say(error, '');
     const name = $('#project-name').value;
     const apiKey = $('#project-api-key').value.trim();
     if (!name.trim() || !apiKey) return say(alert, 'Enter a name and the upstream API key.');
+    let created = false;
+    let reloadError = '';
     try {
       await withBusy(createForm.querySelector('button[type="submit"]'), async () => {
         // The 201 answer echoes the key in clear: it is deliberately not kept or shown.
         await post('/manage/projects', { name, api_key: apiKey });
+        created = true;
         createForm.reset();
-        await load();
+        try {
+          await load();
+        } catch (e) {
+          reloadError = errorMessage(e);
+        }
       });
-      say(status, `Project “${name}” created.`);
     } catch (e) {
-      if (ctx.isCurrent()) say(alert, e.message);
+      const message = errorMessage(e);
+      if (ctx.isCurrent()) say(alert, message);
+      return;
     }
+    if (!ctx.isCurrent() || !created) return;
+    say(status, `Project “${name}” created.`);
+    // The project exists: the reload failure belongs to the list, not to the
+    // form (an error there would invite a second try and a 409).
+    if (reloadError) say(error, `The list could not be reloaded: ${reloadError}`);
   });
 
   await load();

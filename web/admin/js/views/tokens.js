@@ -4,6 +4,7 @@
 import { get, post, patch, del, seg, pageInfo, listProjects } from '../api.js';
 import {
   h, cloneTemplate, timeCell, labelCells, say, withBusy, preserveFocus, fmtNum, fmtLimit, fmtTime, parseTime, plural, readInt,
+  errorMessage, UserError,
 } from '../dom.js';
 import { confirmAction, formDialog, infoDialog } from '../dialogs.js';
 import { usageChart } from '../chart.js';
@@ -60,6 +61,15 @@ function usageFacts(t, projectName) {
   return h('dl', { class: 'kv' }, pairs.map(([k, v]) => [h('dt', { text: k }), h('dd', { text: v ?? '—' })]));
 }
 
+/** A limit as the API means it: 0 and null are both "none". */
+const limitOf = (v) => (typeof v === 'number' && v > 0 ? v : null);
+
+const LIMIT_FIELDS = [
+  ['max_requests', '#token-edit-max-requests', 'Max requests'],
+  ['max_tokens', '#token-edit-max-tokens', 'Max LLM tokens'],
+  ['rate_limit_rpm', '#token-edit-rpm', 'Requests per minute'],
+];
+
 export async function render(ctx) {
   ctx.setTitle('Tokens');
   ctx.root.append(cloneTemplate('tpl-tokens'));
@@ -68,16 +78,24 @@ export async function render(ctx) {
   const filter = $('#token-project-filter');
   const createForm = $('#token-create-form');
   const createProject = $('#token-project');
+  const createSubmit = createForm.querySelector('button[type="submit"]');
+  const createHint = $('#token-create-hint');
   const status = $('#view-status');
   const error = $('#view-error');
   const prev = $('#tokens-prev');
   const next = $('#tokens-next');
+  const pageLabel = $('#tokens-page');
 
+  // What the table shows: `projectId`, `page`, `info` and `tokens` change
+  // together, and only when a load succeeded.
   let projectId = ctx.params.get('project') || '';
   let page = 1;
   let info = { total: 0, page: 1, totalPages: 1 };
   let tokens = [];
   let names = new Map();
+  let loaded = false; // the first load finished: until then the pager does nothing
+  let loading = false; // the latest load is still running
+  let loadSeq = 0;
   const nameOf = (id) => names.get(id) ?? id ?? '—';
 
   // ---- the one-time secret ---------------------------------------------------
@@ -87,6 +105,14 @@ export async function render(ctx) {
   const secretValue = $('#token-secret-value');
   const copyStatus = $('[data-slot="copy-status"]');
 
+  // While a secret is shown no other token can be created: a new one would
+  // silently replace a secret nobody has stored yet.
+  function syncCreate() {
+    const blocked = !secretPanel.hidden;
+    createSubmit.disabled = blocked;
+    createHint.hidden = !blocked;
+  }
+
   function showSecret(created, projectName) {
     secretValue.textContent = created.token;
     say($('[data-slot="secret-facts"]'), `For “${projectName}”; expires ${fmtTime(created.expires_at)}; ` +
@@ -94,6 +120,7 @@ export async function render(ctx) {
       `rate limit ${rpmText(created.rate_limit_rpm)}.`);
     say(copyStatus, '');
     secretPanel.hidden = false;
+    syncCreate();
     $('#token-secret-title').focus();
   }
 
@@ -103,7 +130,8 @@ export async function render(ctx) {
     say($('[data-slot="secret-facts"]'), '');
     say(copyStatus, '');
     secretPanel.hidden = true;
-    createForm.querySelector('button[type="submit"]').focus();
+    syncCreate();
+    createSubmit.focus();
   }
 
   $('#token-secret-copy').addEventListener('click', async () => {
@@ -111,7 +139,7 @@ export async function render(ctx) {
     try {
       if (!navigator.clipboard?.writeText) throw new Error('no clipboard');
       await navigator.clipboard.writeText(text);
-      say(copyStatus, 'Copied to the clipboard.');
+      say(copyStatus, 'Copied to the system clipboard. Clear the clipboard once you have stored the token.');
     } catch {
       // No clipboard access (permissions, insecure origin): select the text instead.
       window.getSelection()?.selectAllChildren(secretValue);
@@ -121,6 +149,12 @@ export async function render(ctx) {
   $('#token-secret-dismiss').addEventListener('click', dismissSecret);
 
   // ---- list ------------------------------------------------------------------
+  function syncPager() {
+    const pages = Math.max(1, info.totalPages);
+    prev.disabled = !loaded || loading || page <= 1;
+    next.disabled = !loaded || loading || page >= pages;
+  }
+
   function draw() {
     preserveFocus(tbody, () => {
       tbody.replaceChildren(...tokens.map((t) => tokenRow(t, nameOf(t.project_id))));
@@ -130,61 +164,99 @@ export async function render(ctx) {
       }
       labelCells(tbody.parentElement);
     }, filter);
-    const pages = Math.max(1, info.totalPages);
-    say($('#tokens-page'), `Page ${page} of ${pages} · ${plural(info.total, 'token')}`);
-    prev.disabled = page <= 1;
-    next.disabled = page >= pages;
+    say(pageLabel, `Page ${page} of ${Math.max(1, info.totalPages)} · ${plural(info.total, 'token')}`);
+    syncPager();
   }
 
-  async function loadTokens() {
-    const { data, headers } = await get('/manage/tokens', { page, page_size: PAGE_SIZE, project_id: projectId });
-    if (!ctx.isCurrent()) return;
-    info = pageInfo(headers);
-    tokens = Array.isArray(data) ? data : [];
-    draw();
+  /**
+   * Loads page `page` of project `project` (default: what is shown now) and
+   * shows it. Only the latest load counts: an older answer (or error) is
+   * dropped and resolves false. Errors of the latest load are thrown, and
+   * then nothing changes: the table, page label and filter stay as they were.
+   */
+  async function loadTokens({ page: wantPage = page, project = projectId } = {}) {
+    const seq = ++loadSeq;
+    const latest = () => ctx.isCurrent() && seq === loadSeq;
+    loading = true;
+    syncPager();
+    try {
+      const { data, headers } = await get('/manage/tokens', { page: wantPage, page_size: PAGE_SIZE, project_id: project });
+      if (!latest()) return false;
+      info = pageInfo(headers);
+      tokens = Array.isArray(data) ? data : [];
+      page = wantPage;
+      loaded = true;
+      if (project !== projectId) {
+        projectId = project;
+        // Keep the address shareable without a hashchange (which would re-render
+        // the view and drop a secret that is still being shown).
+        history.replaceState(null, '', projectId ? `#/tokens?project=${encodeURIComponent(projectId)}` : '#/tokens');
+        const option = [...createProject.options].find((o) => o.value === projectId);
+        if (option && !option.disabled) createProject.value = projectId;
+      }
+      filter.value = projectId;
+      draw();
+      return true;
+    } catch (e) {
+      if (latest()) throw e;
+      return false;
+    } finally {
+      if (seq === loadSeq) {
+        loading = false;
+        syncPager();
+      }
+    }
   }
 
-  const act = actionRunner(ctx, status, error, loadTokens);
+  const act = actionRunner(ctx, status, error, () => loadTokens());
 
-  async function goTo(newPage, button) {
-    page = newPage;
+  // Pager and filter: the page (or project) changes only when its load worked.
+  async function goTo(target) {
+    if (!loaded) return;
     say(error, '');
     try {
-      await withBusy([prev, next], loadTokens);
+      await withBusy([prev, next], () => loadTokens(target), {
+        settle: syncPager,
+        // Next on the last page (or Previous on the first) is disabled now.
+        fallback: () => [prev, next, pageLabel],
+      });
     } catch (e) {
-      if (ctx.isCurrent()) say(error, e.message);
+      const message = errorMessage(e);
+      if (!ctx.isCurrent()) return;
+      say(error, message);
+      filter.value = projectId; // back to the project whose tokens are shown
     }
-    draw(); // re-apply the disabled state withBusy restored
-    if (button.disabled) (button === prev ? next : prev).focus();
   }
-  prev.addEventListener('click', () => goTo(Math.max(1, page - 1), prev));
-  next.addEventListener('click', () => goTo(page + 1, next));
-
-  filter.addEventListener('change', () => {
-    projectId = filter.value;
-    // Keep the address shareable without a hashchange (which would re-render
-    // the view and drop a secret that is still being shown).
-    history.replaceState(null, '', projectId ? `#/tokens?project=${encodeURIComponent(projectId)}` : '#/tokens');
-    const option = [...createProject.options].find((o) => o.value === projectId);
-    if (option && !option.disabled) createProject.value = projectId;
-    goTo(1, filter);
-  });
+  prev.addEventListener('click', () => goTo({ page: Math.max(1, page - 1) }));
+  next.addEventListener('click', () => goTo({ page: page + 1 }));
+  filter.addEventListener('change', () => goTo({ page: 1, project: filter.value }));
 
   // ---- row actions -------------------------------------------------------------
   const actions = {
-    edit: (t) => formDialog('token-edit-dialog', {
-      fill: (d) => {
-        d.querySelector('[data-slot="token"]').textContent = t.token;
-        d.querySelector('#token-edit-max-requests').value = t.max_requests > 0 ? String(t.max_requests) : '';
-        d.querySelector('#token-edit-max-tokens').value = t.max_tokens > 0 ? String(t.max_tokens) : '';
-        d.querySelector('#token-edit-rpm').value = t.rate_limit_rpm > 0 ? String(t.rate_limit_rpm) : '';
-      },
-      save: (form) => patch(`/manage/tokens/${seg(t.id)}`, {
-        max_requests: readInt(form.querySelector('#token-edit-max-requests'), 'Max requests'),
-        max_tokens: readInt(form.querySelector('#token-edit-max-tokens'), 'Max LLM tokens'),
-        rate_limit_rpm: readInt(form.querySelector('#token-edit-rpm'), 'Requests per minute'),
-      }),
-    }).then((saved) => saved && `Limits of token ${t.token} saved.`),
+    edit: (t) => {
+      let before = {};
+      let changed = false;
+      return formDialog('token-edit-dialog', {
+        fill: (d) => {
+          d.querySelector('[data-slot="token"]').textContent = t.token;
+          before = {};
+          for (const [key, sel] of LIMIT_FIELDS) {
+            before[key] = limitOf(t[key]);
+            d.querySelector(sel).value = before[key] === null ? '' : String(before[key]);
+          }
+        },
+        // Only the limits the user changed are sent; no change, no request.
+        save: async (form) => {
+          const body = {};
+          for (const [key, sel, label] of LIMIT_FIELDS) {
+            const value = readInt(form.querySelector(sel), label);
+            if (limitOf(value) !== before[key]) body[key] = value;
+          }
+          changed = Object.keys(body).length > 0;
+          if (changed) await patch(`/manage/tokens/${seg(t.id)}`, body);
+        },
+      }).then((saved) => (saved && changed ? `Limits of token ${t.token} saved.` : ''));
+    },
 
     usage: (t) => infoDialog('token-usage-dialog', async (dialog, signal) => {
       const body = dialog.querySelector('[data-slot="body"]');
@@ -223,35 +295,42 @@ export async function render(ctx) {
     event.preventDefault();
     const alert = createForm.querySelector('[role="alert"]');
     say(alert, '');
+    if (!secretPanel.hidden) return; // the button is disabled and says why
     say(status, '');
+    say(error, '');
+    const optional = { max_requests: '#token-max-requests', max_tokens: '#token-max-tokens', rate_limit_rpm: '#token-rpm' };
+    const labels = { max_requests: 'Max requests', max_tokens: 'Max LLM tokens', rate_limit_rpm: 'Requests per minute' };
+    let reloadError = '';
     try {
       const body = { project_id: createProject.value };
-      if (!body.project_id) throw new Error('Choose a project (create one on the Projects page first).');
+      if (!body.project_id) throw new UserError('Choose a project (create one on the Projects page first).');
       body.duration_minutes = readInt($('#token-duration'), 'Valid for (minutes)', { min: 1, max: 525600 });
-      if (body.duration_minutes === null) throw new Error('Enter how many minutes the token is valid (1 to 525,600).');
-      const optional = { max_requests: '#token-max-requests', max_tokens: '#token-max-tokens', rate_limit_rpm: '#token-rpm' };
-      const labels = { max_requests: 'Max requests', max_tokens: 'Max LLM tokens', rate_limit_rpm: 'Requests per minute' };
+      if (body.duration_minutes === null) throw new UserError('Enter how many minutes the token is valid (1 to 525,600).');
       for (const [field, sel] of Object.entries(optional)) {
         const value = readInt($(sel), labels[field]);
         if (value !== null) body[field] = value; // empty = omit
       }
-      await withBusy(createForm.querySelector('button[type="submit"]'), async () => {
+      await withBusy(createSubmit, async () => {
         const { data } = await post('/manage/tokens', body);
         if (!ctx.isCurrent()) return;
         showSecret(data, nameOf(body.project_id));
         for (const sel of Object.values(optional)) $(sel).value = '';
-        if (projectId && projectId !== body.project_id) {
-          // Show the list the new token is in.
-          projectId = body.project_id;
-          filter.value = projectId;
-          history.replaceState(null, '', `#/tokens?project=${encodeURIComponent(projectId)}`);
+        // Show the list the new token is in (all projects stays all projects).
+        const project = projectId && projectId !== body.project_id ? body.project_id : projectId;
+        try {
+          await loadTokens({ page: 1, project });
+        } catch (e) {
+          reloadError = errorMessage(e);
         }
-        page = 1;
-        await loadTokens();
-      });
+      }, { settle: syncCreate });
     } catch (e) {
-      if (ctx.isCurrent()) say(alert, e.message);
+      const message = errorMessage(e);
+      if (ctx.isCurrent()) say(alert, message);
+      return;
     }
+    // The token exists and its secret is shown: a failed reload is the list's
+    // problem, not the form's (an error there would invite a second token).
+    if (reloadError && ctx.isCurrent()) say(error, `The token was created, but the list could not be reloaded: ${reloadError}`);
   });
 
   // ---- first load ------------------------------------------------------------------
@@ -266,5 +345,5 @@ export async function render(ctx) {
   const preferred = active.some((p) => p.id === projectId) ? projectId : active[0]?.id ?? '';
   projectOptions(createProject, projects, { selected: preferred, markInactive: true });
   if (projects.length === 0) say(createForm.querySelector('[role="alert"]'), 'Create a project first.');
-  draw(); // now with project names
+  if (loaded) draw(); // now with project names
 }
