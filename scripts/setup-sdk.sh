@@ -15,7 +15,10 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 apt_packages=()
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then apt_packages+=(nodejs npm); fi
-dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok installed" || apt_packages+=(chromium)
+# Chromium only recommends fonts; without one, headless pages render no text (the screenshots would be blank).
+for p in chromium fonts-dejavu-core fonts-liberation; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || apt_packages+=("$p")
+done
 if [ ${#apt_packages[@]} -gt 0 ]; then
   echo "setup-sdk: installing ${apt_packages[*]} from Debian"
   export DEBIAN_FRONTEND=noninteractive
