@@ -384,6 +384,28 @@ TEST_CASE("A client leaving while a non-streaming answer is pending closes the u
   CHECK(f.chat(token).status == 200);
 }
 
+TEST_CASE("A request pipelined while an upstream answer is pending is kept and answered next, in order",
+          "[server][hygiene]") {
+  ProxyFixture f(TestDatabase::Kind::sqlite);
+  const std::string token = f.project_token();
+  RawSocket s(f.proxy->port());
+  REQUIRE(s.send(chat_request("1.1", token, R"({"model":"gpt-4o","messages":[]})", "X-Mock-Stall-Ms: 500\r\n")));
+  const auto deadline = Clock::now() + 10s;
+  while (f.mock.requests().empty() && Clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  REQUIRE(f.mock.requests().size() == 1);
+  // Sent while the first answer is awaited: the departure watch reads these bytes and must keep them.
+  REQUIRE(s.send(chat_request("1.1", token, R"({"model":"gpt-4o-mini","messages":[]})", "Connection: close\r\n")));
+  const bool open = s.read_for(10s);
+  INFO(s.received);
+  CHECK_FALSE(open);  // closed after the second answer, as asked
+  CHECK(occurrences(s.received, "HTTP/1.1 200 ") == 2);
+  const auto second = s.received.find("HTTP/1.1 200 ", 1);
+  REQUIRE(second != std::string::npos);
+  CHECK(s.received.find("\"model\":\"gpt-4o\"") < second);       // the first answer first
+  CHECK(s.received.find("\"model\":\"gpt-4o-mini\"") > second);  // then the pipelined one
+  REQUIRE(f.mock.requests().size() == 2);
+}
+
 TEST_CASE("A non-streaming upstream body above MAX_BUFFERED_RESPONSE_SIZE is relayed, never held whole",
           "[server][hygiene]") {
   ProxyFixture f(TestDatabase::Kind::sqlite, [](Environment& env) {

@@ -1,7 +1,6 @@
 #include "llmproxy/proxy/proxy.hpp"
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include <algorithm>
 #include <array>
@@ -471,12 +470,9 @@ class Pipeline {
   /// Runs `work` unless the client leaves first; then `work` is cancelled (a pending upstream read or
   /// connect is abandoned) and the answer is false.
   static net::awaitable<bool> unless_client_leaves(Exchange& ex, net::awaitable<void> work) {
-    using namespace net::experimental::awaitable_operators;
-    // Named locals: GCC 12 mishandles temporaries inside co_await expressions.
-    auto gone = ex.client_gone();
-    auto race = std::move(work) || std::move(gone);
-    const auto winner = co_await std::move(race);
-    co_return winner.index() == 0;
+    // Named local: GCC 12 mishandles temporaries inside co_await expressions.
+    auto watched = ex.unless_client_leaves(std::move(work));
+    co_return co_await std::move(watched);
   }
 
 // GCC 12 false positive (-Wmismatched-new-delete, also reported against Boost 1.81 elsewhere): Asio allocates a

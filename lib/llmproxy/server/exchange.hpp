@@ -32,12 +32,12 @@ class Exchange {
   virtual boost::asio::awaitable<bool> write_chunk(std::string_view data) = 0;
   /// Ends the body (the last chunk, when chunked). Returns false if the client is gone.
   virtual boost::asio::awaitable<bool> end_stream() = 0;
-  /// Completes when the client closes its side of the connection or it fails; never completes otherwise
-  /// (cancel it: race it with the work it should abort, e.g. `work || ex.client_gone()`, awaitable_operators).
-  /// Bytes the client sends meanwhile (a pipelined request) are kept for the next exchange; once more than
-  /// the header limit is buffered the watch stops reading (it then waits until cancelled).
-  /// Only while no response has been started.
-  virtual boost::asio::awaitable<void> client_gone() = 0;
+  /// Runs `work` while watching the client: if the client closes its side of the connection or it fails first,
+  /// the operation `work` is awaiting is cancelled (terminal cancellation: `work` should then end soon, e.g. with
+  /// operation_aborted) and the answer is false; else `work`'s own outcome (true, or its exception). Bytes the
+  /// client sends meanwhile (a pipelined request) are kept for the next exchange; once more than the header
+  /// limit is buffered the watch stops reading. Only while no response has been started.
+  virtual boost::asio::awaitable<bool> unless_client_leaves(boost::asio::awaitable<void> work) = 0;
   /// True once respond(), begin_stream() or begin_sized() was called.
   virtual bool responded() const = 0;
   /// The status sent (0 before any); 499, nginx's "client closed request", when the client left before any.
