@@ -294,6 +294,10 @@ class ServerProcess {
   Services services_;
   server::Router router_;
   server::Server server_;
+  // Caught from construction, before "listening" is logged: a SIGTERM sent as soon as the port is announced
+  // (a supervisor, a test) is queued for serve_until_stopped() instead of killing the process by default.
+  boost::asio::signal_set hangups_{server_.io(), SIGHUP};
+  boost::asio::signal_set signals_{server_.io(), SIGINT, SIGTERM};
   std::thread boot_thread_;
   std::atomic<int> exit_code_{kExitOk};
 };
@@ -496,23 +500,21 @@ void ServerProcess::fail_boot(const std::exception& error) {
 
 void ServerProcess::serve_until_stopped() {
   // SIGHUP: the event log is reopened at its path (after logrotate renamed it).
-  boost::asio::signal_set hangups(server_.io(), SIGHUP);
   std::function<void(const boost::system::error_code&, int)> on_hangup = [&](const boost::system::error_code& ec,
                                                                                int) {
     if (ec) return;
     if (events_) events_->reopen();
     log::write(log::Level::info, "reopen_requested", {{"event_log", events_ != nullptr}});
-    hangups.async_wait(on_hangup);
+    hangups_.async_wait(on_hangup);
   };
-  hangups.async_wait(on_hangup);
-  boost::asio::signal_set signals(server_.io(), SIGINT, SIGTERM);
+  hangups_.async_wait(on_hangup);
   std::function<void(const boost::system::error_code&, int)> on_signal =
       [&](const boost::system::error_code& ec, int signo) {
         if (ec) return;
         stop_on_signal(signo);
-        signals.async_wait(on_signal);
+        signals_.async_wait(on_signal);
       };
-  signals.async_wait(on_signal);
+  signals_.async_wait(on_signal);
   server_.run();
   // Exchanges still waiting when the grace ended record their usage now, before the final flush.
   server_.discard_pending();
