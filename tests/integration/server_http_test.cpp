@@ -136,6 +136,34 @@ TEST_CASE("slow clients are dropped after HEADER_READ_TIMEOUT", "[server]") {
   CHECK(proxy.get("/live").status == 200);
 }
 
+TEST_CASE("a keep-alive connection busy for longer than HEADER_READ_TIMEOUT stays open, and is closed once idle that long",
+          "[server]") {
+  // The read deadline is armed lazily (one timer wait per period, not per request): a wait that fires while the
+  // connection is busy must wait again for the current deadline, not close it.
+  TempDir dir;
+  auto env = base_env(dir);
+  env["DATABASE_PATH"] = dir.file("db.sqlite");
+  env["HEADER_READ_TIMEOUT"] = "1s";
+  Proxy proxy(env);
+  test::HttpConnection conn("127.0.0.1", proxy.port());
+  const auto start = std::chrono::steady_clock::now();
+  int answered = 0;
+  std::chrono::steady_clock::time_point idle_since;
+  while (std::chrono::steady_clock::now() - start < 2500ms) {
+    std::this_thread::sleep_for(150ms);
+    REQUIRE(conn.request("GET", "/live").status == 200);
+    idle_since = std::chrono::steady_clock::now();  // the server's read deadline counts from its answer
+    ++answered;
+  }
+  CHECK(answered >= 10);
+  CHECK(conn.is_open());
+  while (conn.is_open() && std::chrono::steady_clock::now() - idle_since < 5s) std::this_thread::sleep_for(20ms);
+  const auto idle = std::chrono::steady_clock::now() - idle_since;
+  CHECK_FALSE(conn.is_open());
+  CHECK(idle >= 900ms);
+  CHECK(idle < 4s);
+}
+
 TEST_CASE("SIGTERM stops the server with exit code 0", "[server]") {
   TempDir dir;
   auto env = base_env(dir);

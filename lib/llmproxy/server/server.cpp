@@ -29,6 +29,7 @@
 #include <unordered_set>
 
 #include "llmproxy/log/log.hpp"
+#include "llmproxy/server/socket_deadline.hpp"
 #include "llmproxy/util/crypto.hpp"
 
 namespace llmproxy::server {
@@ -169,8 +170,10 @@ void serialize_head(std::string& out, unsigned version, int status, const Header
 /// One accepted connection, registered so stop() can close idle ones. `in_exchange` is written on the
 /// connection's strand and read by stop() from another thread, hence atomic.
 struct Conn {
-  explicit Conn(tcp::socket s) : stream(std::move(s)) {}
-  beast::tcp_stream stream;
+  explicit Conn(tcp::socket s) : socket(std::move(s)), deadline(socket.get_executor(), socket) {}
+  tcp::socket socket;
+  /// Bounds each read and write (HEADER_READ_TIMEOUT, WRITE_TIMEOUT): closes the socket when it passes.
+  SocketDeadline deadline;
   std::atomic<bool> in_exchange{false};
   /// Bound to the session coroutine's cancellation slot: emitted (on the strand) when the client leaves while a
   /// handler's work runs (SessionExchange::unless_client_leaves). The session's completion handler owns the
@@ -225,13 +228,13 @@ class ConnGuard {
 class CancelAt {
  public:
   CancelAt(const std::shared_ptr<Conn>& conn, std::chrono::milliseconds after)
-      : state_(std::make_shared<State>()), timer_(conn->stream.get_executor()) {
+      : state_(std::make_shared<State>()), timer_(conn->socket.get_executor()) {
     timer_.expires_after(after);
     timer_.async_wait([state = state_, conn](boost::system::error_code ec) {
       if (ec || !state->armed) return;
       state->fired = true;
       boost::system::error_code ignored;
-      conn->stream.socket().cancel(ignored);
+      conn->socket.cancel(ignored);
     });
   }
   ~CancelAt() {
@@ -272,11 +275,11 @@ class SessionExchange final : public Exchange {
     if (bodiless(response.status)) response.body.clear();
     serialize_head(scratch_, version_, response.status, response.headers, request.request_id, request.correlation_id,
                    Framing::length, response.body.size(), keep_alive);
-    conn_.stream.expires_after(opts_.write_timeout);
+    conn_.deadline.expires_after(opts_.write_timeout);
     // HEAD: Content-Length states what GET would send; no body byte follows (RFC 9110 §9.3.2).
     if (!head_) bytes_ = response.body.size();
     const std::array<net::const_buffer, 2> wire{net::buffer(scratch_), net::buffer(response.body.data(), bytes_)};
-    auto [ec, n] = co_await net::async_write(conn_.stream, wire, kUseTuple);
+    auto [ec, n] = co_await net::async_write(conn_.socket, wire, kUseTuple);
     if (ec) client_gone_ = true;
   }
 
@@ -314,7 +317,7 @@ class SessionExchange final : public Exchange {
     if (client_gone_ || mode_ == Mode::no_body || mode_ == Mode::none) co_return false;
     if (data.empty()) co_return true;  // an empty chunk would end the body
     if (mode_ == Mode::sized && data.size() > expected_ - bytes_) co_return false;  // more than announced
-    conn_.stream.expires_after(opts_.write_timeout);
+    conn_.deadline.expires_after(opts_.write_timeout);
     beast::error_code ec;
     if (mode_ == Mode::chunked) {
       // chunk-size CRLF data CRLF, in one write.
@@ -326,9 +329,9 @@ class SessionExchange final : public Exchange {
       const std::array<net::const_buffer, 3> chunk{
           net::buffer(size_line.data(), static_cast<std::size_t>(end + 2 - size_line.data())),
           net::buffer(data.data(), data.size()), net::buffer("\r\n", 2)};
-      std::tie(ec, std::ignore) = co_await net::async_write(conn_.stream, chunk, kUseTuple);
+      std::tie(ec, std::ignore) = co_await net::async_write(conn_.socket, chunk, kUseTuple);
     } else {
-      std::tie(ec, std::ignore) = co_await net::async_write(conn_.stream, net::buffer(data), kUseTuple);
+      std::tie(ec, std::ignore) = co_await net::async_write(conn_.socket, net::buffer(data), kUseTuple);
     }
     if (ec) {
       client_gone_ = true;
@@ -342,8 +345,8 @@ class SessionExchange final : public Exchange {
     if (client_gone_) co_return false;
     switch (mode_) {
       case Mode::chunked: {
-        conn_.stream.expires_after(opts_.write_timeout);
-        auto [ec, n] = co_await net::async_write(conn_.stream, net::buffer("0\r\n\r\n", 5), kUseTuple);
+        conn_.deadline.expires_after(opts_.write_timeout);
+        auto [ec, n] = co_await net::async_write(conn_.socket, net::buffer("0\r\n\r\n", 5), kUseTuple);
         if (ec) client_gone_ = true;
         stream_ended_ = !client_gone_;
         break;
@@ -371,13 +374,13 @@ class SessionExchange final : public Exchange {
     watching_ = false;
     if (watch_pending_) {
       boost::system::error_code ignored;
-      conn_.stream.socket().cancel(ignored);
+      conn_.socket.cancel(ignored);
     }
     // A departure leaves the cancellation recorded in this coroutine's state (its next operation would throw).
     co_await net::this_coro::reset_cancellation_state();
     // The read may still commit bytes of a pipelined request into the session's buffer: wait for it to finish.
     if (watch_pending_) {
-      net::steady_timer done(conn_.stream.get_executor(), net::steady_timer::time_point::max());
+      net::steady_timer done(conn_.socket.get_executor(), net::steady_timer::time_point::max());
       watch_done_ = &done;
       while (watch_pending_) co_await done.async_wait(kUseTuple);
       watch_done_ = nullptr;
@@ -397,7 +400,7 @@ class SessionExchange final : public Exchange {
     if (buffer_.size() >= opts_.max_header_size) return;
     auto space = buffer_.prepare(std::min<std::size_t>(4096, opts_.max_header_size - buffer_.size()));
     watch_pending_ = true;
-    conn_.stream.async_read_some(space, [this](boost::system::error_code ec, std::size_t n) {
+    conn_.socket.async_read_some(space, [this](boost::system::error_code ec, std::size_t n) {
       watch_pending_ = false;
       if (!ec) {
         buffer_.commit(n);
@@ -409,7 +412,7 @@ class SessionExchange final : public Exchange {
       if (!watch_pending_ && watch_done_ != nullptr) watch_done_->cancel();
     });
   }
-  net::any_io_executor executor() const override { return conn_.stream.get_executor(); }
+  net::any_io_executor executor() const override { return conn_.socket.get_executor(); }
 
   int status() const override { return status_ == 0 && client_gone_ ? 499 : status_; }
   std::uint64_t bytes() const { return bytes_; }
@@ -435,8 +438,8 @@ class SessionExchange final : public Exchange {
   net::awaitable<bool> write_head(bool keep_alive) {
     close_after_ = !keep_alive || mode_ == Mode::until_close;
     if (mode_ == Mode::no_body) stream_ended_ = true;
-    conn_.stream.expires_after(opts_.write_timeout);
-    auto [ec, n] = co_await net::async_write(conn_.stream, net::buffer(scratch_), kUseTuple);
+    conn_.deadline.expires_after(opts_.write_timeout);
+    auto [ec, n] = co_await net::async_write(conn_.socket, net::buffer(scratch_), kUseTuple);
     if (ec) client_gone_ = true;
     co_return !client_gone_ && mode_ != Mode::no_body;
   }
@@ -515,8 +518,8 @@ net::awaitable<bool> write_plain_error(Conn& conn, const Shared& shared, int sta
   serialize_head(wire, 11, status, r.headers, context.request_id, context.correlation_id, Framing::length,
                  r.body.size(), false);
   if (!context.head) wire.append(r.body);
-  conn.stream.expires_after(shared.opts.header_read_timeout);
-  auto [ec, n] = co_await net::async_write(conn.stream, net::buffer(wire), kUseTuple);
+  conn.deadline.expires_after(shared.opts.header_read_timeout);
+  auto [ec, n] = co_await net::async_write(conn.socket, net::buffer(wire), kUseTuple);
   co_return !ec;
 }
 
@@ -525,12 +528,12 @@ net::awaitable<bool> write_plain_error(Conn& conn, const Shared& shared, int sta
 /// response before the client reads it. Reads and drops input for at most kLingerTime / kLingerBytes.
 net::awaitable<void> linger_close(Conn& conn) {
   beast::error_code ignored;
-  conn.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  conn.stream.expires_after(kLingerTime);
+  conn.socket.shutdown(tcp::socket::shutdown_send, ignored);
+  conn.deadline.expires_after(kLingerTime);
   std::array<char, 4096> scratch{};
   std::size_t dropped = 0;
   while (dropped < kLingerBytes) {
-    auto [ec, n] = co_await conn.stream.async_read_some(net::buffer(scratch), kUseTuple);
+    auto [ec, n] = co_await conn.socket.async_read_some(net::buffer(scratch), kUseTuple);
     if (ec) break;
     dropped += n;
   }
@@ -567,7 +570,7 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
   std::string client_ip;
   {
     beast::error_code ec;
-    auto ep = conn->stream.socket().remote_endpoint(ec);
+    auto ep = conn->socket.remote_endpoint(ec);
     if (!ec) client_ip = ep.address().to_string();
   }
   beast::flat_buffer buffer;
@@ -578,8 +581,8 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
     http::request_parser<http::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(opts.max_header_size));
     parser.body_limit(opts.max_request_size);
-    conn->stream.expires_after(opts.header_read_timeout);
-    auto [ec, n] = co_await http::async_read_header(conn->stream, buffer, parser, kUseTuple);
+    conn->deadline.expires_after(opts.header_read_timeout);
+    auto [ec, n] = co_await http::async_read_header(conn->socket, buffer, parser, kUseTuple);
     if (ec) {
       // End of stream, timeout (slow client), reset or cancellation at shutdown: just close.
       // Request ids are built before each co_await: GCC 12 mishandles some temporaries in co_await expressions.
@@ -597,7 +600,7 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
         const ErrorContext context = error_context(hreq, request_id_of(hreq), correlation_id_of(hreq));
         co_await write_plain_error(*conn, *shared, 413, "request_too_large", "request body too large", context);
         linger = true;
-      } else if (ec != http::error::end_of_stream && ec != beast::error::timeout && ec != net::error::operation_aborted &&
+      } else if (ec != http::error::end_of_stream && !conn->deadline.expired() && ec != net::error::operation_aborted &&
                  ec != net::error::connection_reset && ec != net::error::eof && buffer.size() > 0) {
         // Malformed lines, control characters (CR, LF, NUL) inside header values, conflicting Content-Length or
         // Transfer-Encoding fields that Beast itself refuses.
@@ -627,15 +630,15 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
 
     if (beast::iequals(hreq[http::field::expect], "100-continue")) {
       http::response<http::empty_body> cont{http::status::continue_, 11};
-      auto [wec, wn] = co_await http::async_write(conn->stream, cont, kUseTuple);
+      auto [wec, wn] = co_await http::async_write(conn->socket, cont, kUseTuple);
       if (wec) break;
     }
     if (!parser.is_done()) {
       // One deadline for the whole body (a client dribbling a byte at a time does not extend it). A timer
       // cancels the read instead of the stream's own timeout, which would close the socket before the 408.
-      conn->stream.expires_never();
+      conn->deadline.expires_never();
       CancelAt deadline(conn, opts.body_read_timeout);
-      auto [bec, bn] = co_await http::async_read(conn->stream, buffer, parser, kUseTuple);
+      auto [bec, bn] = co_await http::async_read(conn->socket, buffer, parser, kUseTuple);
       if (deadline.fired()) {
         const ErrorContext context = error_context(hreq, request_id, correlation_id);
         co_await write_plain_error(*conn, *shared, 408, "request_timeout", "the request body did not arrive in time",
@@ -650,7 +653,7 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
         break;
       }
       if (bec) {
-        if (bec != beast::error::timeout && bec != http::error::end_of_stream && bec != net::error::eof &&
+        if (!conn->deadline.expired() && bec != http::error::end_of_stream && bec != net::error::eof &&
             bec != net::error::connection_reset && bec != net::error::operation_aborted) {
           const ErrorContext context = error_context(hreq, request_id, correlation_id);
           co_await write_plain_error(*conn, *shared, 400, "bad_request", "malformed HTTP request body", context);
@@ -659,7 +662,7 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
         break;
       }
     }
-    conn->stream.expires_never();
+    conn->deadline.expires_never();
 
     const bool keep_alive = hreq.keep_alive() && !shared->stopping;
     SessionExchange ex(*conn, buffer, scratch, opts, hreq.version() < 11 ? 10 : 11, keep_alive, head,
@@ -697,8 +700,8 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
   }
   if (linger) co_await linger_close(*conn);
   beast::error_code ignored;
-  conn->stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  conn->stream.socket().close(ignored);
+  conn->socket.shutdown(tcp::socket::shutdown_send, ignored);
+  conn->socket.close(ignored);
 }
 
 /// Raises the open-files soft limit to the hard limit, so MAX_CONNECTIONS is not capped by a low default
@@ -775,7 +778,7 @@ struct Server::Impl {
       shared->open.fetch_add(1, std::memory_order_relaxed);
       socket.set_option(tcp::no_delay(true), ignored);
       auto conn = std::make_shared<Conn>(std::move(socket));
-      auto ex = conn->stream.get_executor();
+      auto ex = conn->socket.get_executor();
       auto& cancel = conn->cancel;
       net::co_spawn(ex, run_session(shared, conn),
                     net::bind_cancellation_slot(cancel.slot(), [conn](const std::exception_ptr&) {}));
@@ -885,8 +888,9 @@ void Server::stop(std::function<void()> on_drained) {
     }
     // Idle keep-alive connections are closed now; busy ones close after their current exchange.
     for (auto& c : idle) {
-      net::post(c->stream.get_executor(), [c] {
-        if (!c->in_exchange) c->stream.cancel();
+      net::post(c->socket.get_executor(), [c] {
+        beast::error_code ignored;
+        if (!c->in_exchange) c->socket.cancel(ignored);
       });
     }
     impl_->shutdown_timer.expires_after(shared->opts.shutdown_timeout);
@@ -902,9 +906,9 @@ void Server::stop(std::function<void()> on_drained) {
         all.assign(shared->conns.begin(), shared->conns.end());
       }
       for (auto& c : all) {
-        net::post(c->stream.get_executor(), [c] {
+        net::post(c->socket.get_executor(), [c] {
           beast::error_code ignored2;
-          c->stream.socket().close(ignored2);
+          c->socket.close(ignored2);
         });
       }
       // Give the closed sessions a moment to unwind, then stop regardless.
