@@ -261,6 +261,46 @@ TEST_CASE("upstream client times out waiting for the response header", "[upstrea
   CHECK(client.idle_connections() == 0);
 }
 
+TEST_CASE("upstream client keeps a pooled connection past the deadlines of the request before it", "[upstream]") {
+  // Deadlines are armed lazily (the timer's wait outlives the request that set it): pooling must clear the
+  // deadline, and a wait that fires during a later request must wait again for that request's own deadline.
+  MockUpstream mock;
+  net::io_context io;
+  up::Client client(io, local(mock.port()), {});
+  run(io, [&]() -> net::awaitable<void> {
+    {
+      const auto request = chat();
+      auto res = co_await client.send(request, 300ms);
+      CHECK(res->status == 200);
+      const std::string body = co_await res->read_all(300ms);
+      CHECK(body.find("Hello from mock") != std::string::npos);
+    }
+    co_await sleep_for(500ms);  // idle in the pool well past that request's deadline
+    {
+      const auto request = chat();
+      auto res = co_await client.send(request, 300ms);
+      CHECK(res->status == 200);
+      const std::string body = co_await res->read_all(300ms);
+      CHECK(body.find("Hello from mock") != std::string::npos);
+    }
+    co_await sleep_for(150ms);
+    {
+      // Answered 250 ms after it was sent: past the 300 ms the timer still waits for from the request before
+      // (150 ms ago), within this request's own 1 s.
+      const auto request = chat({{"X-Mock-Stall-Ms", "250"}});
+      auto res = co_await client.send(request, 1s);
+      CHECK(res->status == 200);
+      const std::string body = co_await res->read_all(1s);
+      CHECK(body.find("Hello from mock") != std::string::npos);
+    }
+  });
+  const auto requests = mock.requests();
+  REQUIRE(requests.size() == 3);
+  CHECK(requests[0]["connection"] == requests[1]["connection"]);
+  CHECK(requests[1]["connection"] == requests[2]["connection"]);
+  CHECK(client.idle_connections() == 1);
+}
+
 TEST_CASE("upstream client times out a silent stream", "[upstream]") {
   MockUpstream mock;
   net::io_context io;
@@ -516,6 +556,7 @@ TEST_CASE("upstream client serves many coroutines on several threads", "[upstrea
   net::io_context io;
   up::ClientOptions options;
   options.max_idle_connections = 4;
+  options.io_threads = 2;  // pooled connections change threads: their deadline waits are stopped and rebound
   up::Client client(io, local(mock.port()), options);
   constexpr int kWorkers = 8;
   constexpr int kRounds = 5;

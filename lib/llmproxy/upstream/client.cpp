@@ -1,6 +1,8 @@
 #include "llmproxy/upstream/client.hpp"
 
+#include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/error.hpp>
@@ -84,10 +86,11 @@ struct Failure {
 
 /// The part of the client that responses need after send() returned: they return connections to the pool.
 struct Shared {
-  Shared(std::size_t max_idle, std::chrono::milliseconds idle_timeout, std::string label)
-      : pool(max_idle, idle_timeout), label(std::move(label)) {}
+  Shared(std::size_t max_idle, std::chrono::milliseconds idle_timeout, std::string label, int io_threads)
+      : pool(max_idle, idle_timeout), label(std::move(label)), io_threads(io_threads) {}
   detail::Pool pool;
   std::string label;  // "host:port", the only upstream detail error messages carry
+  int io_threads;     // ClientOptions::io_threads
 };
 
 /// The Response of one request sent on one connection: start() sends the request and reads the header, the body
@@ -100,6 +103,12 @@ class ConnectionResponse final : public Response {
   ~ConnectionResponse() override {
     if (!conn_) return;
     if (state_ == State::complete && parser_->keep_alive() && conn_->buffer().size() == 0) {
+      // No deadline while pooled. With one I/O thread the timer's wait stays for the next request to reuse.
+      if (shared_->io_threads > 1) {
+        conn_->deadline().stop();
+      } else {
+        conn_->deadline().expires_never();
+      }
       shared_->pool.put(std::move(conn_));
     } else {
       conn_->close();
@@ -116,7 +125,7 @@ class ConnectionResponse final : public Response {
     detail::write_request_head(request, host_header, conn.head());
     // One deadline for writing and for the header: a provider that stops reading our body is as stuck as one
     // that never answers.
-    conn.tcp().expires_after(header_timeout);
+    conn.deadline().expires_after(header_timeout);
     beast::error_code ec;
     if (request.body.empty()) {
       std::tie(ec, std::ignore) = co_await conn.write(net::buffer(conn.head()));
@@ -124,6 +133,7 @@ class ConnectionResponse final : public Response {
       const std::array<net::const_buffer, 2> buffers{net::buffer(conn.head()), net::buffer(request.body)};
       std::tie(ec, std::ignore) = co_await conn.write(buffers);
     }
+    ec = conn.timeout_or(ec);
     if (ec) {
       state_ = State::broken;
       co_return Failure{kind_of(ec), shared_->label + ": sending the request: " + ec.message(), is_peer_gone(ec)};
@@ -163,7 +173,7 @@ class ConnectionResponse final : public Response {
   net::awaitable<std::optional<std::string>> read_some(std::chrono::milliseconds idle_timeout) override {
     if (state_ == State::complete) co_return std::nullopt;
     check_readable();
-    conn_->tcp().expires_after(idle_timeout);
+    conn_->deadline().expires_after(idle_timeout);
     std::optional<std::string> out(std::in_place);
     if (auto ec = co_await pump(Until::some_body, &*out)) fail(ec);
     if (parser_->is_done()) state_ = State::complete;
@@ -178,7 +188,7 @@ class ConnectionResponse final : public Response {
     if (const auto length = parser_->content_length_remaining(); length && *length <= kMaxReadAllBytes) {
       out.reserve(static_cast<std::size_t>(*length));
     }
-    conn_->tcp().expires_after(timeout);
+    conn_->deadline().expires_after(timeout);
     if (auto ec = co_await pump(Until::done, &out)) fail(ec);
     state_ = State::complete;
     co_return out;
@@ -266,7 +276,8 @@ class ConnectionResponse final : public Response {
 
 struct Client::Impl : Shared {
   Impl(net::io_context& io_, Endpoint endpoint_, ClientOptions options_)
-      : Shared(static_cast<std::size_t>(std::max(0, options_.max_idle_connections)), options_.idle_timeout, ""),
+      : Shared(static_cast<std::size_t>(std::max(0, options_.max_idle_connections)), options_.idle_timeout, "",
+               options_.io_threads),
         io(io_),
         endpoint(std::move(endpoint_)),
         options(std::move(options_)) {
@@ -335,17 +346,17 @@ struct Client::Impl : Shared {
     const Endpoints addresses = co_await resolve();
     auto conn = tls ? std::make_unique<detail::Connection>(io.get_executor(), *ssl_ctx)
                     : std::make_unique<detail::Connection>(io.get_executor());
-    auto& stream = conn->tcp();
-    stream.expires_after(options.connect_timeout);  // covers the TLS handshake too
-    auto [ec, peer] = co_await stream.async_connect(*addresses, kUseTuple);
+    if (options.io_threads > 1) conn->deadline().run_on(co_await net::this_coro::executor);
+    conn->deadline().expires_after(options.connect_timeout);  // covers the TLS handshake too
+    auto [ec, peer] = co_await net::async_connect(conn->tcp(), *addresses, kUseTuple);
     if (ec) {
       forget_addresses();
-      throw Error(ec == beast::error::timeout ? ErrorKind::timeout : ErrorKind::connect,
-                  label + ": connect failed: " + ec.message());
+      throw Error(conn->deadline().expired() ? ErrorKind::timeout : ErrorKind::connect,
+                  label + ": connect failed: " + (conn->deadline().expired() ? "timed out" : ec.message()));
     }
     // Requests go out in one write, but small interactive writes (TLS handshake) must not wait for ACKs.
     beast::error_code ignored;
-    stream.socket().set_option(tcp::no_delay(true), ignored);
+    conn->tcp().set_option(tcp::no_delay(true), ignored);
     if (tls) co_await handshake(*conn);
     co_return conn;
   }
@@ -364,8 +375,8 @@ struct Client::Impl : Shared {
     }
     auto [ec] = co_await conn.tls().async_handshake(ssl::stream_base::client, kUseTuple);
     if (ec) {
-      throw Error(ec == beast::error::timeout ? ErrorKind::timeout : ErrorKind::tls,
-                  label + ": TLS handshake failed: " + describe_tls_failure(ec, native));
+      if (conn.deadline().expired()) throw Error(ErrorKind::timeout, label + ": TLS handshake failed: timed out");
+      throw Error(ErrorKind::tls, label + ": TLS handshake failed: " + describe_tls_failure(ec, native));
     }
   }
 
@@ -394,6 +405,9 @@ net::awaitable<std::unique_ptr<Response>> Client::send(const Request& request,
   const std::shared_ptr<Impl> impl = impl_;
   auto conn = impl->pool.take();
   bool fresh = conn == nullptr;
+  // With several I/O threads a pooled connection's last user may have run on another one: its deadline (stopped
+  // when pooled) now expires on this coroutine's executor.
+  if (conn && impl->options.io_threads > 1) conn->deadline().run_on(co_await net::this_coro::executor);
   for (;;) {
     if (!conn) conn = co_await impl->connect();
     auto response = std::make_unique<ConnectionResponse>(impl, std::move(conn));

@@ -31,6 +31,10 @@ struct ClientOptions {
   int max_idle_connections = 20;                   // pooled idle connections kept
   bool verify_tls = true;                          // false only for tests against self-signed servers
   std::string ca_file;                             // extra CA bundle (PEM); empty = system store only
+  /// Threads running the io_context. With one, a pooled connection keeps its deadline's timer wait for the
+  /// next request (no timer operation per request); with more, the next user may be on another thread, so the
+  /// wait is cancelled when the connection is pooled.
+  int io_threads = 1;
 };
 
 /// Why an upstream request failed. connect/tls/protocol/closed -> 502 upstream_error; timeout -> 504 upstream_timeout.

@@ -18,30 +18,34 @@ constexpr std::size_t kMaxReadBytes = 64 * 1024;
 
 }  // namespace
 
-Connection::Connection(const net::any_io_executor& ex) : stream_(std::in_place_type<beast::tcp_stream>, ex) {
+Connection::Connection(const net::any_io_executor& ex)
+    : stream_(std::in_place_type<net::ip::tcp::socket>, ex), deadline_(ex, tcp()) {
   buffer_.reserve(kReadBufferBytes);
 }
 
 Connection::Connection(const net::any_io_executor& ex, ssl::context& ctx)
-    : stream_(std::in_place_type<TlsStream>, ex, ctx) {
+    : stream_(std::in_place_type<TlsStream>, ex, ctx), deadline_(ex, tcp()) {
   buffer_.reserve(kReadBufferBytes);
 }
 
-beast::tcp_stream& Connection::tcp() noexcept {
-  return std::visit([](auto& s) -> beast::tcp_stream& { return beast::get_lowest_layer(s); }, stream_);
+net::ip::tcp::socket& Connection::tcp() noexcept {
+  return std::visit([](auto& s) -> net::ip::tcp::socket& { return beast::get_lowest_layer(s); }, stream_);
 }
 
 net::awaitable<std::tuple<beast::error_code, std::size_t>> Connection::read_some() {
   auto space = buffer_.prepare(beast::read_size(buffer_, kMaxReadBytes));
   auto [ec, n] = co_await std::visit([&](auto& s) { return s.async_read_some(space, kUseTuple); }, stream_);
   buffer_.commit(n);
-  co_return std::tuple{ec, n};
+  co_return std::tuple{timeout_or(ec), n};
 }
 
-void Connection::close() noexcept { tcp().close(); }
+void Connection::close() noexcept {
+  beast::error_code ignored;
+  tcp().close(ignored);
+}
 
 bool Connection::usable() noexcept {
-  auto& socket = tcp().socket();
+  auto& socket = tcp();
   if (!socket.is_open()) return false;
   char byte = 0;
   const auto n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);

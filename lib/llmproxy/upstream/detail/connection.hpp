@@ -6,8 +6,9 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <chrono>
@@ -15,6 +16,8 @@
 #include <string>
 #include <tuple>
 #include <variant>
+
+#include "llmproxy/server/socket_deadline.hpp"
 
 namespace llmproxy::upstream::detail {
 
@@ -27,7 +30,7 @@ inline constexpr auto kUseTuple = net::as_tuple(net::use_awaitable);
 class Connection {
  public:
   using Clock = std::chrono::steady_clock;
-  using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+  using TlsStream = beast::ssl_stream<net::ip::tcp::socket>;
 
   /// A plain connection (not yet connected). `ex` should be the io_context's executor: completions are
   /// dispatched through the awaiting coroutine's own executor anyway.
@@ -38,8 +41,11 @@ class Connection {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  /// The TCP layer: connect, timeouts (expires_after bounds TLS operations too), close.
-  beast::tcp_stream& tcp() noexcept;
+  /// The TCP layer: connect, options, close.
+  net::ip::tcp::socket& tcp() noexcept;
+  /// Bounds the operations on the socket, TLS ones included: closes it when the deadline passes. Reads and
+  /// writes that fail because of it report beast::error::timeout.
+  server::SocketDeadline& deadline() noexcept { return deadline_; }
   /// The TLS layer; only for a TLS connection.
   TlsStream& tls() noexcept { return std::get<TlsStream>(stream_); }
   bool is_tls() const noexcept { return std::holds_alternative<TlsStream>(stream_); }
@@ -48,6 +54,10 @@ class Connection {
   template <class Buffers>
   net::awaitable<std::tuple<beast::error_code, std::size_t>> write(const Buffers& buffers) {
     return std::visit([&](auto& s) { return net::async_write(s, buffers, kUseTuple); }, stream_);
+  }
+  /// `ec`, or beast::error::timeout when the failure came from the deadline closing the socket.
+  beast::error_code timeout_or(const beast::error_code& ec) const noexcept {
+    return ec && deadline_.expired() ? beast::error_code(beast::error::timeout) : ec;
   }
   /// Reads whatever is available into the read buffer (at least one byte, or an error).
   net::awaitable<std::tuple<beast::error_code, std::size_t>> read_some();
@@ -67,7 +77,8 @@ class Connection {
   Clock::time_point last_used{};
 
  private:
-  std::variant<beast::tcp_stream, TlsStream> stream_;
+  std::variant<net::ip::tcp::socket, TlsStream> stream_;
+  server::SocketDeadline deadline_;  // after stream_: refers to its socket
   beast::flat_buffer buffer_;
   std::string head_;
 };

@@ -31,7 +31,7 @@ std::unique_ptr<Connection> Pool::take() {
     // A connection returned moments ago is taken as is (a peek would be one more system call per request, and
     // an upstream rarely closes a connection within a second of answering on it; Client::send retries a pooled
     // connection that turns out dead before any answer). Longer idle ones are peeked.
-    if (now - conn->last_used < kTrustIdleFor ? conn->tcp().socket().is_open() : conn->usable()) return conn;
+    if (now - conn->last_used < kTrustIdleFor ? conn->tcp().is_open() : conn->usable()) return conn;
     // Dropped by the upstream while idle: close it (destructor) and look at the next one.
   }
 }
