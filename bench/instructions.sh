@@ -7,7 +7,8 @@
 # OpenSSL and the allocator included; the kernel not), so it complements bench/run.sh, whose throughput figures
 # against nginx are the ones quoted. The proxy runs under callgrind with instrumentation off through boot and
 # warm-up, then on for DURATION of POST /v1/chat/completions with an unlimited cached token (wrk -c8), IO_THREADS=1,
-# SQLite, LOG_LEVEL (warn). Needs valgrind (Debian), wrk, a built mock-upstream.
+# SQLite, LOG_LEVEL (warn). Needs valgrind (Debian), wrk, a built mock-upstream. CALLGRIND_KEEP=PREFIX keeps each
+# profile as PREFIX.<build dir name> (for callgrind_annotate --inclusive=yes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || set -- build
@@ -55,6 +56,7 @@ measure() {
   requests=$(echo "$out" | awk '/requests in/{print $1}')
   sleep 1
   total=$(cat "$work"/callgrind.out* | awk '/^(summary|totals):/{s+=$2} END{print s+0}')
+  if [ -n "${CALLGRIND_KEEP:-}" ]; then cat "$work"/callgrind.out* >"$CALLGRIND_KEEP.$(basename "$build")"; fi
   if echo "$out" | grep -q "Non-2xx"; then echo "instructions.sh: $build answered non-2xx" >&2; return 1; fi
   printf '%s\t%s requests\t%s instructions/request\n' "$build" "$requests" "$((total / requests))"
 }

@@ -61,6 +61,9 @@ apis:
     base_url: http://127.0.0.1:$mock_port
     allowed_endpoints: [/v1/chat/completions]
     allowed_methods: [POST]
+    connection:
+      max_idle_conns: 1024
+      max_idle_conns_per_host: 1024
 EOT
 
 # Starts the llm-proxy of build dir $2 under the name $1 and sets PROXY_PORT, UNLIMITED and QUOTA.
