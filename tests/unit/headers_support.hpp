@@ -17,7 +17,7 @@ inline server::Headers make_headers(std::initializer_list<std::pair<const char*,
 
 inline std::vector<std::string> header_names(const server::Headers& h) {
   std::vector<std::string> out;
-  for (const auto& f : h) out.push_back(f.name);
+  for (const auto& f : h) out.emplace_back(f.name);
   return out;
 }
 

@@ -1,8 +1,13 @@
 // server::Response::error builds the JSON error bodies every route sends; whatever a client put in the message
-// (a raw path, say), the body must stay valid JSON and valid UTF-8.
+// (a raw path, say), the body must stay valid JSON and valid UTF-8. llmproxy::server::Headers holds every header list a
+// request passes through, in one buffer of its own.
 #include <catch2/catch.hpp>
 
 #include <nlohmann/json.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "llmproxy/server/http_types.hpp"
 
@@ -48,3 +53,55 @@ TEST_CASE("iequals matches header names ignoring ASCII letter case only", "[serv
 }
 
 }  // namespace llmproxy::server
+
+TEST_CASE("Headers keep fields in order, look names up ignoring case, and replace or remove every match", "[server]") {
+  llmproxy::server::Headers h;
+  h.add("Content-Type", "application/json");
+  h.add("X-Multi", "1");
+  h.add("x-multi", "2");
+  h.add("Empty", "");
+  REQUIRE(h.size() == 4);
+  CHECK(h[1].name == "X-Multi");
+  CHECK(h[2].value == "2");
+  CHECK(h.get("CONTENT-type") == "application/json");
+  CHECK(h.get("x-MULTI") == "1");  // the first
+  CHECK(h.contains("empty"));
+  CHECK(h.get("Empty").empty());
+  CHECK_FALSE(h.contains("Missing"));
+
+  h.set("X-MULTI", "3");  // both removed, one appended at the end
+  REQUIRE(h.size() == 3);
+  CHECK(h[2].name == "X-MULTI");
+  CHECK(h.get("x-multi") == "3");
+  h.remove("content-type");
+  std::vector<std::string> seen;
+  for (const auto& f : h) seen.push_back(std::string(f.name) + "=" + std::string(f.value));
+  CHECK(seen == std::vector<std::string>{"Empty=", "X-MULTI=3"});
+}
+
+TEST_CASE("Headers copy their bytes: a copy outlives and ignores changes to the original", "[server]") {
+  auto original = std::make_unique<llmproxy::server::Headers>();
+  for (int i = 0; i < 50; ++i) original->add("X-Field-" + std::to_string(i), std::string(40, static_cast<char>('a' + i % 26)));
+  llmproxy::server::Headers copy = *original;
+  original->set("X-Field-0", "changed");
+  original.reset();
+  REQUIRE(copy.size() == 50);
+  CHECK(copy.get("x-field-0") == std::string(40, 'a'));
+  CHECK(copy[49].name == "X-Field-49");
+  CHECK(copy[49].value == std::string(40, static_cast<char>('a' + 49 % 26)));
+}
+
+TEST_CASE("Headers accept their own views as names and values, even when the buffer grows", "[server]") {
+  llmproxy::server::Headers h;
+  h.add("Origin", "https://example.com");
+  // Each add may grow the buffer the views point into: the bytes must be copied before that.
+  for (int i = 0; i < 40; ++i) h.add(h[0].name, h[static_cast<std::size_t>(i)].value);
+  REQUIRE(h.size() == 41);
+  for (const auto& f : h) {
+    CHECK(f.name == "Origin");
+    CHECK(f.value == "https://example.com");
+  }
+  h.set("Origin", h.get("origin"));
+  REQUIRE(h.size() == 1);
+  CHECK(h.get("Origin") == "https://example.com");
+}

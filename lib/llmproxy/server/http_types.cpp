@@ -1,6 +1,12 @@
 #include "llmproxy/server/http_types.hpp"
 
 #include <algorithm>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <utility>
 
 #include "llmproxy/util/crypto.hpp"
 #include "llmproxy/util/utf8.hpp"
@@ -50,15 +56,46 @@ std::string_view trim_ows(std::string_view v) {
   return v;
 }
 
+Headers::Headers(const Headers& other) : used_(other.used_), capacity_(other.used_), index_(other.index_) {
+  if (used_ > 0) {
+    bytes_ = std::make_unique_for_overwrite<char[]>(used_);
+    std::memcpy(bytes_.get(), other.bytes_.get(), used_);
+  }
+}
+
+Headers& Headers::operator=(const Headers& other) {
+  if (this != &other) *this = Headers(other);
+  return *this;
+}
+
+Headers::Headers(Headers&& other) noexcept
+    : bytes_(std::move(other.bytes_)),
+      used_(std::exchange(other.used_, 0)),
+      capacity_(std::exchange(other.capacity_, 0)),
+      index_(std::move(other.index_)) {
+  other.index_.clear();
+}
+
+Headers& Headers::operator=(Headers&& other) noexcept {
+  if (this != &other) {
+    bytes_ = std::move(other.bytes_);
+    used_ = std::exchange(other.used_, 0);
+    capacity_ = std::exchange(other.capacity_, 0);
+    index_ = std::move(other.index_);
+    other.index_.clear();
+  }
+  return *this;
+}
+
 std::string_view Headers::get(std::string_view name) const {
-  for (const auto& f : fields_) {
-    if (iequals(f.name, name)) return f.value;
+  for (const auto& e : index_) {
+    if (is(e, name)) return std::string_view(bytes_.get() + e.value_at, e.value_len);
   }
   return {};
 }
 
 bool Headers::contains(std::string_view name) const {
-  return std::any_of(fields_.begin(), fields_.end(), [&](const Field& f) { return iequals(f.name, name); });
+  return std::any_of(index_.begin(), index_.end(), [&](const Entry& e) { return is(e, name); });
 }
 
 void Headers::set(std::string_view name, std::string_view value) {
@@ -67,11 +104,35 @@ void Headers::set(std::string_view name, std::string_view value) {
 }
 
 void Headers::add(std::string_view name, std::string_view value) {
-  fields_.push_back(Field{std::string(name), std::string(value)});
+  if (inside(name) || inside(value)) {
+    // A view of this list (e.g. add(n, get(m))): growing the buffer would free its bytes before they are copied.
+    const std::string copy = std::string(name).append(value);
+    add(std::string_view(copy).substr(0, name.size()), std::string_view(copy).substr(name.size()));
+    return;
+  }
+  const std::size_t needed = std::size_t{used_} + name.size() + value.size();
+  // Header sections are bounded far below 4 GiB (MAX_HEADER_SIZE, the upstream header limit).
+  if (needed > std::numeric_limits<std::uint32_t>::max()) throw std::length_error("header list too large");
+  if (needed > capacity_) {
+    // A typical request's or response's fields fit the first allocation of each.
+    const std::size_t grown = std::max<std::size_t>({512, std::size_t{capacity_} * 2, needed});
+    const std::size_t capacity = std::min<std::size_t>(grown, std::numeric_limits<std::uint32_t>::max());
+    auto bigger = std::make_unique_for_overwrite<char[]>(capacity);
+    if (used_ > 0) std::memcpy(bigger.get(), bytes_.get(), used_);
+    bytes_ = std::move(bigger);
+    capacity_ = static_cast<std::uint32_t>(capacity);
+    if (index_.capacity() < 16) index_.reserve(16);
+  }
+  char* out = bytes_.get() + used_;
+  if (!name.empty()) std::memcpy(out, name.data(), name.size());
+  if (!value.empty()) std::memcpy(out + name.size(), value.data(), value.size());
+  index_.push_back(Entry{used_, static_cast<std::uint32_t>(name.size()), static_cast<std::uint32_t>(used_ + name.size()),
+                         static_cast<std::uint32_t>(value.size())});
+  used_ = static_cast<std::uint32_t>(needed);
 }
 
 void Headers::remove(std::string_view name) {
-  std::erase_if(fields_, [&](const Field& f) { return iequals(f.name, name); });
+  std::erase_if(index_, [&](const Entry& e) { return is(e, name); });
 }
 
 std::string_view Request::path() const {

@@ -1,6 +1,10 @@
 #pragma once
 /// Light HTTP request/response types handed to handlers, so handlers (admin, ops, proxy) do not need Beast.
+#include <compare>
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -32,12 +36,57 @@ std::string json_escape(std::string_view s);
 std::string_view trim_ows(std::string_view v);
 
 /// An ordered header list with case-insensitive lookup. Not thread-safe (owned by one request).
+///
+/// Names and values live in one buffer (an index of offsets beside it), so adding a field copies its bytes
+/// instead of allocating two strings: a proxied request copies some twenty fields between the parsers, the
+/// filters and the serialisers. Views returned by get() and by iteration are valid until the next change.
 class Headers {
  public:
+  /// One field, viewing the list's buffer.
   struct Field {
-    std::string name;
-    std::string value;
+    std::string_view name;
+    std::string_view value;
   };
+
+  class const_iterator {
+   public:
+    using iterator_category = std::random_access_iterator_tag;
+    using value_type = Field;
+    using difference_type = std::ptrdiff_t;
+    using pointer = void;
+    using reference = Field;
+
+    const_iterator() = default;
+    Field operator*() const { return owner_->field(i_); }
+    Field operator[](difference_type n) const { return owner_->field(i_ + static_cast<std::size_t>(n)); }
+    const_iterator& operator++() { ++i_; return *this; }
+    const_iterator operator++(int) { auto old = *this; ++i_; return old; }
+    const_iterator& operator--() { --i_; return *this; }
+    const_iterator operator--(int) { auto old = *this; --i_; return old; }
+    const_iterator& operator+=(difference_type n) { i_ = static_cast<std::size_t>(static_cast<difference_type>(i_) + n); return *this; }
+    const_iterator& operator-=(difference_type n) { return *this += -n; }
+    friend const_iterator operator+(const_iterator it, difference_type n) { return it += n; }
+    friend const_iterator operator+(difference_type n, const_iterator it) { return it += n; }
+    friend const_iterator operator-(const_iterator it, difference_type n) { return it -= n; }
+    friend difference_type operator-(const const_iterator& a, const const_iterator& b) {
+      return static_cast<difference_type>(a.i_) - static_cast<difference_type>(b.i_);
+    }
+    friend bool operator==(const const_iterator& a, const const_iterator& b) { return a.i_ == b.i_; }
+    friend auto operator<=>(const const_iterator& a, const const_iterator& b) { return a.i_ <=> b.i_; }
+
+   private:
+    friend class Headers;
+    const_iterator(const Headers* owner, std::size_t i) : owner_(owner), i_(i) {}
+    const Headers* owner_ = nullptr;
+    std::size_t i_ = 0;
+  };
+
+  Headers() = default;
+  Headers(const Headers& other);
+  Headers& operator=(const Headers& other);
+  Headers(Headers&& other) noexcept;
+  Headers& operator=(Headers&& other) noexcept;
+  ~Headers() = default;
 
   /// The first value of `name`, or empty.
   std::string_view get(std::string_view name) const;
@@ -48,15 +97,41 @@ class Headers {
   void add(std::string_view name, std::string_view value);
   /// Removes every `name` field.
   void remove(std::string_view name);
-  /// Room for `n` fields without reallocating.
-  void reserve(std::size_t n) { fields_.reserve(n); }
+  /// Room for `n` fields without reallocating the index.
+  void reserve(std::size_t n) { index_.reserve(n); }
 
-  const std::vector<Field>& fields() const { return fields_; }
-  auto begin() const { return fields_.begin(); }
-  auto end() const { return fields_.end(); }
+  std::size_t size() const { return index_.size(); }
+  bool empty() const { return index_.empty(); }
+  /// Field `i` (0 <= i < size()), in the order added.
+  Field operator[](std::size_t i) const { return field(i); }
+  /// The list itself (kept for callers written against a container of fields).
+  const Headers& fields() const { return *this; }
+  const_iterator begin() const { return {this, 0}; }
+  const_iterator end() const { return {this, index_.size()}; }
 
  private:
-  std::vector<Field> fields_;
+  struct Entry {
+    std::uint32_t name_at;
+    std::uint32_t name_len;
+    std::uint32_t value_at;
+    std::uint32_t value_len;
+  };
+  Field field(std::size_t i) const {
+    const Entry& e = index_[i];
+    return {std::string_view(bytes_.get() + e.name_at, e.name_len),
+            std::string_view(bytes_.get() + e.value_at, e.value_len)};
+  }
+  bool is(const Entry& e, std::string_view name) const {
+    return iequals(std::string_view(bytes_.get() + e.name_at, e.name_len), name);
+  }
+  bool inside(std::string_view v) const {
+    return !v.empty() && v.data() >= bytes_.get() && v.data() < bytes_.get() + capacity_;
+  }
+
+  std::unique_ptr<char[]> bytes_;  // names and values, back to back (removed fields leave their bytes)
+  std::uint32_t used_ = 0;
+  std::uint32_t capacity_ = 0;
+  std::vector<Entry> index_;
 };
 
 struct Request {
