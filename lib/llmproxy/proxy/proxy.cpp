@@ -97,9 +97,12 @@ class RequestRecord {
     }
   }
 
- private:
-  void finish() {
-    if (deps_ == nullptr) return;
+  /// Records the token's usage now (once; the destructor does it otherwise). Called with the whole answer body
+  /// read and before its last bytes go to the client, so a client that sends its next request once it has the
+  /// answer is judged with this one's usage (budgets are checked from memory on the next request).
+  void record_usage() {
+    if (usage_recorded_ || deps_ == nullptr) return;
+    usage_recorded_ = true;
     const usage::Usage used = scanner_ ? scanner_->usage() : usage::Usage{};
     static const std::string kNoModel;
     const std::string& model = scanner_ ? scanner_->model() : kNoModel;
@@ -122,7 +125,16 @@ class RequestRecord {
                                          static_cast<std::uint64_t>(r.completion_tokens));
       }
     }
+  }
+
+ private:
+  void finish() {
+    if (deps_ == nullptr) return;
+    record_usage();
     if (deps_->events == nullptr) return;
+    const usage::Usage used = scanner_ ? scanner_->usage() : usage::Usage{};
+    static const std::string kNoModel;
+    const std::string& model = scanner_ ? scanner_->model() : kNoModel;
     events::RequestEvent e;
     e.time = at_;
     e.request_id = ex_.request.request_id;
@@ -150,6 +162,7 @@ class RequestRecord {
   const std::size_t capture_bytes_;
   std::string token_id_, project_id_, cache_status_;
   bool counted_ = false;
+  bool usage_recorded_ = false;
   bool cache_hit_ = false;
   bool has_budget_ = false;
   std::optional<usage::Scanner> scanner_;
@@ -451,6 +464,7 @@ class Pipeline {
       }
       if (!piece) break;
       record.body(*piece);
+      if (res.body_received()) record.record_usage();  // the last piece: recorded before the client has it
       if (capture != nullptr && !capture->overflow) {
         if (capture->bytes.size() + piece->size() > capture->limit) {
           capture->overflow = true;
@@ -464,6 +478,7 @@ class Pipeline {
         co_return false;
       }
     }
+    record.record_usage();  // before the end of the body reaches the client
     co_return co_await ex.end_stream();
   }
 
@@ -564,6 +579,7 @@ class Pipeline {
         co_await store(deps, cache, renewed);
         Response r = detail::answer_from_entry(*renewed, ex.request, cache.key, now, true);
         if (!origin.empty()) add_cors_headers(r.headers, origin);
+        record.record_usage();
         co_return co_await ex.respond(std::move(r));
       }
       bool stored = false;
@@ -577,6 +593,7 @@ class Pipeline {
       detail::mark_forwarded(r.headers, cache, stored, lifetime && lifetime->forced);
       if (!origin.empty()) add_cors_headers(r.headers, origin);
       r.body = std::move(body);
+      record.record_usage();  // before the client has the answer (see RequestRecord::record_usage)
       co_return co_await ex.respond(std::move(r));
     }
 
