@@ -406,6 +406,47 @@ TEST_CASE("A request pipelined while an upstream answer is pending is kept and a
   REQUIRE(f.mock.requests().size() == 2);
 }
 
+TEST_CASE("After a proxied answer the next request on the connection is read whole, even sent in pieces, and an idle "
+          "one is closed after HEADER_READ_TIMEOUT",
+          "[server][hygiene]") {
+  // The departure watch's read outlives the exchange and becomes the next request's first read: what it gets
+  // (a piece of a head, a head without its body) must be completed by the reads after it, and with nothing sent
+  // the read deadline must still close the connection.
+  ProxyFixture f(TestDatabase::Kind::sqlite, [](Environment& env) { env["HEADER_READ_TIMEOUT"] = "1s"; });
+  const std::string token = f.project_token();
+  RawSocket s(f.proxy->port());
+  const auto answered = [&](std::size_t n) {
+    const auto deadline = Clock::now() + 10s;
+    while (occurrences(s.received, "HTTP/1.1 200 ") < n && Clock::now() < deadline) {
+      if (!s.read_for(50ms)) return false;
+    }
+    return occurrences(s.received, "HTTP/1.1 200 ") == n;
+  };
+  REQUIRE(s.send(chat_request("1.1", token, R"({"model":"gpt-4o","messages":[]})")));
+  REQUIRE(answered(1));
+  // The second request in three pieces: part of the head, the rest of the head, then the body.
+  const std::string second = chat_request("1.1", token, R"({"model":"gpt-4o-mini","messages":[]})");
+  const auto head_end = second.find("\r\n\r\n") + 4;
+  REQUIRE(s.send(second.substr(0, 20)));
+  std::this_thread::sleep_for(100ms);
+  REQUIRE(s.send(second.substr(20, head_end - 20)));
+  std::this_thread::sleep_for(100ms);
+  REQUIRE(s.send(second.substr(head_end)));
+  REQUIRE(answered(2));
+  CHECK(s.received.find("\"model\":\"gpt-4o-mini\"") != std::string::npos);
+  REQUIRE(f.mock.requests().size() == 2);
+  CHECK(f.mock.requests()[1]["body"] == R"({"model":"gpt-4o-mini","messages":[]})");
+
+  // Then nothing: the connection is closed once HEADER_READ_TIMEOUT passes.
+  const auto idle_since = Clock::now();
+  const bool open = s.read_for(5s);
+  const auto idle = Clock::now() - idle_since;
+  CHECK_FALSE(open);
+  CHECK(idle >= 800ms);
+  CHECK(idle < 4s);
+  CHECK(occurrences(s.received, "HTTP/1.1 ") == 2);  // closed without another answer
+}
+
 TEST_CASE("A non-streaming upstream body above MAX_BUFFERED_RESPONSE_SIZE is relayed, never held whole",
           "[server][hygiene]") {
   ProxyFixture f(TestDatabase::Kind::sqlite, [](Environment& env) {

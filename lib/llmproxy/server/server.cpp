@@ -168,8 +168,9 @@ void serialize_head(std::string& out, unsigned version, int status, const Header
 }
 
 /// One accepted connection, registered so stop() can close idle ones. `in_exchange` is written on the
-/// connection's strand and read by stop() from another thread, hence atomic.
-struct Conn {
+/// connection's strand and read by stop() from another thread, hence atomic. Everything else is used on the
+/// strand only.
+struct Conn : std::enable_shared_from_this<Conn> {
   explicit Conn(tcp::socket s) : socket(std::move(s)), deadline(socket.get_executor(), socket) {}
   tcp::socket socket;
   /// Bounds each read and write (HEADER_READ_TIMEOUT, WRITE_TIMEOUT): closes the socket when it passes.
@@ -179,7 +180,62 @@ struct Conn {
   /// handler's work runs (SessionExchange::unless_client_leaves). The session's completion handler owns the
   /// Conn, so the signal outlives the coroutine's use of it.
   net::cancellation_signal cancel;
+  /// Bytes read and not parsed yet: the start of the next request (read by the departure watch, or pipelined).
+  beast::flat_buffer buffer;
+
+  /// The departure watch: one read of the client's next bytes, started by unless_client_leaves() while a
+  /// handler's work runs. A failure while watching means the client left. When the work ends first with nothing
+  /// buffered (the usual case) the read is left pending (no cancellation, no wait) and becomes the first read of
+  /// the next request: the session waits for it instead of starting another. The buffer is never consumed or
+  /// prepared while a read is pending (flat_buffer moves its contents), so with bytes buffered the read is
+  /// cancelled and waited for instead.
+  struct Watch {
+    explicit Watch(const net::any_io_executor& ex) : settled(ex, net::steady_timer::time_point::max()) {}
+    bool pending = false;   // a watch read is outstanding
+    bool watching = false;  // a handler's work runs under unless_client_leaves()
+    bool gone = false;      // the read failed while watching: the client left
+    /// The read failed while nobody watched (EOF, reset, the socket closed by the deadline or at shutdown):
+    /// the next request's read fails with this.
+    boost::system::error_code ended;
+    std::size_t limit = 0;  // stop reading once this many bytes are buffered (the header limit)
+    /// Woken (cancelled) when a read finishes, for a session waiting for it before it reads the next request.
+    /// Made once per connection; its wait never expires by itself.
+    net::steady_timer settled;
+    bool waiting = false;  // the session waits on `settled`
+  } watch{socket.get_executor()};
+
+  /// Starts a watch read into `buffer`, unless the header limit is buffered already (memory stays bounded; the
+  /// rest then waits in the socket).
+  void start_watch();
+  void on_watch(boost::system::error_code ec, std::size_t n);
 };
+
+void Conn::start_watch() {
+  if (buffer.size() >= watch.limit) return;
+  auto space = buffer.prepare(std::min<std::size_t>(4096, watch.limit - buffer.size()));
+  watch.pending = true;
+  // The completion holds the connection: the read may outlive the exchange, and the session too.
+  socket.async_read_some(space, [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+    self->on_watch(ec, n);
+  });
+}
+
+void Conn::on_watch(boost::system::error_code ec, std::size_t n) {
+  watch.pending = false;
+  if (!ec) {
+    buffer.commit(n);
+    if (watch.watching) start_watch();
+  } else if (watch.watching) {
+    // Cancelled (a forced close at shutdown) is not a departure; EOF, reset and other failures are.
+    if (ec != net::error::operation_aborted) {
+      watch.gone = true;
+      cancel.emit(net::cancellation_type::terminal);
+    }
+  } else {
+    watch.ended = ec;
+  }
+  if (!watch.pending && watch.waiting) watch.settled.cancel();
+}
 
 }  // namespace
 
@@ -257,10 +313,9 @@ class CancelAt {
 
 class SessionExchange final : public Exchange {
  public:
-  SessionExchange(Conn& conn, beast::flat_buffer& buffer, std::string& scratch, const ServerOptions& opts,
+  SessionExchange(Conn& conn, std::string& scratch, const ServerOptions& opts,
                   unsigned version, bool keep_alive, bool head, const std::atomic<bool>& stopping)
       : conn_(conn),
-        buffer_(buffer),
         scratch_(scratch),
         opts_(opts),
         version_(version),
@@ -361,57 +416,43 @@ class SessionExchange final : public Exchange {
 
   net::awaitable<bool> unless_client_leaves(net::awaitable<void> work) override {
     // The watch is a plain read with a callback, not a second coroutine raced with `work`: racing two
-    // coroutines (awaitable operators) cost about 2,700 more instructions per request (bench/instructions.sh). A departure is signalled
-    // through the session coroutine's own cancellation slot, which cancels whatever `work` awaits.
-    watching_ = true;
-    watch_read();
+    // coroutines (awaitable operators) cost about 2,700 more instructions per request (bench/instructions.sh). A
+    // departure is signalled through the session coroutine's own cancellation slot, which cancels whatever `work`
+    // awaits. When the work ends first the read stays pending for the next request (Conn::Watch).
+    auto& watch = conn_.watch;
+    watch.watching = true;
+    watch.limit = opts_.max_header_size;
+    if (!watch.pending) conn_.start_watch();
     std::exception_ptr failure;
     try {
       co_await std::move(work);
     } catch (...) {
       failure = std::current_exception();
     }
-    watching_ = false;
-    if (watch_pending_) {
+    watch.watching = false;
+    if (watch.pending && conn_.buffer.size() > 0) {
+      // A pipelined request is buffered and the read goes on after it. The session must not parse (consume)
+      // while a read may still write into the buffer, and that read may never finish (the client waits for
+      // answers): stop it and wait until it has. Without buffered bytes the read is left for the session.
       boost::system::error_code ignored;
       conn_.socket.cancel(ignored);
+      watch.waiting = true;
+      while (watch.pending) co_await watch.settled.async_wait(kUseTuple);
+      watch.waiting = false;
+      if (watch.ended == net::error::operation_aborted) watch.ended = {};
     }
-    // A departure leaves the cancellation recorded in this coroutine's state (its next operation would throw).
-    co_await net::this_coro::reset_cancellation_state();
-    // The read may still commit bytes of a pipelined request into the session's buffer: wait for it to finish.
-    if (watch_pending_) {
-      net::steady_timer done(conn_.socket.get_executor(), net::steady_timer::time_point::max());
-      watch_done_ = &done;
-      while (watch_pending_) co_await done.async_wait(kUseTuple);
-      watch_done_ = nullptr;
+    if (watch.gone) {
+      client_gone_ = true;
+      // The departure left the cancellation recorded in this coroutine's state (its next operation would throw).
+      co_await net::this_coro::reset_cancellation_state();
+      co_return false;
     }
-    if (client_gone_) co_return false;
     if (failure) std::rethrow_exception(failure);
     co_return true;
   }
 
   bool responded() const override { return mode_ != Mode::none || responded_; }
 
-  /// One read of the departure watch. Into the session's buffer, so a pipelined request stays there for the next
-  /// exchange; a read of zero bytes (EOF) or an error means the client left. Once the header limit is buffered
-  /// it stops reading (memory stays bounded) and the work runs unwatched. The stream has no deadline while a
-  /// handler runs. The handler runs on the connection's strand, while unless_client_leaves() waits for it.
-  void watch_read() {
-    if (buffer_.size() >= opts_.max_header_size) return;
-    auto space = buffer_.prepare(std::min<std::size_t>(4096, opts_.max_header_size - buffer_.size()));
-    watch_pending_ = true;
-    conn_.socket.async_read_some(space, [this](boost::system::error_code ec, std::size_t n) {
-      watch_pending_ = false;
-      if (!ec) {
-        buffer_.commit(n);
-        if (watching_) watch_read();
-      } else if (ec != net::error::operation_aborted && watching_) {
-        client_gone_ = true;
-        conn_.cancel.emit(net::cancellation_type::terminal);
-      }
-      if (!watch_pending_ && watch_done_ != nullptr) watch_done_->cancel();
-    });
-  }
   net::any_io_executor executor() const override { return conn_.socket.get_executor(); }
 
   int status() const override { return status_ == 0 && client_gone_ ? 499 : status_; }
@@ -448,7 +489,6 @@ class SessionExchange final : public Exchange {
   bool conn_closing() const { return stopping_.load(std::memory_order_relaxed); }
 
   Conn& conn_;
-  beast::flat_buffer& buffer_;
   std::string& scratch_;  // the serialised response head; the session's, reused across its requests
   const ServerOptions& opts_;
   unsigned version_;
@@ -459,9 +499,6 @@ class SessionExchange final : public Exchange {
   bool responded_ = false;
   bool stream_ended_ = false;
   bool client_gone_ = false;
-  bool watching_ = false;       // unless_client_leaves() is running its work
-  bool watch_pending_ = false;  // a watch read is outstanding
-  net::steady_timer* watch_done_ = nullptr;  // woken when the last watch read finished
   bool close_after_ = false;
   int status_ = 0;
   std::uint64_t bytes_ = 0;
@@ -507,6 +544,16 @@ ErrorContext error_context(const http::request<http::string_body>& hreq, std::st
   const std::optional<std::string> target = origin_form(hreq.target());
   return ErrorContext{std::move(request_id), std::move(correlation_id), target.value_or(std::string{}),
                       std::string(hreq["Origin"]), hreq.method() == http::verb::head};
+}
+
+/// Feeds the bytes already buffered to `parser` without reading (the header only, or also the body once the
+/// parser is eager). Needing more bytes is not an error.
+beast::error_code parse_buffered(http::request_parser<http::string_body>& parser, beast::flat_buffer& buffer) {
+  beast::error_code ec;
+  if (buffer.size() == 0) return ec;
+  buffer.consume(parser.put(buffer.data(), ec));
+  if (ec == http::error::need_more) ec = {};
+  return ec;
 }
 
 /// Writes a complete error response outside any handler (framing errors, 408, 413, 431) and reports whether
@@ -573,7 +620,7 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
     auto ep = conn->socket.remote_endpoint(ec);
     if (!ec) client_ip = ep.address().to_string();
   }
-  beast::flat_buffer buffer;
+  beast::flat_buffer& buffer = conn->buffer;
   std::string scratch;  // response heads, serialised (capacity reused)
   bool linger = false;  // an error response went out while the client may still be sending
   for (;;) {
@@ -582,7 +629,21 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
     parser.header_limit(static_cast<std::uint32_t>(opts.max_header_size));
     parser.body_limit(opts.max_request_size);
     conn->deadline.expires_after(opts.header_read_timeout);
-    auto [ec, n] = co_await http::async_read_header(conn->socket, buffer, parser, kUseTuple);
+    if (conn->watch.pending) {
+      // The last exchange's departure watch is still reading: that read is this request's first (Conn::Watch).
+      conn->watch.waiting = true;
+      while (conn->watch.pending) co_await conn->watch.settled.async_wait(kUseTuple);
+      conn->watch.waiting = false;
+    }
+    // What is buffered first (read by the watch, or pipelined): often the whole header, and then nothing is read.
+    beast::error_code ec = parse_buffered(parser, buffer);
+    if (!ec && !parser.is_header_done()) {
+      if (conn->watch.ended) {
+        ec = std::exchange(conn->watch.ended, {});
+      } else {
+        std::tie(ec, std::ignore) = co_await http::async_read_header(conn->socket, buffer, parser, kUseTuple);
+      }
+    }
     if (ec) {
       // End of stream, timeout (slow client), reset or cancellation at shutdown: just close.
       // Request ids are built before each co_await: GCC 12 mishandles some temporaries in co_await expressions.
@@ -634,12 +695,23 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
       if (wec) break;
     }
     if (!parser.is_done()) {
-      // One deadline for the whole body (a client dribbling a byte at a time does not extend it). A timer
-      // cancels the read instead of the stream's own timeout, which would close the socket before the 408.
-      conn->deadline.expires_never();
-      CancelAt deadline(conn, opts.body_read_timeout);
-      auto [bec, bn] = co_await http::async_read(conn->socket, buffer, parser, kUseTuple);
-      if (deadline.fired()) {
+      // The body usually came with the header: parse what is buffered, and read only when more is needed.
+      parser.eager(true);
+      beast::error_code bec = parse_buffered(parser, buffer);
+      bool timed_out = false;
+      if (!bec && !parser.is_done()) {
+        if (conn->watch.ended) {
+          bec = std::exchange(conn->watch.ended, {});
+        } else {
+          // One deadline for the whole body (a client dribbling a byte at a time does not extend it). A timer
+          // cancels the read instead of closing the socket, so the 408 can still be sent.
+          conn->deadline.expires_never();
+          CancelAt deadline(conn, opts.body_read_timeout);
+          std::tie(bec, std::ignore) = co_await http::async_read(conn->socket, buffer, parser, kUseTuple);
+          timed_out = deadline.fired();
+        }
+      }
+      if (timed_out) {
         const ErrorContext context = error_context(hreq, request_id, correlation_id);
         co_await write_plain_error(*conn, *shared, 408, "request_timeout", "the request body did not arrive in time",
                                    context);
@@ -665,7 +737,7 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
     conn->deadline.expires_never();
 
     const bool keep_alive = hreq.keep_alive() && !shared->stopping;
-    SessionExchange ex(*conn, buffer, scratch, opts, hreq.version() < 11 ? 10 : 11, keep_alive, head,
+    SessionExchange ex(*conn, scratch, opts, hreq.version() < 11 ? 10 : 11, keep_alive, head,
                        shared->stopping);
     ex.request.method = std::string(hreq.method_string());
     ex.request.target = std::move(*target);
