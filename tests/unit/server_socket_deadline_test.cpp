@@ -46,6 +46,22 @@ struct SocketPair {
   void run_for(std::chrono::milliseconds duration) {
     poll_until(io, [] { return false; }, duration);
   }
+
+  /// The pending read is still waiting: the socket is open and the deadline has not expired.
+  void check_waiting(const SocketDeadline& deadline) const {
+    CHECK_FALSE(read_result.has_value());
+    CHECK_FALSE(deadline.expired());
+    CHECK(near.is_open());
+  }
+
+  /// Runs until the deadline ends the pending read, no earlier than `at_least` after `start`.
+  void check_closed_by(const SocketDeadline& deadline, Clock::time_point start, std::chrono::milliseconds at_least) {
+    REQUIRE(poll_until(io, [&] { return read_result.has_value(); }, 5s));
+    CHECK(Clock::now() - start >= at_least);
+    CHECK(*read_result == net::error::operation_aborted);
+    CHECK(deadline.expired());
+    CHECK_FALSE(near.is_open());
+  }
 };
 
 }  // namespace
@@ -56,11 +72,7 @@ TEST_CASE("SocketDeadline closes the socket once the deadline passes, ending the
   pair.start_read();
   const auto start = Clock::now();
   deadline.expires_after(100ms);
-  REQUIRE(poll_until(pair.io, [&] { return pair.read_result.has_value(); }, 5s));
-  CHECK(Clock::now() - start >= 100ms);
-  CHECK(*pair.read_result == net::error::operation_aborted);
-  CHECK(deadline.expired());
-  CHECK_FALSE(pair.near.is_open());
+  pair.check_closed_by(deadline, start, 100ms);
 }
 
 TEST_CASE("SocketDeadline moved later before it passes keeps the socket open until the later one", "[server][deadline]") {
@@ -72,12 +84,8 @@ TEST_CASE("SocketDeadline moved later before it passes keeps the socket open unt
   pair.run_for(50ms);
   deadline.expires_after(300ms);  // due at about 350 ms; the timer still waits for 100 ms and must wait again
   pair.run_for(200ms);
-  CHECK_FALSE(pair.read_result.has_value());
-  CHECK_FALSE(deadline.expired());
-  CHECK(pair.near.is_open());
-  REQUIRE(poll_until(pair.io, [&] { return pair.read_result.has_value(); }, 5s));
-  CHECK(Clock::now() - start >= 350ms);
-  CHECK(deadline.expired());
+  pair.check_waiting(deadline);
+  pair.check_closed_by(deadline, start, 350ms);
 }
 
 TEST_CASE("SocketDeadline brought earlier closes at the earlier time", "[server][deadline]") {
@@ -87,9 +95,7 @@ TEST_CASE("SocketDeadline brought earlier closes at the earlier time", "[server]
   deadline.expires_after(60s);
   const auto start = Clock::now();
   deadline.expires_after(100ms);
-  REQUIRE(poll_until(pair.io, [&] { return pair.read_result.has_value(); }, 5s));
-  CHECK(Clock::now() - start >= 100ms);
-  CHECK(deadline.expired());
+  pair.check_closed_by(deadline, start, 100ms);
 }
 
 TEST_CASE("SocketDeadline expires_never keeps the socket open, and a later deadline still applies", "[server][deadline]") {
@@ -99,16 +105,11 @@ TEST_CASE("SocketDeadline expires_never keeps the socket open, and a later deadl
   deadline.expires_after(50ms);
   deadline.expires_never();
   pair.run_for(200ms);  // the timer fires, finds no deadline and stops waiting
-  CHECK_FALSE(pair.read_result.has_value());
-  CHECK_FALSE(deadline.expired());
-  CHECK(pair.near.is_open());
+  pair.check_waiting(deadline);
 
   const auto start = Clock::now();
   deadline.expires_after(50ms);  // no wait pending: a new one starts
-  REQUIRE(poll_until(pair.io, [&] { return pair.read_result.has_value(); }, 5s));
-  CHECK(Clock::now() - start >= 50ms);
-  CHECK(deadline.expired());
-  CHECK_FALSE(pair.near.is_open());
+  pair.check_closed_by(deadline, start, 50ms);
 }
 
 TEST_CASE("SocketDeadline destroyed with a wait pending leaves the socket alone", "[server][deadline]") {
