@@ -91,7 +91,7 @@ std::vector<std::string> connection_names(const Headers& h) {
   for (const auto& f : h.fields()) {
     if (!iequals(f.name, "connection")) continue;
     std::size_t start = 0;
-    const std::string& v = f.value;
+    const std::string_view v = f.value;
     while (start <= v.size()) {
       std::size_t end = v.find(',', start);
       if (end == std::string::npos) end = v.size();
