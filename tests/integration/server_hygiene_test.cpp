@@ -124,6 +124,15 @@ std::string chat_request(const std::string& version, const std::string& token, c
          extra_headers + "\r\n" + body;
 }
 
+/// Sends a chat request the mock answers after `stall_ms` and waits until the mock has it.
+bool send_stalled_chat(ProxyFixture& f, RawSocket& s, const std::string& token, const std::string& stall_ms) {
+  const std::string stall = "X-Mock-Stall-Ms: " + stall_ms + "\r\n";
+  if (!s.send(chat_request("1.1", token, R"({"model":"gpt-4o","messages":[]})", stall))) return false;
+  const auto deadline = Clock::now() + 10s;
+  while (f.mock.requests().empty() && Clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  return f.mock.requests().size() == 1;
+}
+
 }  // namespace
 
 TEST_CASE("HEAD responses carry no body bytes on any route, so a pipelined request after one parses",
@@ -366,10 +375,7 @@ TEST_CASE("A client leaving while a non-streaming answer is pending closes the u
   ProxyFixture f(TestDatabase::Kind::sqlite);
   const std::string token = f.project_token();
   RawSocket s(f.proxy->port());
-  REQUIRE(s.send(chat_request("1.1", token, R"({"model":"gpt-4o","messages":[]})", "X-Mock-Stall-Ms: 5000\r\n")));
-  const auto deadline = Clock::now() + 10s;
-  while (f.mock.requests().empty() && Clock::now() < deadline) std::this_thread::sleep_for(10ms);
-  REQUIRE(f.mock.requests().size() == 1);
+  REQUIRE(send_stalled_chat(f, s, token, "5000"));
 
   s.close();
   const auto closed_at = Clock::now();
@@ -389,10 +395,7 @@ TEST_CASE("A request pipelined while an upstream answer is pending is kept and a
   ProxyFixture f(TestDatabase::Kind::sqlite);
   const std::string token = f.project_token();
   RawSocket s(f.proxy->port());
-  REQUIRE(s.send(chat_request("1.1", token, R"({"model":"gpt-4o","messages":[]})", "X-Mock-Stall-Ms: 500\r\n")));
-  const auto deadline = Clock::now() + 10s;
-  while (f.mock.requests().empty() && Clock::now() < deadline) std::this_thread::sleep_for(10ms);
-  REQUIRE(f.mock.requests().size() == 1);
+  REQUIRE(send_stalled_chat(f, s, token, "500"));
   // Sent while the first answer is awaited: the departure watch reads these bytes and must keep them.
   REQUIRE(s.send(chat_request("1.1", token, R"({"model":"gpt-4o-mini","messages":[]})", "Connection: close\r\n")));
   const bool open = s.read_for(10s);

@@ -64,21 +64,25 @@ struct SocketPair {
   }
 };
 
+/// A pair with a deadline on `near` and a read pending there.
+struct ArmedPair : SocketPair {
+  SocketDeadline deadline{io.get_executor(), near};
+  ArmedPair() { start_read(); }
+};
+
 }  // namespace
 
 TEST_CASE("SocketDeadline closes the socket once the deadline passes, ending the pending read", "[server][deadline]") {
-  SocketPair pair;
-  SocketDeadline deadline(pair.io.get_executor(), pair.near);
-  pair.start_read();
+  ArmedPair pair;
+  auto& deadline = pair.deadline;
   const auto start = Clock::now();
   deadline.expires_after(100ms);
   pair.check_closed_by(deadline, start, 100ms);
 }
 
 TEST_CASE("SocketDeadline moved later before it passes keeps the socket open until the later one", "[server][deadline]") {
-  SocketPair pair;
-  SocketDeadline deadline(pair.io.get_executor(), pair.near);
-  pair.start_read();
+  ArmedPair pair;
+  auto& deadline = pair.deadline;
   const auto start = Clock::now();
   deadline.expires_after(100ms);
   pair.run_for(50ms);
@@ -89,9 +93,8 @@ TEST_CASE("SocketDeadline moved later before it passes keeps the socket open unt
 }
 
 TEST_CASE("SocketDeadline brought earlier closes at the earlier time", "[server][deadline]") {
-  SocketPair pair;
-  SocketDeadline deadline(pair.io.get_executor(), pair.near);
-  pair.start_read();
+  ArmedPair pair;
+  auto& deadline = pair.deadline;
   deadline.expires_after(60s);
   const auto start = Clock::now();
   deadline.expires_after(100ms);
@@ -99,9 +102,8 @@ TEST_CASE("SocketDeadline brought earlier closes at the earlier time", "[server]
 }
 
 TEST_CASE("SocketDeadline expires_never keeps the socket open, and a later deadline still applies", "[server][deadline]") {
-  SocketPair pair;
-  SocketDeadline deadline(pair.io.get_executor(), pair.near);
-  pair.start_read();
+  ArmedPair pair;
+  auto& deadline = pair.deadline;
   deadline.expires_after(50ms);
   deadline.expires_never();
   pair.run_for(200ms);  // the timer fires, finds no deadline and stops waiting
