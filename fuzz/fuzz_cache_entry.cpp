@@ -22,12 +22,12 @@ bool clean(std::string_view s) { return s.find_first_of(std::string_view("\r\n\0
 bool same(const Entry& a, const Entry& b) {
   if (a.status != b.status || a.body != b.body || a.stored_at_ms != b.stored_at_ms ||
       a.expires_at_ms != b.expires_at_ms || a.vary != b.vary || a.forced != b.forced || a.stream != b.stream ||
-      a.headers.fields().size() != b.headers.fields().size()) {
+      a.headers.size() != b.headers.size()) {
     return false;
   }
-  for (std::size_t i = 0; i < a.headers.fields().size(); ++i) {
-    if (a.headers.fields()[i].name != b.headers.fields()[i].name ||
-        a.headers.fields()[i].value != b.headers.fields()[i].value) {
+  for (std::size_t i = 0; i < a.headers.size(); ++i) {
+    if (a.headers[i].name != b.headers[i].name ||
+        a.headers[i].value != b.headers[i].value) {
       return false;
     }
   }

@@ -32,10 +32,10 @@ Entry sample() {
 
 void check_equal(const Entry& a, const Entry& b) {
   CHECK(a.status == b.status);
-  REQUIRE(a.headers.fields().size() == b.headers.fields().size());
-  for (std::size_t i = 0; i < a.headers.fields().size(); ++i) {
-    CHECK(a.headers.fields()[i].name == b.headers.fields()[i].name);
-    CHECK(a.headers.fields()[i].value == b.headers.fields()[i].value);
+  REQUIRE(a.headers.size() == b.headers.size());
+  for (std::size_t i = 0; i < a.headers.size(); ++i) {
+    CHECK(a.headers[i].name == b.headers[i].name);
+    CHECK(a.headers[i].value == b.headers[i].value);
   }
   CHECK(a.body == b.body);
   CHECK(a.stored_at_ms == b.stored_at_ms);

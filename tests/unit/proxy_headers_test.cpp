@@ -42,7 +42,7 @@ TEST_CASE("headers: towards the client, upstream headers other than hop-by-hop p
   auto out = filter_headers(in, Direction::to_client);
   CHECK(llmproxy::test::header_names(out) ==
         std::vector<std::string>{"Content-Type", "Set-Cookie", "Set-Cookie", "X-Forwarded-For", "openai-processing-ms"});
-  CHECK(out.fields()[2].value == "b=2");
+  CHECK(out[2].value == "b=2");
 }
 
 TEST_CASE("headers: arbitrary Connection values never throw", "[proxy][headers]") {

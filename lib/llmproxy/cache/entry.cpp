@@ -96,7 +96,7 @@ std::size_t encoded_size(const Entry& entry) {
 
 std::uint64_t memory_footprint(std::string_view key, const Entry& entry) {
   return key.size() + encoded_size(entry) + (entry.body.capacity() - entry.body.size()) + kEntryOverhead +
-         kFieldOverhead * (entry.headers.fields().size() + entry.vary.size());
+         kFieldOverhead * (entry.headers.size() + entry.vary.size());
 }
 
 }  // namespace detail
@@ -110,7 +110,7 @@ std::string encode(const Entry& entry) {
   put_uint(out, static_cast<std::uint16_t>(entry.status), 2);
   put_uint(out, static_cast<std::uint64_t>(entry.stored_at_ms), 8);
   put_uint(out, static_cast<std::uint64_t>(entry.expires_at_ms), 8);
-  put_uint(out, entry.headers.fields().size(), 4);
+  put_uint(out, entry.headers.size(), 4);
   for (const auto& f : entry.headers) {
     put_bytes(out, f.name);
     put_bytes(out, f.value);

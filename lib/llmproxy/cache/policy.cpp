@@ -361,7 +361,7 @@ server::Headers headers_to_store(const server::Headers& headers) {
   std::vector<std::string> connection_named;
   for_each_item(headers, "Connection", [&](std::string_view item) { connection_named.emplace_back(item); });
   server::Headers out;
-  out.reserve(headers.fields().size());
+  out.reserve(headers.size());
   for (const auto& f : headers) {
     if (is_hop_by_hop(f.name) || is_per_request(f.name)) continue;
     if (std::any_of(connection_named.begin(), connection_named.end(),

@@ -103,9 +103,8 @@ class RequestRecord {
   void record_usage() {
     if (usage_recorded_ || deps_ == nullptr) return;
     usage_recorded_ = true;
-    const usage::Usage used = scanner_ ? scanner_->usage() : usage::Usage{};
-    static const std::string kNoModel;
-    const std::string& model = scanner_ ? scanner_->model() : kNoModel;
+    const usage::Usage used = usage_read();
+    const std::string& model = model_read();
     if (counted_) {
       auth::UsageRecord r;
       r.token_id = token_id_;
@@ -128,13 +127,19 @@ class RequestRecord {
   }
 
  private:
+  /// What the answer body said so far: its usage, and its model ("" if none).
+  usage::Usage usage_read() const { return scanner_ ? scanner_->usage() : usage::Usage{}; }
+  const std::string& model_read() const {
+    static const std::string kNoModel;
+    return scanner_ ? scanner_->model() : kNoModel;
+  }
+
   void finish() {
     if (deps_ == nullptr) return;
     record_usage();
     if (deps_->events == nullptr) return;
-    const usage::Usage used = scanner_ ? scanner_->usage() : usage::Usage{};
-    static const std::string kNoModel;
-    const std::string& model = scanner_ ? scanner_->model() : kNoModel;
+    const usage::Usage used = usage_read();
+    const std::string& model = model_read();
     events::RequestEvent e;
     e.time = at_;
     e.request_id = ex_.request.request_id;

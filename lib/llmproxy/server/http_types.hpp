@@ -104,8 +104,6 @@ class Headers {
   bool empty() const { return index_.empty(); }
   /// Field `i` (0 <= i < size()), in the order added.
   Field operator[](std::size_t i) const { return field(i); }
-  /// The list itself (kept for callers written against a container of fields).
-  const Headers& fields() const { return *this; }
   const_iterator begin() const { return {this, 0}; }
   const_iterator end() const { return {this, index_.size()}; }
 
