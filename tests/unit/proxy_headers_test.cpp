@@ -20,7 +20,7 @@ TEST_CASE("headers: to the upstream, hop-by-hop, client identity and proxy-owned
                   {"X-Client-IP", "1.2.3.4"}, {"X-Original-Forwarded-For", "1.2.3.4"}, {"CF-IPCountry", "DE"},
                   {"Forwarded", "for=1.2.3.4"}, {"x-forwarded-host", "evil"}, {"X-Forwarded-Proto", "http"},
                   {"True-Client-IP", "1.2.3.4"}, {"Host", "proxy"}, {"Authorization", "Bearer sk-client"},
-                  {"Content-Length", "3"}, {"X-Request-ID", "r"}, {"Expect", "100-continue"},
+                  {"Content-Length", "3"}, {"X-Request-ID", "r"}, {"Expect", "100-continue"}, {"accept-encoding", "gzip"},
                   {"OpenAI-Organization", "org"}, {"Accept", "*/*"}});
   CHECK(llmproxy::test::header_names(filter_headers(in, Direction::to_upstream)) ==
         std::vector<std::string>{"Content-Type", "OpenAI-Organization", "Accept"});

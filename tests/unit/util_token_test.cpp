@@ -51,3 +51,24 @@ TEST_CASE("token_hint shows the prefix and four characters at each end", "[util]
   CHECK(util::token_hint("sk-short") == "sk-...");
   CHECK(util::token_hint("") == "sk-...");
 }
+
+TEST_CASE("is_well_formed_token agrees with a strict decode of the random part", "[util][token]") {
+  // Every byte value at every position of a valid token: well formed exactly when the random part decodes
+  // (strictly) to 16 bytes.
+  const std::string good = util::generate_token();
+  int accepted = 0;
+  for (std::size_t pos = 0; pos < good.size(); ++pos) {
+    for (int b = 0; b < 256; ++b) {
+      std::string t = good;
+      t[pos] = static_cast<char>(b);
+      const auto raw = util::base64url_decode(std::string_view(t).substr(3));
+      const bool decodes = t.starts_with("sk-") && raw.has_value() && raw->size() == 16;
+      INFO("position " << pos << ", byte " << b);
+      CHECK(util::is_well_formed_token(t) == decodes);
+      if (decodes) ++accepted;
+    }
+  }
+  // The prefix's 3 positions take only their own byte, 21 positions any of 64 characters, the last any of the 4
+  // with zero spare bits.
+  CHECK(accepted == 3 + 21 * 64 + 4);
+}

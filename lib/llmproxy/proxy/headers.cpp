@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <string_view>
 #include <vector>
 
@@ -12,27 +13,78 @@ using server::trim_ows;
 
 namespace {
 
-// Never forwarded in either direction (RFC 9110 §7.6.1 plus the legacy ones proxies strip).
-// Proxy-* headers are matched by prefix (see hop_by_hop()).
-constexpr std::array<std::string_view, 6> kHopByHop = {"Connection", "Keep-Alive", "TE",
-                                                       "Trailer", "Transfer-Encoding", "Upgrade"};
-// The client's network identity stays with the proxy.
-constexpr std::array<std::string_view, 10> kClientIp = {
-    "X-Forwarded-For", "X-Real-IP",  "CF-Connecting-IP",  "X-Client-IP",       "X-Original-Forwarded-For",
-    "CF-IPCountry",    "Forwarded", "X-Forwarded-Host", "X-Forwarded-Proto", "True-Client-IP"};
-// Set (or answered) by the proxy itself.
-constexpr std::array<std::string_view, 2> kOwnedBothWays = {"Content-Length", "X-Request-ID"};
-// Host, Authorization and Expect are the proxy's own. Accept-Encoding is dropped so the provider answers
-// uncompressed: the proxy reads the LLM-token usage out of every answer (SPEC §14), and a compressed body would
-// hide it (budgets and usage would count 0). Clients get the same bytes without the compression.
-constexpr std::array<std::string_view, 4> kOwnedUpstream = {"Host", "Authorization", "Expect", "Accept-Encoding"};
+// Where a known field name stops. Proxy-* fields are matched by prefix (see drop_of()).
+enum Drop : std::uint8_t {
+  kKeep = 0,
+  kBothWays = 1,    // never forwarded in either direction
+  kToUpstream = 2,  // not forwarded to the provider
+};
 
-bool one_of(std::string_view name, const auto& list) {
-  return std::any_of(list.begin(), list.end(), [&](std::string_view n) { return iequals(n, name); });
+struct Known {
+  std::string_view name;
+  Drop drop;
+};
+
+// Sorted by length, so drop_of() compares a name only with the known names of its length.
+constexpr std::array<Known, 22> kKnown = {{
+    // Hop-by-hop (RFC 9110 §7.6.1 plus the legacy ones proxies strip).
+    {"TE", kBothWays},
+    // Host, Authorization and Expect are the proxy's own. Accept-Encoding is dropped so the provider answers
+    // uncompressed: the proxy reads the LLM-token usage out of every answer (SPEC §14), and a compressed body
+    // would hide it (budgets and usage would count 0). Clients get the same bytes without the compression.
+    {"Host", kToUpstream},
+    {"Expect", kToUpstream},
+    {"Trailer", kBothWays},
+    {"Upgrade", kBothWays},
+    {"X-Real-IP", kToUpstream},  // the client's network identity stays with the proxy, as do the ones below
+    {"Forwarded", kToUpstream},
+    {"Connection", kBothWays},
+    {"Keep-Alive", kBothWays},
+    {"X-Client-IP", kToUpstream},
+    {"X-Request-ID", kBothWays},  // set by the proxy, as is Content-Length
+    {"CF-IPCountry", kToUpstream},
+    {"Authorization", kToUpstream},
+    {"Content-Length", kBothWays},
+    {"True-Client-IP", kToUpstream},
+    {"Accept-Encoding", kToUpstream},
+    {"X-Forwarded-For", kToUpstream},
+    {"CF-Connecting-IP", kToUpstream},
+    {"X-Forwarded-Host", kToUpstream},
+    {"Transfer-Encoding", kBothWays},
+    {"X-Forwarded-Proto", kToUpstream},
+    {"X-Original-Forwarded-For", kToUpstream},
+}};
+
+constexpr std::size_t kLongestKnown = 24;
+
+// kKnown[kFirstOfLength[n] .. kFirstOfLength[n + 1]) are the known names of length n.
+constexpr std::array<std::uint8_t, kLongestKnown + 2> kFirstOfLength = [] {
+  std::array<std::uint8_t, kLongestKnown + 2> first{};
+  std::size_t k = 0;
+  for (std::size_t n = 0; n <= kLongestKnown + 1; ++n) {
+    while (k < kKnown.size() && kKnown[k].name.size() < n) ++k;
+    first[n] = static_cast<std::uint8_t>(k);
+  }
+  return first;
+}();
+static_assert(kKnown.back().name.size() == kLongestKnown);
+static_assert([] {
+  for (std::size_t i = 1; i < kKnown.size(); ++i)
+    if (kKnown[i - 1].name.size() > kKnown[i].name.size()) return false;
+  return true;
+}());
+
+Drop drop_of(std::string_view name) {
+  if (name.size() >= 6 && iequals(name.substr(0, 6), "Proxy-")) return kBothWays;
+  if (name.size() > kLongestKnown) return kKeep;
+  for (std::size_t k = kFirstOfLength[name.size()]; k < kFirstOfLength[name.size() + 1]; ++k) {
+    if (iequals(kKnown[k].name, name)) return kKnown[k].drop;
+  }
+  return kKeep;
 }
 
-bool hop_by_hop(std::string_view name) {
-  return one_of(name, kHopByHop) || (name.size() >= 6 && iequals(name.substr(0, 6), "Proxy-"));
+bool one_of(std::string_view name, const std::vector<std::string_view>& list) {
+  return std::any_of(list.begin(), list.end(), [&](std::string_view n) { return iequals(n, name); });
 }
 
 /// The field names listed by every Connection field of `in` (views into `in`).
@@ -56,12 +108,11 @@ std::vector<std::string_view> connection_options(const server::Headers& in) {
 
 server::Headers filter_headers(const server::Headers& in, Direction direction) {
   const std::vector<std::string_view> named = connection_options(in);
+  const std::uint8_t dropped = direction == Direction::to_upstream ? (kBothWays | kToUpstream) : kBothWays;
   server::Headers out;
+  out.reserve(in.size());
   for (const auto& f : in) {
-    if (hop_by_hop(f.name) || one_of(f.name, kOwnedBothWays) || one_of(f.name, named)) continue;
-    if (direction == Direction::to_upstream && (one_of(f.name, kClientIp) || one_of(f.name, kOwnedUpstream))) {
-      continue;
-    }
+    if ((drop_of(f.name) & dropped) != 0 || one_of(f.name, named)) continue;
     out.add(f.name, f.value);
   }
   return out;

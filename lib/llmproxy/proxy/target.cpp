@@ -18,6 +18,19 @@ bool is_unreserved(unsigned char c) noexcept {
          c == '_' || c == '~';
 }
 
+/// Whether `path` (starting with '/') is already in normal form: letters, digits, '-', '_', '~' and single '/',
+/// so nothing to decode and no dot or empty segment. What clients send almost always.
+bool is_plain_path(std::string_view path) noexcept {
+  for (std::size_t i = 1; i < path.size(); ++i) {
+    const auto c = static_cast<unsigned char>(path[i]);
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '~') {
+      continue;
+    }
+    if (c != '/' || path[i - 1] == '/') return false;
+  }
+  return true;
+}
+
 NormalisedTarget refuse(std::string reason) {
   NormalisedTarget t;
   t.error = std::move(reason);
@@ -41,6 +54,11 @@ NormalisedTarget normalise_target(std::string_view raw) {
       if (is_control(static_cast<unsigned char>(c))) return refuse("the query string contains a control character");
     }
     out.query.assign(query);
+  }
+
+  if (is_plain_path(path)) {
+    out.path.assign(path);
+    return out;
   }
 
   // One pass: decode into the current segment, then judge the segment when its '/' (or the end) arrives.
