@@ -29,6 +29,7 @@
 #include <unordered_set>
 
 #include "llmproxy/log/log.hpp"
+#include "llmproxy/server/head_writer.hpp"
 #include "llmproxy/server/socket_deadline.hpp"
 #include "llmproxy/util/crypto.hpp"
 
@@ -139,32 +140,36 @@ bool bodiless(int status) { return status < 200 || status == 204 || status == 30
 void serialize_head(std::string& out, unsigned version, int status, const Headers& headers,
                     std::string_view request_id, std::string_view correlation_id, Framing framing,
                     std::uint64_t length, bool keep_alive) {
-  out.clear();
-  out.append(version >= 11 ? "HTTP/1.1 " : "HTTP/1.0 ");
-  out.append(std::to_string(status));
-  out.push_back(' ');
+  std::size_t bound = request_id.size() + correlation_id.size() + 256;  // the fixed parts and the status line
+  for (const auto& f : headers) bound += f.name.size() + f.value.size() + 4;
+  HeadWriter w(out, bound);
+  char digits[24];
+  auto number = [&digits](std::uint64_t n) {
+    return std::string_view(digits, static_cast<std::size_t>(std::to_chars(digits, digits + sizeof digits, n).ptr - digits));
+  };
+  w.put(version >= 11 ? "HTTP/1.1 " : "HTTP/1.0 ").put(number(static_cast<unsigned>(status))).put(" ");
   const auto reason = http::obsolete_reason(http::int_to_status(static_cast<unsigned>(status)));
-  if (!reason.starts_with('<')) out.append(reason.data(), reason.size());  // "<unknown-status>": no phrase
-  out.append("\r\n");
+  if (!reason.starts_with('<')) w.put(std::string_view(reason.data(), reason.size()));  // "<unknown-status>": none
+  w.put("\r\n");
   for (const auto& f : headers) {
     if (is_framing_field(f.name) || (!correlation_id.empty() && iequals(f.name, "X-Correlation-ID"))) continue;
-    out.append(f.name).append(": ").append(f.value).append("\r\n");
+    w.put(f.name).put(": ").put(f.value).put("\r\n");
   }
-  out.append("X-Request-ID: ").append(request_id).append("\r\nX-Proxy: llm-proxy\r\n");
-  if (!correlation_id.empty()) out.append("X-Correlation-ID: ").append(correlation_id).append("\r\n");
+  w.put("X-Request-ID: ").put(request_id).put("\r\nX-Proxy: llm-proxy\r\n");
+  if (!correlation_id.empty()) w.put("X-Correlation-ID: ").put(correlation_id).put("\r\n");
   if (!bodiless(status)) {
     if (framing == Framing::length) {
-      out.append("Content-Length: ").append(std::to_string(length)).append("\r\n");
+      w.put("Content-Length: ").put(number(length)).put("\r\n");
     } else if (framing == Framing::chunked) {
-      out.append("Transfer-Encoding: chunked\r\n");
+      w.put("Transfer-Encoding: chunked\r\n");
     }
   }
   if (framing == Framing::until_close || (!keep_alive && version >= 11)) {
-    out.append("Connection: close\r\n");
+    w.put("Connection: close\r\n");
   } else if (keep_alive && version < 11) {
-    out.append("Connection: keep-alive\r\n");
+    w.put("Connection: keep-alive\r\n");
   }
-  out.append("\r\n");
+  w.put("\r\n");
 }
 
 /// One accepted connection, registered so stop() can close idle ones. `in_exchange` is written on the

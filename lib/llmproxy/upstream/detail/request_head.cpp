@@ -1,34 +1,35 @@
 #include "llmproxy/upstream/detail/request_head.hpp"
 
+#include <array>
 #include <charconv>
+
+#include "llmproxy/server/head_writer.hpp"
 
 namespace llmproxy::upstream::detail {
 
 namespace {
 
-/// RFC 9110 token characters (method and field names).
-bool is_tchar(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-': case '.':
-    case '^': case '_': case '`': case '|': case '~':
-      return true;
-    default:
-      return false;
-  }
-}
+/// RFC 9110 token characters (method and field names), as a table: the check runs for every forwarded field.
+constexpr std::array<bool, 256> kTchar = [] {
+  std::array<bool, 256> t{};
+  for (int c = 'a'; c <= 'z'; ++c) t[static_cast<std::size_t>(c)] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) t[static_cast<std::size_t>(c)] = true;
+  for (int c = '0'; c <= '9'; ++c) t[static_cast<std::size_t>(c)] = true;
+  for (unsigned char c : {'!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~'}) t[c] = true;
+  return t;
+}();
 
 bool is_token(std::string_view s) {
   if (s.empty()) return false;
   for (char c : s)
-    if (!is_tchar(c)) return false;
+    if (!kTchar[static_cast<unsigned char>(c)]) return false;
   return true;
 }
 
 /// Field values may hold any visible character, spaces and obs-text, but nothing that ends a line.
 bool is_field_value(std::string_view s) {
   for (char c : s)
-    if (c == '\r' || c == '\n' || c == '\0') return false;
+    if (static_cast<unsigned char>(c) <= '\r' && (c == '\r' || c == '\n' || c == '\0')) return false;
   return true;
 }
 
@@ -49,24 +50,28 @@ void write_request_head(const Request& request, std::string_view default_host, s
   if (!is_token(request.method)) throw Error(ErrorKind::protocol, "invalid method in upstream request");
   if (!is_target(request.target)) throw Error(ErrorKind::protocol, "invalid target in upstream request");
 
-  out.clear();
-  out.append(request.method).append(" ").append(request.target).append(" HTTP/1.1\r\n");
+  // The head's size is bounded before writing it: one allocation at most, no capacity check per piece.
+  std::size_t bound = request.method.size() + request.target.size() + default_host.size() + 64;
+  for (const auto& field : request.headers) bound += field.name.size() + field.value.size() + 4;
+  server::HeadWriter w(out, bound);
+  w.put(request.method).put(" ").put(request.target).put(" HTTP/1.1\r\n");
   bool has_host = false;
   for (const auto& field : request.headers) {
     if (!is_token(field.name) || !is_field_value(field.value)) {
       throw Error(ErrorKind::protocol, "invalid header field in upstream request");
     }
-    if (server::iequals(field.name, "content-length") || server::iequals(field.name, "transfer-encoding")) continue;
-    has_host = has_host || server::iequals(field.name, "host");
-    out.append(field.name).append(": ").append(field.value).append("\r\n");
+    const std::string_view name = field.name;
+    if (server::iequals(name, "content-length") || server::iequals(name, "transfer-encoding")) continue;
+    has_host = has_host || server::iequals(name, "host");
+    w.put(name).put(": ").put(field.value).put("\r\n");
   }
-  if (!has_host) out.append("Host: ").append(default_host).append("\r\n");
+  if (!has_host) w.put("Host: ").put(default_host).put("\r\n");
   if (!request.body.empty() || method_has_body(request.method)) {
     char digits[24];
     const auto end = std::to_chars(digits, digits + sizeof digits, request.body.size()).ptr;
-    out.append("Content-Length: ").append(digits, end).append("\r\n");
+    w.put("Content-Length: ").put(std::string_view(digits, static_cast<std::size_t>(end - digits))).put("\r\n");
   }
-  out.append("\r\n");
+  w.put("\r\n");
 }
 
 }  // namespace llmproxy::upstream::detail
