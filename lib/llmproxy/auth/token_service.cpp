@@ -594,9 +594,10 @@ TokenService::~TokenService() {
   }
 }
 
-// GCC 12 false positive (-Wmismatched-new-delete, as in proxy.cpp's forward()): once this coroutine's frame
-// allocation and release are inlined into authorize(), GCC pairs Asio's std::aligned_alloc fallback with the
-// frame's own operator delete. Only for this function.
+// GCC 12 false positive (-Wmismatched-new-delete, as in proxy.cpp's handle() and forward()): once a coroutine's
+// frame allocation and release are inlined (lookup_token()'s into authorize(), authorize()'s own), GCC pairs the
+// global operator new that Asio's awaitable_frame_base::operator new ends in with the frame's own operator
+// delete, which does release it with the global operator delete. Only for these two functions.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 net::awaitable<Lookup> TokenService::Impl::lookup_token(const std::string& hash, util::TimePoint at) {
@@ -649,7 +650,6 @@ net::awaitable<Lookup> TokenService::Impl::lookup_token(const std::string& hash,
   lead.finish(result);
   co_return result;
 }
-#pragma GCC diagnostic pop
 
 net::awaitable<Authorization> TokenService::authorize(std::string_view authorization_header,
                                                       std::function<std::string()> admit, CachedAnswer cached_answer) {
@@ -828,6 +828,8 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
   s.unknown.put(hash, Unknown{}, at);
   co_return denial(std::move(out), Outcome::token_not_found, "Token not found");
 }
+
+#pragma GCC diagnostic pop
 
 void TokenService::record_usage(const UsageRecord& r) {
   if (r.has_budget) impl_->usage->budgets.recorded(r.token_id, r.prompt_tokens + r.completion_tokens);

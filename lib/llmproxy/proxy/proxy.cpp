@@ -179,6 +179,9 @@ class Pipeline {
  public:
   Pipeline(const Options& options, const lifecycle::Published<const Deps>& deps) : options_(options), deps_(deps) {}
 
+// The same GCC 12 false positive as forward()'s (see there).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
   net::awaitable<void> handle(Exchange& ex) {
     ex.access.route = "proxy";
     const std::string_view origin = ex.request.headers.get("Origin");
@@ -256,6 +259,7 @@ class Pipeline {
     record.set_cache_status(std::string(cache_use_name(cache.use)));
     co_await forward(ex, *deps, target, auth.api_key, cors, cache, record);
   }
+#pragma GCC diagnostic pop
 
  private:
   static std::pair<int, const char*> denial(auth::Outcome o) {
@@ -496,9 +500,10 @@ class Pipeline {
   }
 
 // GCC 12 false positive (-Wmismatched-new-delete, also reported against Boost 1.81 elsewhere): Asio allocates a
-// coroutine frame with awaitable_frame_base::operator new, which may fall back to std::aligned_alloc, and frees it
-// with the matching awaitable_frame_base::operator delete; once both are inlined GCC pairs aligned_alloc with the
-// class's operator delete. Only for this function, whose frame GCC inlines into handle().
+// coroutine frame with awaitable_frame_base::operator new, which ends in the global operator new (see
+// cmake/Dependencies.cmake), and frees it with the matching awaitable_frame_base::operator delete; once both are
+// inlined GCC pairs the global operator new with the class's operator delete. Only for this function, whose frame
+// GCC inlines into handle(), and for handle() itself.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
   net::awaitable<void> forward(Exchange& ex, const Deps& deps, const NormalisedTarget& target,
