@@ -31,6 +31,7 @@
 #include "llmproxy/log/log.hpp"
 #include "llmproxy/server/head_writer.hpp"
 #include "llmproxy/server/socket_deadline.hpp"
+#include "llmproxy/server/try_send.hpp"
 #include "llmproxy/util/crypto.hpp"
 
 namespace llmproxy::server {
@@ -339,7 +340,14 @@ class SessionExchange final : public Exchange {
     // HEAD: Content-Length states what GET would send; no body byte follows (RFC 9110 §9.3.2).
     if (!head_) bytes_ = response.body.size();
     const std::array<net::const_buffer, 2> wire{net::buffer(scratch_), net::buffer(response.body.data(), bytes_)};
-    auto [ec, n] = co_await net::async_write(conn_.socket, wire, kUseTuple);
+    // Usually the socket takes it all at once: then nothing is written asynchronously.
+    beast::error_code ec;
+    const std::size_t sent = try_send(conn_.socket.native_handle(), wire, ec);
+    if (!ec && sent < net::buffer_size(wire)) {
+      beast::buffers_suffix<std::array<net::const_buffer, 2>> rest(wire);
+      rest.consume(sent);
+      std::tie(ec, std::ignore) = co_await net::async_write(conn_.socket, rest, kUseTuple);
+    }
     if (ec) client_gone_ = true;
   }
 

@@ -6,6 +6,7 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/error.hpp>
+#include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/http/error.hpp>
 
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "llmproxy/log/log.hpp"
+#include "llmproxy/server/try_send.hpp"
 #include "llmproxy/upstream/detail/connection.hpp"
 #include "llmproxy/upstream/detail/pool.hpp"
 #include "llmproxy/upstream/detail/request_head.hpp"
@@ -127,11 +129,13 @@ class ConnectionResponse final : public Response {
     // that never answers.
     conn.deadline().expires_after(header_timeout);
     beast::error_code ec;
-    if (request.body.empty()) {
-      std::tie(ec, std::ignore) = co_await conn.write(net::buffer(conn.head()));
-    } else {
-      const std::array<net::const_buffer, 2> buffers{net::buffer(conn.head()), net::buffer(request.body)};
-      std::tie(ec, std::ignore) = co_await conn.write(buffers);
+    const std::array<net::const_buffer, 2> buffers{net::buffer(conn.head()), net::buffer(request.body)};
+    // Over plain TCP the socket usually takes the whole request at once: then nothing is written asynchronously.
+    const std::size_t sent = conn.is_tls() ? 0 : server::try_send(conn.tcp().native_handle(), buffers, ec);
+    if (!ec && sent < net::buffer_size(buffers)) {
+      beast::buffers_suffix<std::array<net::const_buffer, 2>> rest(buffers);
+      rest.consume(sent);
+      std::tie(ec, std::ignore) = co_await conn.write(rest);
     }
     ec = conn.timeout_or(ec);
     if (ec) {
