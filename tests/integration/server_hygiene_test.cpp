@@ -23,9 +23,13 @@ using Clock = std::chrono::steady_clock;
 /// holding connections open, closing early).
 class RawSocket {
  public:
-  explicit RawSocket(int port) {
+  /// `receive_buffer` > 0: SO_RCVBUF set before connecting (a small window: a slow reader).
+  explicit RawSocket(int port, int receive_buffer = 0) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     REQUIRE(fd_ >= 0);
+    if (receive_buffer > 0) {
+      REQUIRE(::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer) == 0);
+    }
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(static_cast<std::uint16_t>(port));
@@ -388,6 +392,46 @@ TEST_CASE("A client leaving while a non-streaming answer is pending closes the u
 
   // The proxy is unharmed: the next request is served.
   CHECK(f.chat(token).status == 200);
+}
+
+TEST_CASE("A large answer to a client that reads slowly arrives whole, and others are served meanwhile",
+          "[server][hygiene]") {
+  // The answer is far more than the client's small window lets the socket take at once: the server sends what it
+  // can straight away and the rest asynchronously, without holding up its I/O thread.
+  ProxyFixture f(TestDatabase::Kind::sqlite);
+  const std::string token = f.project_token();
+  RawSocket slow(f.proxy->port(), 4096);
+  REQUIRE(slow.send(chat_request("1.1", token, R"({"model":"gpt-4o","messages":[]})",
+                                 "X-Mock-Body-Bytes: 3000000\r\nConnection: close\r\n")));
+  const auto deadline = Clock::now() + 10s;
+  while (f.mock.requests().empty() && Clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  REQUIRE(f.mock.requests().size() == 1);
+  std::this_thread::sleep_for(300ms);  // the answer is relayed meanwhile, and stuck in the slow client's window
+  for (int i = 0; i < 3; ++i) CHECK(f.chat(token).status == 200);
+
+  const bool open = slow.read_for(20s);
+  CHECK_FALSE(open);  // closed after the answer, as asked
+  const auto head_end = slow.received.find("\r\n\r\n");
+  REQUIRE(head_end != std::string::npos);
+  const std::string head = slow.received.substr(0, head_end + 2);  // each field line with its CRLF
+  INFO(head);
+  REQUIRE(head.starts_with("HTTP/1.1 200 "));
+  const std::string body = slow.received.substr(head_end + 4);
+  CHECK(body.size() >= 3000000);
+  CHECK(head.find("Content-Length: " + std::to_string(body.size()) + "\r\n") != std::string::npos);
+  CHECK(nlohmann::json::parse(body)["object"] == "chat.completion");
+}
+
+TEST_CASE("A large request body reaches the upstream whole", "[server][hygiene]") {
+  // More than an upstream socket takes at once: sent in part straight away, the rest asynchronously.
+  ProxyFixture f(TestDatabase::Kind::sqlite);
+  const std::string token = f.project_token();
+  const nlohmann::json body = {{"model", "gpt-4o"}, {"messages", {{{"role", "user"}, {"content", std::string(6'000'000, 'q')}}}}};
+  const auto r = f.chat(token, body.dump());
+  CHECK(r.status == 200);
+  const auto seen = f.mock.requests();
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0]["body"].get<std::string>() == body.dump());
 }
 
 TEST_CASE("A request pipelined while an upstream answer is pending is kept and answered next, in order",
