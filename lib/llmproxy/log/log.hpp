@@ -1,7 +1,8 @@
 #pragma once
 /// Structured logging on spdlog. LOG_FORMAT=json writes one JSON object per line
 /// (`{"time":...,"level":...,"event":...,<fields>}`); console writes `time [level] event key=value ...`.
-/// Thread-safe; any thread. Never pass secrets in fields.
+/// Thread-safe; any thread. Never pass secrets in fields. Lines are written in batches: warnings and errors at
+/// once (with every line before them), others within 100 ms (see log.cpp's BatchingSink).
 #include <cstdint>
 #include <span>
 #include <string>
@@ -31,15 +32,16 @@ void write(Level level, std::string_view event);
 
 /// One field of a line written without building a JSON document.
 struct Field {
+  using Value = std::variant<std::string_view, std::int64_t, std::uint64_t, double>;
   std::string_view key;  // a plain identifier (not escaped)
-  std::variant<std::string_view, std::int64_t, std::uint64_t, double> value;
+  Value value;           // a double is written with three decimals (milliseconds to the microsecond)
 };
 
 /// Writes one line like write(level, event, json) but from flat fields, in their order, with no JSON document
 /// built: for the per-request access line. Strings are escaped (invalid UTF-8 becomes U+FFFD, as in write()).
 void write(Level level, std::string_view event, std::span<const Field> fields);
 
-/// Flushes the sink (at shutdown).
+/// Writes every pending line now (at shutdown, before exiting).
 void flush();
 
 }  // namespace llmproxy::log
