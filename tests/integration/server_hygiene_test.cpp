@@ -434,6 +434,52 @@ TEST_CASE("A large request body reaches the upstream whole", "[server][hygiene]"
   CHECK(seen[0]["body"].get<std::string>() == body.dump());
 }
 
+TEST_CASE("A chunked request body is decoded and forwarded whole, with a Content-Length", "[server][hygiene]") {
+  ProxyFixture f(TestDatabase::Kind::sqlite);
+  const std::string token = f.project_token();
+  const std::string body = R"({"model":"gpt-4o","messages":[{"role":"user","content":"sent in three chunks"}]})";
+  const auto hex = [](std::size_t n) {
+    std::ostringstream out;
+    out << std::hex << n;
+    return out.str();
+  };
+  const std::string a = body.substr(0, 10), b = body.substr(10, 40), c = body.substr(50);
+  RawSocket s(f.proxy->port());
+  REQUIRE(s.send("POST /v1/chat/completions HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer " + token +
+                 "\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" +
+                 hex(a.size()) + ";note=first\r\n" + a + "\r\n" + hex(b.size()) + "\r\n" + b + "\r\n" +
+                 hex(c.size()) + "\r\n" + c + "\r\n0\r\n\r\n"));
+  CHECK_FALSE(s.read_for(10s));
+  INFO(s.received);
+  CHECK(s.received.starts_with("HTTP/1.1 200 "));
+  const auto seen = f.mock.requests();
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0]["body"].get<std::string>() == body);
+  CHECK(test::MockUpstream::header(seen[0], "Content-Length") == std::to_string(body.size()));
+  CHECK_FALSE(test::MockUpstream::header(seen[0], "Transfer-Encoding").has_value());
+}
+
+TEST_CASE("Expect: 100-continue is answered with 100 before the body is sent, then the request is served",
+          "[server][hygiene]") {
+  ProxyFixture f(TestDatabase::Kind::sqlite);
+  const std::string token = f.project_token();
+  const std::string body = R"({"model":"gpt-4o","messages":[]})";
+  RawSocket s(f.proxy->port());
+  REQUIRE(s.send("POST /v1/chat/completions HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer " + token +
+                 "\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: " +
+                 std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n"));
+  CHECK(s.read_for(1s));  // still open, waiting for the body
+  CHECK(s.received == "HTTP/1.1 100 Continue\r\n\r\n");
+  REQUIRE(s.send(body));
+  CHECK_FALSE(s.read_for(10s));
+  INFO(s.received);
+  CHECK(s.received.find("HTTP/1.1 200 ", 1) != std::string::npos);
+  const auto seen = f.mock.requests();
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0]["body"].get<std::string>() == body);
+  CHECK_FALSE(test::MockUpstream::header(seen[0], "Expect").has_value());  // the proxy's own, never forwarded
+}
+
 TEST_CASE("A request pipelined while an upstream answer is pending is kept and answered next, in order",
           "[server][hygiene]") {
   ProxyFixture f(TestDatabase::Kind::sqlite);

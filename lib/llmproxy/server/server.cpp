@@ -88,34 +88,82 @@ std::optional<std::string> origin_form(std::string_view target) {
   return out;
 }
 
+/// Beast's request parser without its field container: the head goes straight into what the session hands the
+/// handler (method, target, Headers) and the body into a string, so a request costs no intermediate Beast
+/// message (an allocation per field, and a second copy of every field). Beast still does the parsing, the
+/// header and body limits, chunked decoding and its own framing checks; check_head() adds ours, from what is
+/// tallied here as the fields arrive.
+class RequestParser final : public http::basic_parser<true> {
+ public:
+  http::verb verb = http::verb::unknown;
+  std::string method;
+  std::string target;
+  unsigned version = 11;
+  Headers headers;
+  std::string body;
+  // For check_head(): the number of fields, of Host, Content-Length and Transfer-Encoding fields, and the index
+  // in `headers` of the last Content-Length and Transfer-Encoding.
+  std::size_t fields = 0, hosts = 0, lengths = 0, encodings = 0;
+  std::size_t length_at = 0, encoding_at = 0;
+
+  RequestParser() { headers.reserve(16); }
+
+ private:
+  void on_request_impl(http::verb v, beast::string_view m, beast::string_view t, int ver, beast::error_code&) override {
+    verb = v;
+    method.assign(m.data(), m.size());
+    target.assign(t.data(), t.size());
+    version = static_cast<unsigned>(ver);
+  }
+  // Beast calls this only for response parsers.
+  void on_response_impl(int, beast::string_view, int, beast::error_code&) override {}
+  void on_field_impl(http::field f, beast::string_view name, beast::string_view value, beast::error_code&) override {
+    ++fields;
+    switch (f) {
+      case http::field::host: ++hosts; break;
+      case http::field::content_length: ++lengths; length_at = headers.size(); break;
+      case http::field::transfer_encoding: ++encodings; encoding_at = headers.size(); break;
+      default: break;
+    }
+    headers.add({name.data(), name.size()}, {value.data(), value.size()});
+  }
+  void on_header_impl(beast::error_code&) override {}
+  void on_body_init_impl(const boost::optional<std::uint64_t>& length, beast::error_code&) override {
+    // Beast has compared a declared length with body_limit() by now.
+    if (length) body.reserve(static_cast<std::size_t>(*length));
+  }
+  std::size_t on_body_impl(beast::string_view piece, beast::error_code&) override {
+    body.append(piece.data(), piece.size());
+    return piece.size();
+  }
+  void on_chunk_header_impl(std::uint64_t, beast::string_view, beast::error_code&) override {}
+  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view piece, beast::error_code&) override {
+    body.append(piece.data(), piece.size());
+    return piece.size();
+  }
+  void on_finish_impl(beast::error_code&) override {}
+};
+
 /// The framing and header rules Beast leaves to the application (RFC 9112 §6.1, §6.3, §3.2), decided like
 /// nginx: exactly one Host on HTTP/1.1; Transfer-Encoding only as a single `chunked`; at most one
 /// Content-Length, a plain number (Beast accepts `5, 5` and identical repeats; we refuse them), never with
 /// Transfer-Encoding; at most max_header_count fields.
-std::optional<Refusal> check_head(const http::request<http::string_body>& req, const ServerOptions& opts) {
-  std::size_t fields = 0, hosts = 0, lengths = 0, encodings = 0;
-  std::string_view encoding, length;
-  for (const auto& f : req) {
-    ++fields;
-    switch (f.name()) {
-      case http::field::host: ++hosts; break;
-      case http::field::content_length: ++lengths; length = f.value(); break;
-      case http::field::transfer_encoding: ++encodings; encoding = f.value(); break;
-      default: break;
-    }
-  }
-  if (fields > opts.max_header_count) {
+std::optional<Refusal> check_head(const RequestParser& req, const ServerOptions& opts) {
+  if (req.fields > opts.max_header_count) {
     return Refusal{431, "request_header_too_large", "too many request header fields"};
   }
-  if (hosts > 1) return Refusal{400, "bad_request", "more than one Host header"};
-  if (hosts == 0 && req.version() >= 11) return Refusal{400, "bad_request", "missing Host header"};
-  if (encodings > 1 || (encodings == 1 && !iequals(trim_ows(encoding), "chunked"))) {
+  if (req.hosts > 1) return Refusal{400, "bad_request", "more than one Host header"};
+  if (req.hosts == 0 && req.version >= 11) return Refusal{400, "bad_request", "missing Host header"};
+  if (req.encodings > 1 ||
+      (req.encodings == 1 && !iequals(trim_ows(req.headers[req.encoding_at].value), "chunked"))) {
     return Refusal{400, "bad_request", "unsupported Transfer-Encoding (only chunked is accepted)"};
   }
-  if (encodings > 0 && lengths > 0) return Refusal{400, "bad_request", "both Content-Length and Transfer-Encoding"};
-  if (lengths > 1) return Refusal{400, "bad_request", "more than one Content-Length header"};
-  if (lengths == 1) {
-    const auto v = trim_ows(length);
+  if (req.encodings > 0 && req.lengths > 0) {
+    return Refusal{400, "bad_request", "both Content-Length and Transfer-Encoding"};
+  }
+  if (req.lengths > 1) return Refusal{400, "bad_request", "more than one Content-Length header"};
+  if (req.lengths == 1) {
+    const auto v = trim_ows(req.headers[req.length_at].value);
     if (v.empty() || v.find_first_not_of("0123456789") != std::string_view::npos) {
       return Refusal{400, "bad_request", "invalid Content-Length"};
     }
@@ -538,30 +586,29 @@ Response session_error(const Shared& shared, int status, std::string_view code, 
 }
 
 /// The client's X-Request-ID when valid, else a new UUID.
-std::string request_id_of(const http::request<http::string_body>& hreq) {
-  std::string id(hreq["X-Request-ID"]);
+std::string request_id_of(const RequestParser& req) {
+  std::string id(req.headers.get("X-Request-ID"));
   if (!valid_request_id(id)) id = util::uuid_v4();
   return id;
 }
 
 /// The client's X-Correlation-ID when valid (same rule as X-Request-ID), else empty: none is invented.
-std::string correlation_id_of(const http::request<http::string_body>& hreq) {
-  std::string id(hreq["X-Correlation-ID"]);
+std::string correlation_id_of(const RequestParser& req) {
+  std::string id(req.headers.get("X-Correlation-ID"));
   if (!valid_request_id(id)) id.clear();
   return id;
 }
 
-/// The context of an error answered after `hreq`'s head was parsed (copies made on error paths only).
-ErrorContext error_context(const http::request<http::string_body>& hreq, std::string request_id,
-                           std::string correlation_id) {
-  const std::optional<std::string> target = origin_form(hreq.target());
+/// The context of an error answered after `req`'s head was parsed (copies made on error paths only).
+ErrorContext error_context(const RequestParser& req, std::string request_id, std::string correlation_id) {
+  const std::optional<std::string> target = origin_form(req.target);
   return ErrorContext{std::move(request_id), std::move(correlation_id), target.value_or(std::string{}),
-                      std::string(hreq["Origin"]), hreq.method() == http::verb::head};
+                      std::string(req.headers.get("Origin")), req.verb == http::verb::head};
 }
 
 /// Feeds the bytes already buffered to `parser` without reading (the header only, or also the body once the
 /// parser is eager). Needing more bytes is not an error.
-beast::error_code parse_buffered(http::request_parser<http::string_body>& parser, beast::flat_buffer& buffer) {
+beast::error_code parse_buffered(RequestParser& parser, beast::flat_buffer& buffer) {
   beast::error_code ec;
   if (buffer.size() == 0) return ec;
   buffer.consume(parser.put(buffer.data(), ec));
@@ -638,7 +685,7 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
   bool linger = false;  // an error response went out while the client may still be sending
   for (;;) {
     if (shared->stopping) break;
-    http::request_parser<http::string_body> parser;
+    RequestParser parser;
     parser.header_limit(static_cast<std::uint32_t>(opts.max_header_size));
     parser.body_limit(opts.max_request_size);
     conn->deadline.expires_after(opts.header_read_timeout);
@@ -670,8 +717,7 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
         // A declared Content-Length above MAX_REQUEST_SIZE: Beast compares it with body_limit() as soon as the
         // header is complete (so the head is parsed), and the body is never read; the connection cannot be reused
         // since it is in flight.
-        const auto& hreq = parser.get();
-        const ErrorContext context = error_context(hreq, request_id_of(hreq), correlation_id_of(hreq));
+        const ErrorContext context = error_context(parser, request_id_of(parser), correlation_id_of(parser));
         co_await write_plain_error(*conn, *shared, 413, "request_too_large", "request body too large", context);
         linger = true;
       } else if (ec != http::error::end_of_stream && !conn->deadline.expired() && ec != net::error::operation_aborted &&
@@ -685,24 +731,23 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
     }
     conn->in_exchange = true;
     const auto started = std::chrono::steady_clock::now();
-    auto& hreq = parser.get();
-    const bool head = hreq.method() == http::verb::head;
-    std::string request_id = request_id_of(hreq);
-    std::string correlation_id = correlation_id_of(hreq);
+    const bool head = parser.verb == http::verb::head;
+    std::string request_id = request_id_of(parser);
+    std::string correlation_id = correlation_id_of(parser);
 
     // Refused heads end the connection: the body of a request whose framing is in doubt must never be read
     // as the next request.
-    std::optional<Refusal> refusal = check_head(hreq, opts);
-    std::optional<std::string> target = origin_form(hreq.target());
+    std::optional<Refusal> refusal = check_head(parser, opts);
+    std::optional<std::string> target = origin_form(parser.target);
     if (!refusal && !target) refusal = Refusal{400, "bad_request", "invalid request target"};
     if (refusal) {
-      const ErrorContext context = error_context(hreq, request_id, correlation_id);
+      const ErrorContext context = error_context(parser, request_id, correlation_id);
       co_await write_plain_error(*conn, *shared, refusal->status, refusal->code, refusal->message, context);
       linger = true;
       break;
     }
 
-    if (beast::iequals(hreq[http::field::expect], "100-continue")) {
+    if (iequals(parser.headers.get("Expect"), "100-continue")) {
       http::response<http::empty_body> cont{http::status::continue_, 11};
       auto [wec, wn] = co_await http::async_write(conn->socket, cont, kUseTuple);
       if (wec) break;
@@ -725,14 +770,14 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
         }
       }
       if (timed_out) {
-        const ErrorContext context = error_context(hreq, request_id, correlation_id);
+        const ErrorContext context = error_context(parser, request_id, correlation_id);
         co_await write_plain_error(*conn, *shared, 408, "request_timeout", "the request body did not arrive in time",
                                    context);
         linger = true;
         break;
       }
       if (bec == http::error::body_limit) {
-        const ErrorContext context = error_context(hreq, request_id, correlation_id);
+        const ErrorContext context = error_context(parser, request_id, correlation_id);
         co_await write_plain_error(*conn, *shared, 413, "request_too_large", "request body too large", context);
         linger = true;
         break;
@@ -740,7 +785,7 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
       if (bec) {
         if (!conn->deadline.expired() && bec != http::error::end_of_stream && bec != net::error::eof &&
             bec != net::error::connection_reset && bec != net::error::operation_aborted) {
-          const ErrorContext context = error_context(hreq, request_id, correlation_id);
+          const ErrorContext context = error_context(parser, request_id, correlation_id);
           co_await write_plain_error(*conn, *shared, 400, "bad_request", "malformed HTTP request body", context);
           linger = true;
         }
@@ -749,14 +794,13 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
     }
     conn->deadline.expires_never();
 
-    const bool keep_alive = hreq.keep_alive() && !shared->stopping;
-    SessionExchange ex(*conn, scratch, opts, hreq.version() < 11 ? 10 : 11, keep_alive, head,
+    const bool keep_alive = parser.keep_alive() && !shared->stopping;
+    SessionExchange ex(*conn, scratch, opts, parser.version < 11 ? 10 : 11, keep_alive, head,
                        shared->stopping);
-    ex.request.method = std::string(hreq.method_string());
+    ex.request.method = std::move(parser.method);
     ex.request.target = std::move(*target);
-    ex.request.headers.reserve(16);
-    for (const auto& field : hreq) ex.request.headers.add(field.name_string(), field.value());
-    ex.request.body = std::move(hreq.body());
+    ex.request.headers = std::move(parser.headers);
+    ex.request.body = std::move(parser.body);
     ex.request.request_id = std::move(request_id);
     ex.request.correlation_id = std::move(correlation_id);
     ex.request.client_ip = client_ip;
