@@ -33,6 +33,9 @@ namespace {
 
 // Set once in setup() before any other thread starts; read-only afterwards.
 std::atomic<bool> g_json{true};
+class BatchingSink;
+// The sink of the default logger, for JSON lines written without spdlog's formatting. Set with it in setup().
+std::shared_ptr<BatchingSink> g_sink;
 
 spdlog::level::level_enum to_spdlog(Level level) {
   switch (level) {
@@ -184,6 +187,21 @@ class BatchingSink final : public spdlog::sinks::base_sink<std::mutex> {
 
   void flush_() override { write_pending(); }
 
+ public:
+  /// Adds a line already formatted (JSON mode: the pattern is the bare message), without spdlog's message and
+  /// formatter; `urgent` (warn and above) writes it at once with the lines before it, as the logger's flush_on.
+  void add_line(std::string_view line, bool urgent) {
+    std::lock_guard lock(mutex_);
+    pending_.append(line.data(), line.size());
+    pending_.push_back('\n');
+    if (urgent || pending_.size() >= kBatchBytes) {
+      write_pending();
+    } else if (!scheduled_) {
+      scheduled_ = true;
+      wake_.notify_one();
+    }
+  }
+
  private:
   /// Called with mutex_ held. A failed write (a closed pipe, a full disk) drops the batch: logging never stops
   /// the server.
@@ -236,7 +254,7 @@ void setup(std::string_view level, Format format, const std::string& file) {
     if (fd < 0) throw std::runtime_error("cannot open LOG_FILE \"" + file + "\": " + std::strerror(errno));
     sink = std::make_shared<BatchingSink>(fd, true);
   }
-  auto logger = std::make_shared<spdlog::logger>("llm-proxy", std::move(sink));
+  auto logger = std::make_shared<spdlog::logger>("llm-proxy", sink);
   // The time and level are rendered by us in JSON mode, so the pattern is the bare message.
   logger->set_pattern(json ? "%v" : "%Y-%m-%dT%H:%M:%S.%fZ [%l] %v", spdlog::pattern_time_type::utc);
   logger->set_level(spdlog::level::from_str(std::string(level)));
@@ -245,7 +263,22 @@ void setup(std::string_view level, Format format, const std::string& file) {
   logger->flush_on(spdlog::level::warn);
   g_json = json;
   spdlog::set_default_logger(std::move(logger));
+  g_sink = std::move(sink);
 }
+
+namespace {
+
+/// Writes a finished line: a JSON line straight into the sink, a console line through spdlog (its pattern adds
+/// the time and level).
+void emit(spdlog::logger* logger, spdlog::level::level_enum lvl, std::string_view line) {
+  if (g_json && g_sink) {
+    g_sink->add_line(line, lvl >= spdlog::level::warn);
+  } else {
+    logger->log(lvl, spdlog::string_view_t(line.data(), line.size()));
+  }
+}
+
+}  // namespace
 
 bool enabled(Level level) { return spdlog::default_logger_raw()->should_log(to_spdlog(level)); }
 
@@ -275,7 +308,7 @@ void write(Level level, std::string_view event, const nlohmann::json& fields) {
       }
     }
   }
-  logger->log(lvl, spdlog::string_view_t(line.data(), line.size()));
+  emit(logger, lvl, line);
 }
 
 void write(Level level, std::string_view event) { write(level, event, nlohmann::json()); }
@@ -330,7 +363,7 @@ void write(Level level, std::string_view event, std::span<const Field> fields) {
       put_value(f.value, false);
     }
   }
-  logger->log(lvl, spdlog::string_view_t(line.data(), line.size()));
+  emit(logger, lvl, line);
 }
 
 void flush() { spdlog::default_logger_raw()->flush(); }
