@@ -257,7 +257,9 @@ class ConnectionResponse final : public Response {
         if (until == Until::done && out->size() > kMaxReadAllBytes) co_return http::error::body_limit;
         if (!ec && used > 0 && buffer.size() > 0) continue;
       }
-      auto [ec, n] = co_await conn_->read_some();
+      auto [read_ec, n] = co_await conn_->read_some();
+      buffer.commit(n);
+      const beast::error_code ec = conn_->timeout_or(read_ec);
       if (!ec) continue;
       // End of input completes a body delimited by the close (TLS peers often skip close_notify); anywhere
       // else it is a truncated message.

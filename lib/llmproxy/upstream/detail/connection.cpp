@@ -32,12 +32,7 @@ net::ip::tcp::socket& Connection::tcp() noexcept {
   return std::visit([](auto& s) -> net::ip::tcp::socket& { return beast::get_lowest_layer(s); }, stream_);
 }
 
-net::awaitable<std::tuple<beast::error_code, std::size_t>> Connection::read_some() {
-  auto space = buffer_.prepare(beast::read_size(buffer_, kMaxReadBytes));
-  auto [ec, n] = co_await std::visit([&](auto& s) { return s.async_read_some(space, kUseTuple); }, stream_);
-  buffer_.commit(n);
-  co_return std::tuple{timeout_or(ec), n};
-}
+net::mutable_buffer Connection::read_space() { return buffer_.prepare(beast::read_size(buffer_, kMaxReadBytes)); }
 
 void Connection::close() noexcept {
   beast::error_code ignored;

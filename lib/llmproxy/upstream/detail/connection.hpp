@@ -59,8 +59,13 @@ class Connection {
   beast::error_code timeout_or(const beast::error_code& ec) const noexcept {
     return ec && deadline_.expired() ? beast::error_code(beast::error::timeout) : ec;
   }
-  /// Reads whatever is available into the read buffer (at least one byte, or an error).
-  net::awaitable<std::tuple<beast::error_code, std::size_t>> read_some();
+  /// Reads whatever is available into the read buffer's free space (at least one byte, or an error). The caller
+  /// commits what was read (`buffer().commit(n)`) and maps the error with timeout_or(): the operation is returned
+  /// as it is, with no coroutine frame of its own (one fewer per upstream read).
+  net::awaitable<std::tuple<beast::error_code, std::size_t>> read_some() {
+    const net::mutable_buffer space = read_space();
+    return std::visit([space](auto& s) { return s.async_read_some(space, kUseTuple); }, stream_);
+  }
 
   /// Closes the socket at once (no TLS close_notify: the point is to stop the upstream promptly).
   void close() noexcept;
@@ -77,6 +82,9 @@ class Connection {
   Clock::time_point last_used{};
 
  private:
+  /// Free space at the end of the read buffer for the next read.
+  net::mutable_buffer read_space();
+
   std::variant<net::ip::tcp::socket, TlsStream> stream_;
   server::SocketDeadline deadline_;  // after stream_: refers to its socket
   beast::flat_buffer buffer_;
