@@ -177,12 +177,7 @@ class BatchingSink final : public spdlog::sinks::base_sink<std::mutex> {
     spdlog::memory_buf_t formatted;
     formatter_->format(msg, formatted);
     pending_.append(formatted.data(), formatted.size());
-    if (pending_.size() >= kBatchBytes) {
-      write_pending();
-    } else if (!scheduled_) {
-      scheduled_ = true;
-      wake_.notify_one();
-    }
+    written_or_scheduled(false);  // the logger flushes on warn and above itself
   }
 
   void flush_() override { write_pending(); }
@@ -194,6 +189,13 @@ class BatchingSink final : public spdlog::sinks::base_sink<std::mutex> {
     std::lock_guard lock(mutex_);
     pending_.append(line.data(), line.size());
     pending_.push_back('\n');
+    written_or_scheduled(urgent);
+  }
+
+ private:
+  /// Called with mutex_ held, after a line was added: writes the batch now if `urgent` or full, else makes sure
+  /// the flusher will within kFlushAfter.
+  void written_or_scheduled(bool urgent) {
     if (urgent || pending_.size() >= kBatchBytes) {
       write_pending();
     } else if (!scheduled_) {
