@@ -128,13 +128,18 @@ std::string chat_request(const std::string& version, const std::string& token, c
          extra_headers + "\r\n" + body;
 }
 
+/// Waits (up to 10 s) until the mock has received a request; true if it has exactly one.
+bool mock_got_one_request(ProxyFixture& f) {
+  const auto deadline = Clock::now() + 10s;
+  while (f.mock.requests().empty() && Clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  return f.mock.requests().size() == 1;
+}
+
 /// Sends a chat request the mock answers after `stall_ms` and waits until the mock has it.
 bool send_stalled_chat(ProxyFixture& f, RawSocket& s, const std::string& token, const std::string& stall_ms) {
   const std::string stall = "X-Mock-Stall-Ms: " + stall_ms + "\r\n";
   if (!s.send(chat_request("1.1", token, R"({"model":"gpt-4o","messages":[]})", stall))) return false;
-  const auto deadline = Clock::now() + 10s;
-  while (f.mock.requests().empty() && Clock::now() < deadline) std::this_thread::sleep_for(10ms);
-  return f.mock.requests().size() == 1;
+  return mock_got_one_request(f);
 }
 
 }  // namespace
@@ -403,9 +408,7 @@ TEST_CASE("A large answer to a client that reads slowly arrives whole, and other
   RawSocket slow(f.proxy->port(), 4096);
   REQUIRE(slow.send(chat_request("1.1", token, R"({"model":"gpt-4o","messages":[]})",
                                  "X-Mock-Body-Bytes: 3000000\r\nConnection: close\r\n")));
-  const auto deadline = Clock::now() + 10s;
-  while (f.mock.requests().empty() && Clock::now() < deadline) std::this_thread::sleep_for(10ms);
-  REQUIRE(f.mock.requests().size() == 1);
+  REQUIRE(mock_got_one_request(f));
   std::this_thread::sleep_for(300ms);  // the answer is relayed meanwhile, and stuck in the slow client's window
   for (int i = 0; i < 3; ++i) CHECK(f.chat(token).status == 200);
 
