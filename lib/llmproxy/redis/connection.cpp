@@ -202,10 +202,12 @@ void Connection::on_op_timeout(std::uint64_t id) {
   auto it = ops_.find(id);
   if (it == ops_.end()) return;
   const std::uint64_t gen = it->second->conn_gen;
+  const bool drop_conn = gen != 0 && conn_ && conn_->gen == gen && conn_->ac != nullptr;
+  if (drop_conn) healthy_.store(false, std::memory_order_relaxed);  // before the caller hears of the timeout
   finish(id, Reply::failure("Redis command timed out after " + std::to_string(options_.timeout.count()) +
                                  " ms"));
   // Its reply may still come; every later reply on this connection would then be matched to the wrong command.
-  if (gen != 0 && conn_ && conn_->gen == gen && conn_->ac != nullptr) {
+  if (drop_conn && conn_ && conn_->ac != nullptr) {
     drop(*conn_, "a Redis command timed out after " + std::to_string(options_.timeout.count()) +
                      " ms; connection dropped");
   }
@@ -213,6 +215,8 @@ void Connection::on_op_timeout(std::uint64_t id) {
 
 void Connection::drop(Conn& conn, std::string reason) {
   if (conn.ac == nullptr) return;
+  // Down from now: the commands failed below must not find the backend still counted up.
+  healthy_.store(false, std::memory_order_relaxed);
   if (conn.drop_reason.empty()) conn.drop_reason = std::move(reason);
   // Inside a hiredis callback this only marks the context; hiredis frees it when the callback returns. Either
   // way the pending callbacks run with no reply, then the cleanup hook calls on_conn_gone().
@@ -221,6 +225,7 @@ void Connection::drop(Conn& conn, std::string reason) {
 
 void Connection::on_reply(Conn& conn, void* reply, std::uint64_t id) {
   if (reply == nullptr) {
+    healthy_.store(false, std::memory_order_relaxed);  // before the caller hears of the failure
     std::string why = conn.drop_reason;
     if (why.empty()) {
       why = "Redis connection lost";
@@ -308,8 +313,9 @@ void Connection::go_down(std::string reason) {
   }
   state_ = State::down;
   connect_timer_.cancel();
-  const bool was_up = healthy_.exchange(false, std::memory_order_relaxed);
-  if (was_up || reason != last_error_) {
+  healthy_.store(false, std::memory_order_relaxed);
+  // last_error_ is cleared whenever the connection comes up, so this logs every fall and every new reason.
+  if (reason != last_error_) {
     log::write(log::Level::warn, event_name("down"), {{"address", where()}, {"error", reason}});
   }
   last_error_ = std::move(reason);
@@ -431,8 +437,8 @@ void Connection::on_connect_timeout(std::uint64_t attempt) {
       "connecting to Redis at " + where() + " timed out after " + std::to_string(options_.timeout.count()) + " ms";
   if (state_ == State::resolving) {
     resolver_.cancel();
+    go_down(why);  // first, so the callers failed below find the backend down
     fail_waiting("Redis unavailable: " + why);
-    go_down(why);
   } else if (state_ == State::connecting && conn_ && conn_->ac != nullptr) {
     drop(*conn_, why);
   }
