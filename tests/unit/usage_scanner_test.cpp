@@ -226,6 +226,14 @@ TEST_CASE("usage scanner takes no usage or model nested deeper than the top leve
   CHECK(text.model == "m");
   CHECK_FALSE(json(R"({"choices":[{"text":"}]}, \"usage\":{\"prompt_tokens\":5}}"}]})").usage.present);
 
+  // Long skipped values (passed 16 bytes at a time): every bracket counts wherever it falls in a block.
+  const Result deep = json(
+      R"({"choices":[[[],{}],[{"a":[1,2,{"b":{}}]},true, false , null,[[[[[[[[]]]]]]]]],"]}[{",[0,1,2,3,4,5,6,7,8,9]],)"
+      R"("x":{"y":{"z":[{},{},{},{},{},{},{},{},{"usage":{"prompt_tokens":9}}]},"w":"{{{{{{{{{{{{{{{{"},)"
+      R"("usage":{"prompt_tokens":4,"completion_tokens":2},"model":"m"})");
+  check_usage(deep, 4, 2, 6);
+  CHECK(deep.model == "m");
+
   // A usage inside "response" is taken, but the top-level one wins, whichever comes first.
   check_usage(json(R"({"usage":{"prompt_tokens":1,"completion_tokens":1},"response":{"usage":{"prompt_tokens":4}}})"),
               1, 1, 2);
