@@ -551,6 +551,31 @@ TEST_CASE("upstream client expires idle pooled connections and caps the pool", "
   CHECK(mock.stats()["connections_opened"] == 5);  // 4 + the stats request
 }
 
+TEST_CASE("upstream client pools a connection for users on its own io_context only", "[upstream]") {
+  // The server runs one io_context per I/O thread: a connection used from another one would have every
+  // operation cross between threads (its socket is registered with the first one's reactor).
+  MockUpstream mock;
+  net::io_context first;
+  net::io_context second;
+  up::Client client(first, local(mock.port()), {});
+  auto exchange = [&]() -> net::awaitable<void> {
+    // Short deadlines: run() returns once the pooled connection's deadline wait has fired.
+    auto res = co_await client.send(chat(), 2s);
+    const std::string body = co_await res->read_all(2s);
+    CHECK(res->status == 200);
+    CHECK(body.find("Hello from mock") != std::string::npos);
+  };
+  run(first, exchange);
+  CHECK(client.idle_connections() == 1);
+  run(second, exchange);  // the idle one belongs to `first`: a new connection
+  CHECK(client.idle_connections() == 2);
+  run(first, exchange);   // `first` finds its own again
+  run(second, exchange);
+  CHECK(client.idle_connections() == 2);
+  CHECK(mock.stats()["connections_opened"] == 3);  // 2 + the stats request
+  CHECK(mock.requests().size() == 4);
+}
+
 TEST_CASE("upstream client serves many coroutines on several threads", "[upstream]") {
   MockUpstream mock;
   net::io_context io;

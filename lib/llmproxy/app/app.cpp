@@ -178,9 +178,9 @@ auth::Options auth_options(const config::Config& cfg) {
   return opts;
 }
 
-upstream::ClientOptions client_options(const config::Provider& provider, int io_threads) {
+upstream::ClientOptions client_options(const config::Provider& provider) {
   upstream::ClientOptions opts;
-  opts.io_threads = io_threads;
+  opts.io_threads = 1;  // each of the server's io_contexts is run by one thread
   opts.idle_timeout = provider.timeouts.idle_connection;
   opts.max_idle_connections = std::max(1, provider.max_idle_conns_per_host);
   return opts;
@@ -466,7 +466,7 @@ void ServerProcess::build_services() {
   s.tokens = std::make_unique<auth::TokenService>(*s.driver, *s.executor, cipher_, s.auditor.get(), token_options);
   s.tokens->start(server_.io());
   const upstream::Endpoint endpoint{provider_.scheme, provider_.host, provider_.port};
-  s.client = std::make_unique<upstream::Client>(server_.io(), endpoint, client_options(provider_, cfg_.io_threads));
+  s.client = std::make_unique<upstream::Client>(server_.io(), endpoint, client_options(provider_));
   s.breaker = std::make_unique<upstream::CircuitBreaker>(cfg_.circuit_breaker_threshold, cfg_.circuit_breaker_cooldown);
   s.cache = make_cache(cfg_.cache, server_.io());
   s.ops = {s.driver.get(), s.executor.get(),

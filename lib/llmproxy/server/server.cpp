@@ -866,8 +866,14 @@ class IoContext : public net::io_context {
 };
 
 struct Server::Impl {
-  // Declared first so it is destroyed last: every I/O object below belongs to it.
+  // Declared first so it is destroyed last: every I/O object below belongs to it. The first I/O thread runs it:
+  // the acceptor, the application's timers and services, and its share of the client connections.
   IoContext io;
+  // One more per further I/O thread, each run by that thread alone (so its sessions need no strand, and a
+  // request's handlers never hop between threads): accepted connections are dealt out in turn to `io` and
+  // these, as nginx deals them to its workers.
+  std::vector<std::unique_ptr<IoContext>> more;
+  std::size_t next_context = 0;  // strand-confined (the accept loop)
   // The acceptor, the shutdown timer and the accept loop live on this strand: stop() (any thread), the
   // drain notification (whichever session closes last) and the accept loop never touch them concurrently.
   net::strand<net::io_context::executor_type> strand{io.get_executor()};
@@ -878,15 +884,24 @@ struct Server::Impl {
   std::uint64_t rejected_since_log = 0;                  // strand-confined
   std::chrono::steady_clock::time_point last_reject_log{};  // strand-confined
 
-  explicit Impl(int threads) : io(threads) {}
+  explicit Impl(int threads) : io(1) {
+    for (int i = 1; i < threads; ++i) more.push_back(std::make_unique<IoContext>(1));
+  }
+
+  /// Every io_context, `io` first.
+  template <class Fn>
+  void each_context(Fn&& fn) {
+    for (auto& c : more) fn(*c);
+    fn(io);
+  }
 
   net::awaitable<void> accept_loop() {
     for (;;) {
-      // With one I/O thread nothing runs concurrently, so a session needs no strand (each strand hop costs a
-      // queue round trip and a lock).
-      net::any_io_executor session_executor = io.get_executor();
-      if (shared->opts.io_threads > 1) session_executor = net::make_strand(io);
-      auto [ec, socket] = co_await acceptor.async_accept(session_executor, kUseTuple);
+      // Each io_context is run by one thread, so a session needs no strand (each strand hop costs a queue round
+      // trip and a lock).
+      net::io_context& ctx = next_context == 0 ? io : *more[next_context - 1];
+      next_context = (next_context + 1) % (more.size() + 1);
+      auto [ec, socket] = co_await acceptor.async_accept(ctx.get_executor(), kUseTuple);
       if (ec) {
         if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
         // EMFILE and friends: back off briefly instead of spinning.
@@ -974,14 +989,22 @@ std::uint16_t Server::listen() {
 
 void Server::run() {
   net::co_spawn(impl_->strand, impl_->accept_loop(), net::detached);
+  // The work guards keep run() alive while idle; stop() ends it with stop_all() once drained.
   auto work = net::make_work_guard(impl_->io);
-  const int n = std::max(1, impl_->shared->opts.io_threads);
   std::vector<std::thread> threads;
-  threads.reserve(static_cast<std::size_t>(n - 1));
-  for (int i = 1; i < n; ++i) threads.emplace_back([this] { impl_->io.run(); });
-  // The work guard keeps run() alive while idle; stop() ends it with io.stop() once drained.
+  threads.reserve(impl_->more.size());
+  for (auto& c : impl_->more) {
+    threads.emplace_back([ctx = c.get()] {
+      auto guard = net::make_work_guard(*ctx);
+      ctx->run();
+    });
+  }
   impl_->io.run();
   for (auto& t : threads) t.join();
+}
+
+void Server::stop_all() {
+  impl_->each_context([](IoContext& c) { c.stop(); });
 }
 
 void Server::stop(std::function<void()> on_drained) {
@@ -994,7 +1017,7 @@ void Server::stop(std::function<void()> on_drained) {
       net::post(impl_->strand, [this, on_drained] {
         impl_->shutdown_timer.cancel();
         if (on_drained) on_drained();
-        impl_->io.stop();
+        stop_all();
       });
     };
     std::vector<std::shared_ptr<Conn>> idle;
@@ -1042,13 +1065,16 @@ void Server::stop(std::function<void()> on_drained) {
       }
       // Give the closed sessions a moment to unwind, then stop regardless.
       auto t = std::make_shared<net::steady_timer>(impl_->strand, 200ms);
-      t->async_wait([this, t](boost::system::error_code) { impl_->io.stop(); });
+      t->async_wait([this, t](boost::system::error_code) { stop_all(); });
     });
   });
 }
 
-void Server::abort() { impl_->io.stop(); }
+void Server::abort() { stop_all(); }
 
-void Server::discard_pending() { impl_->io.shutdown(); }
+void Server::discard_pending() {
+  // The other contexts first: their sessions' frames may still use objects on `io`.
+  impl_->each_context([](IoContext& c) { c.shutdown(); });
+}
 
 }  // namespace llmproxy::server

@@ -56,14 +56,15 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  /// The io_context the server runs on (for timers and other work of the application).
+  /// The io_context of the first I/O thread (for timers and other work of the application). Client connections
+  /// are dealt out to it and to one io_context per further I/O thread, each run by its thread alone.
   boost::asio::io_context& io();
 
   /// Raises the open-files soft limit to the hard limit (warning when it cannot hold max_connections), binds
   /// and listens. Returns the bound port. Throws std::runtime_error naming the address on failure.
   std::uint16_t listen();
 
-  /// Runs the io_context on io_threads threads (the caller's thread is one of them) until stop completes.
+  /// Runs the io_contexts, one per I/O thread (the caller's thread runs io()), until stop completes.
   void run();
 
   /// Graceful stop, callable from any thread: stops accepting, closes idle keep-alive connections, lets
@@ -81,6 +82,7 @@ class Server {
   void discard_pending();
 
  private:
+  void stop_all();  // stops every io_context
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -6,6 +6,7 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/error.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/http/error.hpp>
@@ -350,8 +351,11 @@ struct Client::Impl : Shared {
   /// A new connection, connected (and TLS-handshaken) within connect_timeout. Throws Error.
   net::awaitable<std::unique_ptr<detail::Connection>> connect() {
     const Endpoints addresses = co_await resolve();
-    auto conn = tls ? std::make_unique<detail::Connection>(io.get_executor(), *ssl_ctx)
-                    : std::make_unique<detail::Connection>(io.get_executor());
+    // On the caller's io_context (the server runs one per I/O thread), so the socket's operations complete on
+    // the thread that awaits them.
+    net::io_context& home = context_of(co_await net::this_coro::executor);
+    auto conn = tls ? std::make_unique<detail::Connection>(home.get_executor(), *ssl_ctx)
+                    : std::make_unique<detail::Connection>(home.get_executor());
     if (options.io_threads > 1) conn->deadline().run_on(co_await net::this_coro::executor);
     conn->deadline().expires_after(options.connect_timeout);  // covers the TLS handshake too
     auto [ec, peer] = co_await net::async_connect(conn->tcp(), *addresses, kUseTuple);
@@ -365,6 +369,15 @@ struct Client::Impl : Shared {
     conn->tcp().set_option(tcp::no_delay(true), ignored);
     if (tls) co_await handshake(*conn);
     co_return conn;
+  }
+
+  /// The io_context behind `ex` (a strand's too), or the client's own for an executor of another kind.
+  net::io_context& context_of(const net::any_io_executor& ex) {
+    if (const auto* plain = ex.target<net::io_context::executor_type>()) return plain->context();
+    if (const auto* strand = ex.target<net::strand<net::io_context::executor_type>>()) {
+      return strand->get_inner_executor().context();
+    }
+    return io;
   }
 
   net::awaitable<void> handshake(detail::Connection& conn) {
@@ -409,7 +422,8 @@ net::awaitable<std::unique_ptr<Response>> Client::send(const Request& request,
                                                        std::chrono::milliseconds header_timeout) {
   // Keeps the client's state alive across suspensions even if the Client object goes away meanwhile.
   const std::shared_ptr<Impl> impl = impl_;
-  auto conn = impl->pool.take();
+  net::execution_context& home = impl->context_of(co_await net::this_coro::executor);
+  auto conn = impl->pool.take(&home);
   bool fresh = conn == nullptr;
   // With several I/O threads a pooled connection's last user may have run on another one: its deadline (stopped
   // when pooled) now expires on this coroutine's executor.

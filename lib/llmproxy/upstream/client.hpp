@@ -31,9 +31,10 @@ struct ClientOptions {
   int max_idle_connections = 20;                   // pooled idle connections kept
   bool verify_tls = true;                          // false only for tests against self-signed servers
   std::string ca_file;                             // extra CA bundle (PEM); empty = system store only
-  /// Threads running the io_context. With one, a pooled connection keeps its deadline's timer wait for the
-  /// next request (no timer operation per request); with more, the next user may be on another thread, so the
-  /// wait is cancelled when the connection is pooled.
+  /// Threads running each io_context the client is used from (1 in the server, which runs one io_context per
+  /// I/O thread). A connection is created on its user's io_context and pooled for users on that one only. With
+  /// one thread, a pooled connection keeps its deadline's timer wait for the next request (no timer operation
+  /// per request); with more, the next user may be on another thread, so the wait is cancelled when pooled.
   int io_threads = 1;
 };
 

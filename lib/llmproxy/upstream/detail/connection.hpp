@@ -81,6 +81,10 @@ class Connection {
 
   Clock::time_point last_used{};
 
+  /// The execution context whose reactor the socket is registered with (Pool hands a connection only to users
+  /// on the same one).
+  const net::execution_context* context() const noexcept { return context_; }
+
  private:
   /// Free space at the end of the read buffer for the next read.
   net::mutable_buffer read_space();
@@ -89,6 +93,7 @@ class Connection {
   server::SocketDeadline deadline_;  // after stream_: refers to its socket
   beast::flat_buffer buffer_;
   std::string head_;
+  const net::execution_context* context_;
 };
 
 }  // namespace llmproxy::upstream::detail

@@ -1,5 +1,7 @@
 #include "llmproxy/upstream/detail/pool.hpp"
 
+#include <algorithm>
+#include <iterator>
 #include <utility>
 #include <vector>
 
@@ -12,7 +14,7 @@ constexpr auto kTrustIdleFor = std::chrono::seconds(1);
 
 Pool::Pool(std::size_t max_idle, Clock::duration idle_timeout) : max_idle_(max_idle), idle_timeout_(idle_timeout) {}
 
-std::unique_ptr<Connection> Pool::take() {
+std::unique_ptr<Connection> Pool::take(const net::execution_context* context) {
   for (;;) {
     std::unique_ptr<Connection> conn;
     std::vector<std::unique_ptr<Connection>> expired;  // closed after unlocking; allocates only when non-empty
@@ -24,9 +26,12 @@ std::unique_ptr<Connection> Pool::take() {
         expired.push_back(std::move(idle_.front()));
         idle_.pop_front();
       }
-      if (idle_.empty()) return nullptr;
-      conn = std::move(idle_.back());
-      idle_.pop_back();
+      // Another I/O thread's connection would have every operation on it cross between threads (its socket is
+      // registered with that thread's reactor): left for its own thread, which parked it most recently.
+      const auto mine = std::find_if(idle_.rbegin(), idle_.rend(), [&](const auto& c) { return c->context() == context; });
+      if (mine == idle_.rend()) return nullptr;
+      conn = std::move(*mine);
+      idle_.erase(std::next(mine).base());
     }
     // A connection returned moments ago is taken as is (a peek would be one more system call per request, and
     // an upstream rarely closes a connection within a second of answering on it; Client::send retries a pooled

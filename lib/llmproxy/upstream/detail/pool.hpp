@@ -17,10 +17,10 @@ class Pool {
 
   Pool(std::size_t max_idle, Clock::duration idle_timeout);
 
-  /// The most recently used idle connection that is still usable, or null. Connections idle longer than the
-  /// idle timeout, or found closed by the peer, are dropped on the way; the peer check (one peek) is made only
-  /// for connections idle for a second or more.
-  std::unique_ptr<Connection> take();
+  /// The most recently used idle connection on `context` (Connection::context()) that is still usable, or null.
+  /// Connections idle longer than the idle timeout, or found closed by the peer, are dropped on the way; the
+  /// peer check (one peek) is made only for connections idle for a second or more.
+  std::unique_ptr<Connection> take(const net::execution_context* context);
   /// Parks a connection whose last response was read completely. Drops the oldest idle one beyond the limit,
   /// and `conn` itself once the pool is shut.
   void put(std::unique_ptr<Connection> conn);
