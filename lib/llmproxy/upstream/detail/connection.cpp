@@ -19,12 +19,16 @@ constexpr std::size_t kMaxReadBytes = 64 * 1024;
 }  // namespace
 
 Connection::Connection(const net::any_io_executor& ex)
-    : stream_(std::in_place_type<net::ip::tcp::socket>, ex), deadline_(ex, tcp()), context_(&net::query(ex, net::execution::context)) {
+    : stream_(std::in_place_type<net::ip::tcp::socket>, ex),
+      deadline_(ex, tcp()),
+      context_(&net::query(ex, net::execution::context)) {
   buffer_.reserve(kReadBufferBytes);
 }
 
 Connection::Connection(const net::any_io_executor& ex, ssl::context& ctx)
-    : stream_(std::in_place_type<TlsStream>, ex, ctx), deadline_(ex, tcp()), context_(&net::query(ex, net::execution::context)) {
+    : stream_(std::in_place_type<TlsStream>, ex, ctx),
+      deadline_(ex, tcp()),
+      context_(&net::query(ex, net::execution::context)) {
   buffer_.reserve(kReadBufferBytes);
 }
 

@@ -28,7 +28,8 @@ std::unique_ptr<Connection> Pool::take(const net::execution_context* context) {
       }
       // Another I/O thread's connection would have every operation on it cross between threads (its socket is
       // registered with that thread's reactor): left for its own thread, which parked it most recently.
-      const auto mine = std::find_if(idle_.rbegin(), idle_.rend(), [&](const auto& c) { return c->context() == context; });
+      const auto mine =
+          std::find_if(idle_.rbegin(), idle_.rend(), [&](const auto& c) { return c->context() == context; });
       if (mine == idle_.rend()) return nullptr;
       conn = std::move(*mine);
       idle_.erase(std::next(mine).base());
