@@ -75,3 +75,30 @@ TEST_CASE("request head refuses anything that could split the message, without e
   CHECK(kind_of(make("GET\r\n", "/")) == ErrorKind::protocol);
   CHECK(kind_of(make("GET", "")) == ErrorKind::protocol);
 }
+
+TEST_CASE("request head checks every byte of a long value, wherever a line break falls", "[upstream]") {
+  // Values are checked 16 bytes at a time: a forbidden byte is found at any offset, and the bytes around it
+  // that are allowed (other control characters, obs-text) are not taken for one.
+  const std::string plain = "Bearer sk-0123456789abcdefghijklmnopqrstuvwxyz-ABCDEF";
+  for (std::size_t at = 0; at < plain.size(); ++at) {
+    for (const char bad : {'\r', '\n', '\0'}) {
+      std::string value = plain;
+      value[at] = bad;
+      auto r = make("GET", "/");
+      r.headers.add("Authorization", value);
+      std::string out;
+      INFO("byte " << static_cast<int>(bad) << " at " << at);
+      CHECK_THROWS_AS(write_request_head(r, "h", out), Error);
+    }
+    for (const char fine : {'\t', '\x0b', '\x0c', '\x0e', '\x8d', '\xff'}) {
+      std::string value = plain;
+      value[at] = fine;
+      auto r = make("GET", "/");
+      r.headers.add("Authorization", value);
+      std::string out;
+      INFO("byte " << static_cast<int>(static_cast<unsigned char>(fine)) << " at " << at);
+      REQUIRE_NOTHROW(write_request_head(r, "h", out));
+      CHECK(out.find("Authorization: " + value + "\r\n") != std::string::npos);
+    }
+  }
+}

@@ -3,6 +3,10 @@
 #include <array>
 #include <charconv>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "llmproxy/server/head_writer.hpp"
 
 namespace llmproxy::upstream::detail {
@@ -26,10 +30,25 @@ bool is_token(std::string_view s) {
   return true;
 }
 
-/// Field values may hold any visible character, spaces and obs-text, but nothing that ends a line.
+/// Field values may hold any visible character, spaces and obs-text, but nothing that ends a line. 16 bytes per
+/// step with SSE2 (every x86-64 has it): every forwarded value is checked, the API key's among them.
 bool is_field_value(std::string_view s) {
-  for (char c : s)
-    if (static_cast<unsigned char>(c) <= '\r' && (c == '\r' || c == '\n' || c == '\0')) return false;
+  std::size_t i = 0;
+#if defined(__SSE2__)
+  const __m128i cr = _mm_set1_epi8('\r');
+  const __m128i lf = _mm_set1_epi8('\n');
+  const __m128i nul = _mm_setzero_si128();
+  for (; i + 16 <= s.size(); i += 16) {
+    const __m128i block = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + i));
+    const __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(block, cr), _mm_cmpeq_epi8(block, lf)),
+                                     _mm_cmpeq_epi8(block, nul));
+    if (_mm_movemask_epi8(bad) != 0) return false;
+  }
+#endif
+  for (; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c == '\r' || c == '\n' || c == '\0') return false;
+  }
   return true;
 }
 
