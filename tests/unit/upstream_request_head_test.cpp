@@ -79,7 +79,7 @@ TEST_CASE("request head refuses anything that could split the message, without e
 TEST_CASE("request head checks every byte of a long value, wherever a line break falls", "[upstream]") {
   // Values are checked 16 bytes at a time: a forbidden byte is found at any offset, and the bytes around it
   // that are allowed (other control characters, obs-text) are not taken for one.
-  const std::string plain = "Bearer sk-0123456789abcdefghijklmnopqrstuvwxyz-ABCDEF";
+  const std::string plain = "placeholder value for the line-break check, 52 bytes";
   for (std::size_t at = 0; at < plain.size(); ++at) {
     for (const char bad : {'\r', '\n', '\0'}) {
       std::string value = plain;
