@@ -353,10 +353,11 @@ struct Client::Impl : Shared {
     const Endpoints addresses = co_await resolve();
     // On the caller's io_context (the server runs one per I/O thread), so the socket's operations complete on
     // the thread that awaits them.
-    net::io_context& home = context_of(co_await net::this_coro::executor);
+    const net::any_io_executor user = co_await net::this_coro::executor;
+    net::io_context& home = context_of(user);
     auto conn = tls ? std::make_unique<detail::Connection>(home.get_executor(), *ssl_ctx)
                     : std::make_unique<detail::Connection>(home.get_executor());
-    if (options.io_threads > 1) conn->deadline().run_on(co_await net::this_coro::executor);
+    if (options.io_threads > 1) conn->deadline().run_on(user);
     conn->deadline().expires_after(options.connect_timeout);  // covers the TLS handshake too
     auto [ec, peer] = co_await net::async_connect(conn->tcp(), *addresses, kUseTuple);
     if (ec) {
@@ -422,12 +423,13 @@ net::awaitable<std::unique_ptr<Response>> Client::send(const Request& request,
                                                        std::chrono::milliseconds header_timeout) {
   // Keeps the client's state alive across suspensions even if the Client object goes away meanwhile.
   const std::shared_ptr<Impl> impl = impl_;
-  net::execution_context& home = impl->context_of(co_await net::this_coro::executor);
+  const net::any_io_executor user = co_await net::this_coro::executor;
+  net::execution_context& home = impl->context_of(user);
   auto conn = impl->pool.take(&home);
   bool fresh = conn == nullptr;
   // With several I/O threads a pooled connection's last user may have run on another one: its deadline (stopped
   // when pooled) now expires on this coroutine's executor.
-  if (conn && impl->options.io_threads > 1) conn->deadline().run_on(co_await net::this_coro::executor);
+  if (conn && impl->options.io_threads > 1) conn->deadline().run_on(user);
   for (;;) {
     if (!conn) conn = co_await impl->connect();
     auto response = std::make_unique<ConnectionResponse>(impl, std::move(conn));
