@@ -22,6 +22,7 @@
 
 #include "llmproxy/audit/auditor.hpp"
 #include "llmproxy/auth/detail/bearer.hpp"
+#include "llmproxy/auth/detail/token_hash.hpp"
 #include "llmproxy/auth/detail/lru_cache.hpp"
 #include "llmproxy/auth/detail/quota_coalescer.hpp"
 #include "llmproxy/auth/detail/usage_accumulator.hpp"
@@ -662,7 +663,7 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
     co_return denial(std::move(out), Outcome::invalid_token, "Missing or malformed Authorization header");
   if (!util::is_well_formed_token(*credentials))
     co_return denial(std::move(out), Outcome::invalid_token, "Invalid token format");
-  const std::string hash = util::sha256_hex(*credentials);
+  const std::string hash(detail::token_hash(*credentials));  // copied: the view lasts until the next call
   const util::TimePoint at = s.now();
 
   TokenFacts facts;
