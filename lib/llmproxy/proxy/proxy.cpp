@@ -69,16 +69,15 @@ class RequestRecord {
   }
 
   void set_deps(const Deps* deps) { deps_ = deps; }
-  /// The token was authorized (or answered from the cache): its usage is recorded at the end.
+  /// The token (set_token()) was authorized (or answered from the cache): its usage is recorded at the end,
+  /// for the project in the exchange's access record.
   void authorized(const auth::Authorization& auth, bool cache_hit) {
-    token_id_ = auth.token_id;
-    project_id_ = auth.project_id;
     counted_ = true;
     cache_hit_ = cache_hit;
     has_budget_ = auth.has_budget;
   }
   /// The token the request named, once known (also for a refused one).
-  void set_token(const std::string& token_id) { token_id_ = token_id; }
+  void set_token(std::string token_id) { token_id_ = std::move(token_id); }
   void set_cache_status(std::string status) { cache_status_ = std::move(status); }
 
   /// Starts reading an answer body with this Content-Type (JSON or an event stream; others are not read).
@@ -108,7 +107,7 @@ class RequestRecord {
     if (counted_) {
       auth::UsageRecord r;
       r.token_id = token_id_;
-      r.project_id = project_id_;
+      r.project_id = ex_.access.project_id;
       r.model = model;
       // A cached answer's tokens were spent once, upstream, when it was stored: a hit costs none.
       if (!cache_hit_) {
@@ -165,7 +164,7 @@ class RequestRecord {
   const util::TimePoint at_;
   const std::chrono::steady_clock::time_point start_;
   const std::size_t capture_bytes_;
-  std::string token_id_, project_id_, cache_status_;
+  std::string token_id_, cache_status_;
   bool counted_ = false;
   bool usage_recorded_ = false;
   bool cache_hit_ = false;
@@ -177,7 +176,8 @@ class RequestRecord {
 /// Runs the pipeline for one request. Holds references only to state that outlives the server.
 class Pipeline {
  public:
-  Pipeline(const Options& options, const lifecycle::Published<const Deps>& deps) : options_(options), deps_(deps) {}
+  Pipeline(const Options& options, const lifecycle::Published<const Deps>& deps)
+      : options_(options), deps_(deps), host_header_(host_header_of(options.provider)) {}
 
 // The same GCC 12 false positive as forward()'s (see there).
 #pragma GCC diagnostic push
@@ -219,9 +219,10 @@ class Pipeline {
     }
     auto auth = co_await deps->tokens->authorize(ex.request.headers.get("Authorization"), std::move(admit),
                                                  std::move(cached));
-    ex.access.token_hint = auth.token_hint;
-    ex.access.project_id = auth.project_id;
-    record.set_token(auth.token_id);  // for the event log, whatever the outcome
+    // Moved out: below, `auth` is read only for its outcome, message, budget flag and API key.
+    ex.access.token_hint = std::move(auth.token_hint);
+    ex.access.project_id = std::move(auth.project_id);
+    record.set_token(std::move(auth.token_id));  // for the event log, whatever the outcome
     if (auth.outcome == auth::Outcome::served_from_cache) {
       deps->metrics->cache_hits.fetch_add(1, std::memory_order_relaxed);
       record.authorized(auth, true);
@@ -378,16 +379,17 @@ class Pipeline {
 
   upstream::Request build_request(const Exchange& ex, const NormalisedTarget& target, const std::string& api_key,
                                   const CacheState& cache, bool& validators_added) const {
-    const auto& p = options_.provider;
     upstream::Request up;
     up.method = ex.request.method;
     // The normalised target goes upstream as received: like the reference, only scheme, host and port of base_url
     // are used, so `https://api.openai.com/v1` + `/v1/chat/completions` is not `/v1/v1/...`.
     up.target = target.target();
     up.headers = filter_headers(ex.request.headers, Direction::to_upstream);
-    const bool default_port = (p.scheme == "https" && p.port == 443) || (p.scheme == "http" && p.port == 80);
-    up.headers.set("Host", default_port ? p.host : p.host + ":" + std::to_string(p.port));
-    up.headers.set("Authorization", "Bearer " + api_key);
+    up.headers.set("Host", host_header_);
+    // Built in a per-thread buffer: set() copies it, and a key is long enough that a new string would allocate.
+    thread_local std::string authorization;
+    authorization.assign("Bearer ").append(api_key);
+    up.headers.set("Authorization", authorization);
     up.headers.set("X-Request-ID", ex.request.request_id);
     // Revalidation the client asked for (no-cache, max-age=0) of a stored answer: with its validators, unless the
     // client sent its own conditional (then the upstream's answer is the client's, 304 included).
@@ -635,8 +637,15 @@ class Pipeline {
   }
 #pragma GCC diagnostic pop
 
+  /// The Host field sent upstream: the provider's host, with its port unless the scheme's default.
+  static std::string host_header_of(const config::Provider& p) {
+    const bool default_port = (p.scheme == "https" && p.port == 443) || (p.scheme == "http" && p.port == 80);
+    return default_port ? p.host : p.host + ":" + std::to_string(p.port);
+  }
+
   const Options& options_;
   const lifecycle::Published<const Deps>& deps_;
+  const std::string host_header_;
 };
 
 }  // namespace
