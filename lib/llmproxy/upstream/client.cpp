@@ -150,8 +150,7 @@ class ConnectionResponse final : public Response {
       parser_.emplace(headers);
       parser_->header_limit(kHeaderLimit);
       // Bodies are capped where they are collected (read_all); a relayed stream has no size limit.
-      parser_->body_limit(boost::none);
-      if (head) parser_->skip(true);
+      parser_->skip(head);
       ec = co_await pump(Until::header, nullptr);
       if (ec) {
         state_ = State::broken;
@@ -170,7 +169,6 @@ class ConnectionResponse final : public Response {
 
     status = parser_->status();
     streaming = parser_->chunked() || parser_->need_eof() || is_event_stream();
-    parser_->eager(true);  // from here on, parse every buffered byte in one go
     state_ = parser_->is_done() ? State::complete : State::body;
     co_return std::nullopt;
   }
@@ -251,7 +249,8 @@ class ConnectionResponse final : public Response {
     for (;;) {
       if (buffer.size() > 0) {
         beast::error_code ec;
-        const auto used = parser.put(buffer.data(), ec);
+        const auto data = buffer.data();
+        const auto used = parser.put(std::string_view(static_cast<const char*>(data.data()), data.size()), ec);
         buffer.consume(used);
         if (ec && ec != http::error::need_more) co_return ec;
         if (reached()) co_return beast::error_code{};

@@ -1,0 +1,376 @@
+#include "llmproxy/upstream/detail/response_parser.hpp"
+
+#include <boost/beast/http/error.hpp>
+
+#include <array>
+#include <cstring>
+
+namespace llmproxy::upstream::detail {
+
+namespace {
+
+using boost::beast::error_code;
+using boost::beast::http::error;
+
+/// RFC 9110 token characters (field names, transfer codings, connection options).
+constexpr std::array<bool, 256> kTchar = [] {
+  std::array<bool, 256> t{};
+  for (int c = 'a'; c <= 'z'; ++c) t[static_cast<std::size_t>(c)] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) t[static_cast<std::size_t>(c)] = true;
+  for (int c = '0'; c <= '9'; ++c) t[static_cast<std::size_t>(c)] = true;
+  for (unsigned char c : {'!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~'}) t[c] = true;
+  return t;
+}();
+
+/// Field value, reason phrase and chunk extension characters: HTAB, SP, VCHAR, obs-text (no other controls).
+constexpr std::array<bool, 256> kTextChar = [] {
+  std::array<bool, 256> t{};
+  t['\t'] = true;
+  for (int c = 0x20; c < 0x7f; ++c) t[static_cast<std::size_t>(c)] = true;
+  for (int c = 0x80; c < 0x100; ++c) t[static_cast<std::size_t>(c)] = true;
+  return t;
+}();
+
+/// Chunk sizes are at most 16 hex digits (64 bits); a chunk-size line, extensions included, at most this long.
+constexpr std::size_t kMaxChunkLine = 4096;
+
+bool all_of(std::string_view s, const std::array<bool, 256>& table) {
+  for (const char c : s) {
+    if (!table[static_cast<unsigned char>(c)]) return false;
+  }
+  return true;
+}
+
+bool is_ows(char c) { return c == ' ' || c == '\t'; }
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+/// Calls `fn(element)` for each non-empty element of a comma-separated list, trimmed.
+template <class Fn>
+void for_each_element(std::string_view list, Fn&& fn) {
+  while (!list.empty()) {
+    const std::size_t comma = list.find(',');
+    const std::string_view element = trim(list.substr(0, comma));
+    if (!element.empty()) fn(element);
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+}
+
+/// A decimal Content-Length: digits only, no sign, no list, fits 64 bits.
+std::optional<std::uint64_t> parse_length(std::string_view v) {
+  if (v.empty() || v.size() > 19) return std::nullopt;
+  std::uint64_t n = 0;
+  for (const char c : v) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return n;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/// The end of the line starting at `from` (the index of its CR), npos when no CRLF is there yet, or
+/// `bad` set when a CR is not followed by LF.
+std::size_t line_end(std::string_view s, std::size_t from, bool& bad) {
+  const void* cr = from < s.size() ? std::memchr(s.data() + from, '\r', s.size() - from) : nullptr;
+  if (cr == nullptr) return std::string_view::npos;
+  const auto at = static_cast<std::size_t>(static_cast<const char*>(cr) - s.data());
+  if (at + 1 == s.size()) return std::string_view::npos;
+  if (s[at + 1] != '\n') bad = true;
+  return at;
+}
+
+}  // namespace
+
+std::size_t ResponseParser::put(std::string_view input, error_code& ec) {
+  ec = {};
+  if (!input.empty()) got_some_ = true;
+  if (state_ == State::header) return parse_header(input, ec);
+  return parse_body(input, ec);
+}
+
+void ResponseParser::put_eof(error_code& ec) {
+  ec = {};
+  if (state_ == State::until_close) {
+    state_ = State::done;
+  } else if (state_ != State::done) {
+    ec = state_ == State::header && !got_some_ ? error::end_of_stream : error::partial_message;
+  }
+}
+
+std::size_t ResponseParser::parse_header(std::string_view input, error_code& ec) {
+  // The header is parsed once whole: find the empty line that ends it, resuming where the last search stopped.
+  const std::size_t from = scanned_ > 3 ? scanned_ - 3 : 0;
+  const std::size_t blank = input.find("\r\n\r\n", from);
+  if (blank == std::string_view::npos) {
+    scanned_ = input.size();
+    ec = input.size() >= header_limit_ ? error_code(error::header_limit) : error_code(error::need_more);
+    return 0;
+  }
+  const std::size_t used = blank + 4;
+  if (used > header_limit_) {
+    ec = error::header_limit;
+    return 0;
+  }
+  const std::string_view head = input.substr(0, blank + 2);  // every line with its CRLF
+  bool bad = false;
+  std::size_t eol = line_end(head, 0, bad);
+  if (bad) {
+    ec = error::bad_line_ending;
+    return 0;
+  }
+  if (!parse_status_line(head.substr(0, eol), ec)) return 0;
+  for (std::size_t at = eol + 2; at < head.size(); at = eol + 2) {
+    eol = line_end(head, at, bad);
+    if (bad) {
+      ec = error::bad_line_ending;
+      return 0;
+    }
+    if (!parse_field(head.substr(at, eol - at), ec)) return 0;
+  }
+
+  if (has_transfer_encoding_ && content_length_) {
+    // RFC 9112 §6.3: a sign of request smuggling or response splitting; refused rather than guessed at.
+    ec = error::bad_transfer_encoding;
+    return 0;
+  }
+  // 101 Switching Protocols ends HTTP on the connection.
+  keep_alive_ = !connection_close_ && (minor_version_ >= 1 || connection_keep_alive_) && status_ != 101;
+  if (head_ || (status_ >= 100 && status_ < 200) || status_ == 204 || status_ == 304) {
+    chunked_ = false;
+    state_ = State::done;
+  } else if (chunked_) {
+    state_ = State::chunk_size;
+  } else if (has_transfer_encoding_ || !content_length_) {
+    need_eof_ = true;
+    state_ = State::until_close;
+  } else {
+    remaining_ = *content_length_;
+    state_ = remaining_ == 0 ? State::done : State::length;
+  }
+  return used;
+}
+
+bool ResponseParser::parse_status_line(std::string_view line, error_code& ec) {
+  // HTTP-version SP status-code [SP reason-phrase]: the reason is optional, and so is the space before an empty
+  // one (some servers omit both).
+  if (line.size() < 12 || line.substr(0, 7) != "HTTP/1." || (line[7] != '0' && line[7] != '1') || line[8] != ' ') {
+    ec = error::bad_version;
+    return false;
+  }
+  minor_version_ = line[7] - '0';
+  int code = 0;
+  for (std::size_t i = 9; i < 12; ++i) {
+    if (line[i] < '0' || line[i] > '9') {
+      ec = error::bad_status;
+      return false;
+    }
+    code = code * 10 + (line[i] - '0');
+  }
+  if (code < 100 || (line.size() > 12 && line[12] != ' ')) {
+    ec = error::bad_status;
+    return false;
+  }
+  if (line.size() > 13 && !all_of(line.substr(13), kTextChar)) {
+    ec = error::bad_reason;
+    return false;
+  }
+  status_ = code;
+  return true;
+}
+
+bool ResponseParser::parse_field(std::string_view line, error_code& ec) {
+  const std::size_t colon = line.find(':');
+  if (colon == std::string_view::npos) {
+    // Also a line starting with whitespace (obs-fold, RFC 9112 §5.2): refused.
+    ec = error::bad_field;
+    return false;
+  }
+  const std::string_view name = line.substr(0, colon);
+  if (name.empty() || !all_of(name, kTchar)) {
+    ec = error::bad_field;
+    return false;
+  }
+  const std::string_view value = trim(line.substr(colon + 1));
+  if (!all_of(value, kTextChar)) {
+    ec = error::bad_value;
+    return false;
+  }
+  headers_.add(name, value);
+
+  switch (name.size()) {
+    case 10:  // Connection
+      if (server::iequals(name, "connection")) {
+        for_each_element(value, [&](std::string_view option) {
+          if (server::iequals(option, "close")) connection_close_ = true;
+          if (server::iequals(option, "keep-alive")) connection_keep_alive_ = true;
+        });
+      }
+      break;
+    case 14:  // Content-Length
+      if (server::iequals(name, "content-length")) {
+        const auto length = parse_length(value);
+        if (!length || (content_length_ && *content_length_ != *length)) {
+          ec = error::bad_content_length;
+          return false;
+        }
+        content_length_ = length;
+      }
+      break;
+    case 17:  // Transfer-Encoding
+      if (server::iequals(name, "transfer-encoding")) {
+        // The codings of every Transfer-Encoding field, in order: chunked must come last and only once
+        // (RFC 9112 §6.1), then it frames the body.
+        bool valid = true;
+        for_each_element(value, [&](std::string_view coding) {
+          const std::string_view token = trim(coding.substr(0, coding.find(';')));
+          valid = valid && !chunked_ && !token.empty() && all_of(token, kTchar);
+          if (server::iequals(token, "chunked")) chunked_ = true;
+          has_transfer_encoding_ = true;
+        });
+        if (!valid) {
+          ec = error::bad_transfer_encoding;
+          return false;
+        }
+      }
+      break;
+    default: break;
+  }
+  return true;
+}
+
+std::size_t ResponseParser::parse_body(std::string_view input, error_code& ec) {
+  switch (state_) {
+    case State::length: {
+      const std::size_t n = input.size() < remaining_ ? input.size() : static_cast<std::size_t>(remaining_);
+      sink_->append(input.data(), n);
+      remaining_ -= n;
+      if (remaining_ == 0) {
+        state_ = State::done;
+      } else {
+        ec = error::need_more;
+      }
+      return n;
+    }
+    case State::until_close:
+      sink_->append(input.data(), input.size());
+      ec = error::need_more;
+      return input.size();
+    case State::chunk_size:
+    case State::chunk_data:
+    case State::chunk_end:
+    case State::trailer: return parse_chunked(input, ec);
+    case State::header:
+    case State::done: break;
+  }
+  return 0;
+}
+
+std::size_t ResponseParser::parse_chunked(std::string_view input, error_code& ec) {
+  std::size_t at = 0;
+  for (;;) {
+    const std::string_view rest = input.substr(at);
+    switch (state_) {
+      case State::chunk_size: {
+        // chunk-size [chunk-ext] CRLF; extensions are checked for stray controls and otherwise ignored.
+        bool bad = false;
+        const std::size_t eol = line_end(rest, 0, bad);
+        if (bad) {
+          ec = error::bad_chunk;
+          return at;
+        }
+        if (eol == std::string_view::npos) {
+          ec = rest.size() > kMaxChunkLine ? error_code(error::bad_chunk) : error_code(error::need_more);
+          return at;
+        }
+        const std::string_view line = rest.substr(0, eol);
+        std::size_t digits = 0;
+        std::uint64_t size = 0;
+        for (; digits < line.size() && hex_value(line[digits]) >= 0; ++digits) {
+          size = (size << 4) | static_cast<std::uint64_t>(hex_value(line[digits]));
+        }
+        std::string_view ext = line.substr(digits);
+        while (!ext.empty() && is_ows(ext.front())) ext.remove_prefix(1);
+        if (digits == 0 || digits > 16 || (!ext.empty() && (ext.front() != ';' || !all_of(ext, kTextChar)))) {
+          ec = error::bad_chunk;
+          return at;
+        }
+        at += eol + 2;
+        remaining_ = size;
+        state_ = size == 0 ? State::trailer : State::chunk_data;
+        break;
+      }
+      case State::chunk_data: {
+        if (rest.empty()) {
+          ec = error::need_more;
+          return at;
+        }
+        const std::size_t n = rest.size() < remaining_ ? rest.size() : static_cast<std::size_t>(remaining_);
+        sink_->append(rest.data(), n);
+        at += n;
+        remaining_ -= n;
+        if (remaining_ == 0) state_ = State::chunk_end;
+        break;
+      }
+      case State::chunk_end:
+        if (rest.size() < 2) {
+          ec = rest.empty() || rest[0] == '\r' ? error_code(error::need_more) : error_code(error::bad_chunk);
+          return at;
+        }
+        if (rest[0] != '\r' || rest[1] != '\n') {
+          ec = error::bad_chunk;
+          return at;
+        }
+        at += 2;
+        state_ = State::chunk_size;
+        break;
+      case State::trailer: {
+        // Trailer fields up to an empty line, within the header limit; dropped (the head is out already).
+        bool bad = false;
+        const std::size_t eol = line_end(rest, 0, bad);
+        if (bad) {
+          ec = error::bad_line_ending;
+          return at;
+        }
+        if (eol == std::string_view::npos) {
+          ec = trailer_bytes_ + rest.size() > header_limit_ ? error_code(error::header_limit) : error_code(error::need_more);
+          return at;
+        }
+        trailer_bytes_ += eol + 2;
+        if (trailer_bytes_ > header_limit_) {
+          ec = error::header_limit;
+          return at;
+        }
+        const std::string_view line = rest.substr(0, eol);
+        at += eol + 2;
+        if (line.empty()) {
+          state_ = State::done;
+          return at;
+        }
+        const std::size_t colon = line.find(':');
+        if (colon == 0 || colon == std::string_view::npos || !all_of(line.substr(0, colon), kTchar) ||
+            !all_of(line.substr(colon + 1), kTextChar)) {
+          ec = error::bad_field;
+          return at;
+        }
+        break;
+      }
+      case State::header:
+      case State::length:
+      case State::until_close:
+      case State::done: return at;
+    }
+  }
+}
+
+}  // namespace llmproxy::upstream::detail
