@@ -173,6 +173,10 @@ TEST_CASE("response parser decides keep-alive from the version and Connection", 
   CHECK(no_reason.done);
   CHECK(no_reason.status == 200);
   CHECK(parse("HTTP/1.1 404 \r\nContent-Length: 0\r\n\r\n", 100).status == 404);
+  // obs-text (bytes from 0x80) in a reason or a value is taken as it is.
+  const Parsed latin = parse("HTTP/1.1 200 D\xe9j\xe0 vu\r\nX-Name: Ren\xe9" "e\r\nContent-Length: 0\r\n\r\n", 100);
+  CHECK(latin.done);
+  CHECK(latin.fields.front().second == "Ren\xe9" "e");
 }
 
 TEST_CASE("response parser accepts a repeated Content-Length only with the same value", "[upstream][parser]") {
@@ -193,6 +197,8 @@ TEST_CASE("response parser refuses what could desynchronise the connection", "[u
   CHECK(refusal(ok + "no colon\r\nContent-Length: 0\r\n\r\n") == http::error::bad_field);
   CHECK(refusal(ok + "A: b\x01" "c\r\nContent-Length: 0\r\n\r\n") == http::error::bad_value);
   CHECK(refusal(ok + std::string("A: b\0c\r\nContent-Length: 0\r\n\r\n", 33)) == http::error::bad_value);
+  CHECK(refusal(ok + "A: b\x7f" "c\r\nContent-Length: 0\r\n\r\n") == http::error::bad_value);
+  CHECK(refusal(ok + "A: b\nc\r\nContent-Length: 0\r\n\r\n") == http::error::bad_value);
   CHECK(refusal(ok + "Content-Length: 12abc\r\n\r\n") == http::error::bad_content_length);
   CHECK(refusal(ok + "Content-Length: +1\r\n\r\nx") == http::error::bad_content_length);
   CHECK(refusal(ok + "Content-Length: 1, 1\r\n\r\nx") == http::error::bad_content_length);

@@ -5,6 +5,10 @@
 #include <array>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace llmproxy::upstream::detail {
 
 namespace {
@@ -90,6 +94,50 @@ std::size_t line_end(std::string_view s, std::size_t from, bool& bad) {
   return at;
 }
 
+/// True if `head` (a whole header, CRLFs included) has no control characters but HTAB, CR and LF, and every LF
+/// follows a CR. Then, with every CR checked to be followed by LF (line_end() sees each one), every line is well
+/// ended and no reason phrase or field value needs a check of its own. 16 bytes per step with SSE2 (every x86-64
+/// has it); the last step overlaps the one before rather than going byte by byte.
+bool plain_text_lines(std::string_view head) {
+  const auto scalar = [](std::string_view s, char before) {
+    for (const char ch : s) {
+      const auto c = static_cast<unsigned char>(ch);
+      if (c == '\n' ? before != '\r' : c != '\r' && !kTextChar[c]) return false;
+      before = ch;
+    }
+    return true;
+  };
+#if defined(__SSE2__)
+  if (head.size() < 17) return scalar(head, '\0');
+  if (head[0] == '\n') return false;
+  const __m128i ctl_max = _mm_set1_epi8(0x1f);
+  const __m128i tab = _mm_set1_epi8('\t');
+  const __m128i cr = _mm_set1_epi8('\r');
+  const __m128i lf = _mm_set1_epi8('\n');
+  const __m128i del = _mm_set1_epi8(0x7f);
+  __m128i bad = _mm_setzero_si128();
+  // Each step looks at bytes [i, i + 16) and, for the LF rule, the bytes one before them.
+  const auto step = [&](std::size_t i) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(head.data() + i));
+    const __m128i before = _mm_loadu_si128(reinterpret_cast<const __m128i*>(head.data() + i - 1));
+    const __m128i is_cr = _mm_cmpeq_epi8(x, cr);
+    const __m128i is_lf = _mm_cmpeq_epi8(x, lf);
+    const __m128i is_ctl = _mm_cmpeq_epi8(_mm_min_epu8(x, ctl_max), x);  // x <= 0x1f
+    const __m128i allowed = _mm_or_si128(_mm_or_si128(is_cr, is_lf), _mm_cmpeq_epi8(x, tab));
+    const __m128i bare_lf = _mm_andnot_si128(_mm_cmpeq_epi8(before, cr), is_lf);
+    bad = _mm_or_si128(bad, _mm_or_si128(_mm_andnot_si128(allowed, is_ctl), _mm_cmpeq_epi8(x, del)));
+    bad = _mm_or_si128(bad, bare_lf);
+  };
+  std::size_t i = 1;
+  for (; i + 16 <= head.size(); i += 16) step(i);
+  if (i < head.size()) step(head.size() - 16);
+  const auto first = static_cast<unsigned char>(head[0]);
+  return _mm_movemask_epi8(bad) == 0 && (first == '\r' || kTextChar[first]);
+#else
+  return scalar(head, '\0');
+#endif
+}
+
 }  // namespace
 
 std::size_t ResponseParser::put(std::string_view input, error_code& ec) {
@@ -123,20 +171,22 @@ std::size_t ResponseParser::parse_header(std::string_view input, error_code& ec)
     return 0;
   }
   const std::string_view head = input.substr(0, blank + 2);  // every line with its CRLF
+  // Usually one vector pass clears every reason phrase and value at once; else each is checked for the error.
+  const bool checked = plain_text_lines(head);
   bool bad = false;
   std::size_t eol = line_end(head, 0, bad);
   if (bad) {
     ec = error::bad_line_ending;
     return 0;
   }
-  if (!parse_status_line(head.substr(0, eol), ec)) return 0;
+  if (!parse_status_line(head.substr(0, eol), checked, ec)) return 0;
   for (std::size_t at = eol + 2; at < head.size(); at = eol + 2) {
     eol = line_end(head, at, bad);
     if (bad) {
       ec = error::bad_line_ending;
       return 0;
     }
-    if (!parse_field(head.substr(at, eol - at), ec)) return 0;
+    if (!parse_field(head.substr(at, eol - at), checked, ec)) return 0;
   }
 
   if (has_transfer_encoding_ && content_length_) {
@@ -161,7 +211,7 @@ std::size_t ResponseParser::parse_header(std::string_view input, error_code& ec)
   return used;
 }
 
-bool ResponseParser::parse_status_line(std::string_view line, error_code& ec) {
+bool ResponseParser::parse_status_line(std::string_view line, bool checked, error_code& ec) {
   // HTTP-version SP status-code [SP reason-phrase]: the reason is optional, and so is the space before an empty
   // one (some servers omit both).
   if (line.size() < 12 || line.substr(0, 7) != "HTTP/1." || (line[7] != '0' && line[7] != '1') || line[8] != ' ') {
@@ -181,7 +231,7 @@ bool ResponseParser::parse_status_line(std::string_view line, error_code& ec) {
     ec = error::bad_status;
     return false;
   }
-  if (line.size() > 13 && !all_of(line.substr(13), kTextChar)) {
+  if (!checked && line.size() > 13 && !all_of(line.substr(13), kTextChar)) {
     ec = error::bad_reason;
     return false;
   }
@@ -189,7 +239,7 @@ bool ResponseParser::parse_status_line(std::string_view line, error_code& ec) {
   return true;
 }
 
-bool ResponseParser::parse_field(std::string_view line, error_code& ec) {
+bool ResponseParser::parse_field(std::string_view line, bool checked, error_code& ec) {
   const std::size_t colon = line.find(':');
   if (colon == std::string_view::npos) {
     // Also a line starting with whitespace (obs-fold, RFC 9112 §5.2): refused.
@@ -202,7 +252,7 @@ bool ResponseParser::parse_field(std::string_view line, error_code& ec) {
     return false;
   }
   const std::string_view value = trim(line.substr(colon + 1));
-  if (!all_of(value, kTextChar)) {
+  if (!checked && !all_of(value, kTextChar)) {
     ec = error::bad_value;
     return false;
   }

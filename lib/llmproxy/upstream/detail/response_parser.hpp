@@ -63,8 +63,9 @@ class ResponseParser {
   enum class State { header, length, until_close, chunk_size, chunk_data, chunk_end, trailer, done };
 
   std::size_t parse_header(std::string_view input, boost::beast::error_code& ec);
-  bool parse_status_line(std::string_view line, boost::beast::error_code& ec);
-  bool parse_field(std::string_view line, boost::beast::error_code& ec);
+  /// `checked`: the line has no control characters but HTAB (plain_text_lines()).
+  bool parse_status_line(std::string_view line, bool checked, boost::beast::error_code& ec);
+  bool parse_field(std::string_view line, bool checked, boost::beast::error_code& ec);
   std::size_t parse_body(std::string_view input, boost::beast::error_code& ec);
   std::size_t parse_chunked(std::string_view input, boost::beast::error_code& ec);
 
