@@ -17,6 +17,7 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <atomic>
@@ -30,6 +31,7 @@
 
 #include "llmproxy/log/log.hpp"
 #include "llmproxy/server/head_writer.hpp"
+#include "llmproxy/server/http_parser.hpp"
 #include "llmproxy/server/socket_deadline.hpp"
 #include "llmproxy/server/try_send.hpp"
 #include "llmproxy/util/crypto.hpp"
@@ -88,74 +90,37 @@ std::optional<std::string> origin_form(std::string_view target) {
   return out;
 }
 
-/// Beast's request parser without its field container: the head goes straight into what the session hands the
-/// handler (method, target, Headers) and the body into a string, so a request costs no intermediate Beast
-/// message (an allocation per field, and a second copy of every field). Beast still does the parsing, the
-/// header and body limits, chunked decoding and its own framing checks; check_head() adds ours, from what is
-/// tallied here as the fields arrive.
-class RequestParser final : public http::basic_parser<true> {
- public:
-  http::verb verb = http::verb::unknown;
-  std::string method;
-  std::string target;
-  unsigned version = 11;
+/// A request being read: HttpParser writes the head straight into what the session hands the handler (method,
+/// target, Headers) and the body into a string, so a request costs no intermediate message. The parser does the
+/// syntax, the header and body limits and chunked decoding; check_head() decides which framing is accepted, from
+/// what the parser tallied as the fields arrived.
+struct RequestParser {
   Headers headers;
   std::string body;
-  // For check_head(): the number of fields, of Host, Content-Length and Transfer-Encoding fields, and the index
-  // in `headers` of the last Content-Length and Transfer-Encoding.
-  std::size_t fields = 0, hosts = 0, lengths = 0, encodings = 0;
-  std::size_t length_at = 0, encoding_at = 0;
+  HttpParser http{HttpParser::Kind::request, headers};
 
-  RequestParser() { headers.reserve(16); }
-
- private:
-  void on_request_impl(http::verb v, beast::string_view m, beast::string_view t, int ver, beast::error_code&) override {
-    verb = v;
-    method.assign(m.data(), m.size());
-    target.assign(t.data(), t.size());
-    version = static_cast<unsigned>(ver);
+  RequestParser() {
+    headers.reserve(16);
+    http.sink(&body);
   }
-  // Beast calls this only for response parsers.
-  void on_response_impl(int, beast::string_view, int, beast::error_code&) override {}
-  void on_field_impl(http::field f, beast::string_view name, beast::string_view value, beast::error_code&) override {
-    ++fields;
-    switch (f) {
-      case http::field::host: ++hosts; break;
-      case http::field::content_length: ++lengths; length_at = headers.size(); break;
-      case http::field::transfer_encoding: ++encodings; encoding_at = headers.size(); break;
-      default: break;
-    }
-    headers.add({name.data(), name.size()}, {value.data(), value.size()});
-  }
-  void on_header_impl(beast::error_code&) override {}
-  void on_body_init_impl(const boost::optional<std::uint64_t>& length, beast::error_code&) override {
-    // Beast has compared a declared length with body_limit() by now.
-    if (length) body.reserve(static_cast<std::size_t>(*length));
-  }
-  std::size_t on_body_impl(beast::string_view piece, beast::error_code&) override {
-    body.append(piece.data(), piece.size());
-    return piece.size();
-  }
-  void on_chunk_header_impl(std::uint64_t, beast::string_view, beast::error_code&) override {}
-  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view piece, beast::error_code&) override {
-    body.append(piece.data(), piece.size());
-    return piece.size();
-  }
-  void on_finish_impl(beast::error_code&) override {}
+  RequestParser(const RequestParser&) = delete;
+  RequestParser& operator=(const RequestParser&) = delete;
+  bool is_head() const { return http.method() == "HEAD"; }
 };
 
-/// The framing and header rules Beast leaves to the application (RFC 9112 §6.1, §6.3, §3.2), decided like
+/// The framing and header rules (the parser only tallies the fields they are about) (RFC 9112 §6.1, §6.3, §3.2), decided like
 /// nginx: exactly one Host on HTTP/1.1; Transfer-Encoding only as a single `chunked`; at most one
 /// Content-Length, a plain number (Beast accepts `5, 5` and identical repeats; we refuse them), never with
 /// Transfer-Encoding; at most max_header_count fields.
-std::optional<Refusal> check_head(const RequestParser& req, const ServerOptions& opts) {
+std::optional<Refusal> check_head(const RequestParser& parsed, const ServerOptions& opts) {
+  const HttpParser::Tally& req = parsed.http.tally();
   if (req.fields > opts.max_header_count) {
     return Refusal{431, "request_header_too_large", "too many request header fields"};
   }
   if (req.hosts > 1) return Refusal{400, "bad_request", "more than one Host header"};
-  if (req.hosts == 0 && req.version >= 11) return Refusal{400, "bad_request", "missing Host header"};
+  if (req.hosts == 0 && parsed.http.version() >= 11) return Refusal{400, "bad_request", "missing Host header"};
   if (req.encodings > 1 ||
-      (req.encodings == 1 && !iequals(trim_ows(req.headers[req.encoding_at].value), "chunked"))) {
+      (req.encodings == 1 && !iequals(trim_ows(parsed.headers[req.encoding_at].value), "chunked"))) {
     return Refusal{400, "bad_request", "unsupported Transfer-Encoding (only chunked is accepted)"};
   }
   if (req.encodings > 0 && req.lengths > 0) {
@@ -163,7 +128,7 @@ std::optional<Refusal> check_head(const RequestParser& req, const ServerOptions&
   }
   if (req.lengths > 1) return Refusal{400, "bad_request", "more than one Content-Length header"};
   if (req.lengths == 1) {
-    const auto v = trim_ows(req.headers[req.length_at].value);
+    const auto v = trim_ows(parsed.headers[req.length_at].value);
     if (v.empty() || v.find_first_not_of("0123456789") != std::string_view::npos) {
       return Refusal{400, "bad_request", "invalid Content-Length"};
     }
@@ -601,19 +566,38 @@ std::string correlation_id_of(const RequestParser& req) {
 
 /// The context of an error answered after `req`'s head was parsed (copies made on error paths only).
 ErrorContext error_context(const RequestParser& req, std::string request_id, std::string correlation_id) {
-  const std::optional<std::string> target = origin_form(req.target);
+  const std::optional<std::string> target = origin_form(req.http.target());
   return ErrorContext{std::move(request_id), std::move(correlation_id), target.value_or(std::string{}),
-                      std::string(req.headers.get("Origin")), req.verb == http::verb::head};
+                      std::string(req.headers.get("Origin")), req.is_head()};
 }
 
-/// Feeds the bytes already buffered to `parser` without reading (the header only, or also the body once the
-/// parser is eager). Needing more bytes is not an error.
+/// Feeds the bytes already buffered to `parser` without reading (the header only, or what there is of the body
+/// once the header is parsed). Needing more bytes is not an error.
 beast::error_code parse_buffered(RequestParser& parser, beast::flat_buffer& buffer) {
   beast::error_code ec;
   if (buffer.size() == 0) return ec;
-  buffer.consume(parser.put(buffer.data(), ec));
+  const auto data = buffer.data();
+  buffer.consume(parser.http.put(std::string_view(static_cast<const char*>(data.data()), data.size()), ec));
   if (ec == http::error::need_more) ec = {};
   return ec;
+}
+
+/// Reads from the client into `buffer` and parses until the request's header (`header_only`) or the whole
+/// request is in. The end of input is http::error::end_of_stream before any byte, else partial_message.
+net::awaitable<beast::error_code> read_request(tcp::socket& socket, beast::flat_buffer& buffer, RequestParser& parser,
+                                               bool header_only) {
+  for (;;) {
+    const std::size_t room = buffer.capacity() - buffer.size();
+    auto space = buffer.prepare(std::clamp<std::size_t>(room, 4096, 65536));
+    auto [ec, n] = co_await socket.async_read_some(space, kUseTuple);
+    if (ec == net::error::eof) {
+      co_return parser.http.got_some() || buffer.size() > 0 ? http::error::partial_message : http::error::end_of_stream;
+    }
+    if (ec) co_return ec;
+    buffer.commit(n);
+    if (const beast::error_code pec = parse_buffered(parser, buffer)) co_return pec;
+    if (header_only ? parser.http.is_header_done() : parser.http.is_done()) co_return beast::error_code{};
+  }
 }
 
 /// Writes a complete error response outside any handler (framing errors, 408, 413, 431) and reports whether
@@ -686,8 +670,8 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
   for (;;) {
     if (shared->stopping) break;
     RequestParser parser;
-    parser.header_limit(static_cast<std::uint32_t>(opts.max_header_size));
-    parser.body_limit(opts.max_request_size);
+    parser.http.header_limit(static_cast<std::uint32_t>(opts.max_header_size));
+    parser.http.body_limit(opts.max_request_size);
     conn->deadline.expires_after(opts.header_read_timeout);
     if (conn->watch.pending) {
       // The last exchange's departure watch is still reading: that read is this request's first (Conn::Watch).
@@ -697,11 +681,11 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
     }
     // What is buffered first (read by the watch, or pipelined): often the whole header, and then nothing is read.
     beast::error_code ec = parse_buffered(parser, buffer);
-    if (!ec && !parser.is_header_done()) {
+    if (!ec && !parser.http.is_header_done()) {
       if (conn->watch.ended) {
         ec = std::exchange(conn->watch.ended, {});
       } else {
-        std::tie(ec, std::ignore) = co_await http::async_read_header(conn->socket, buffer, parser, kUseTuple);
+        ec = co_await read_request(conn->socket, buffer, parser, true);
       }
     }
     if (ec) {
@@ -714,16 +698,15 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
                                    unparsed);
         linger = true;
       } else if (ec == http::error::body_limit) {
-        // A declared Content-Length above MAX_REQUEST_SIZE: Beast compares it with body_limit() as soon as the
-        // header is complete (so the head is parsed), and the body is never read; the connection cannot be reused
-        // since it is in flight.
+        // A declared Content-Length above MAX_REQUEST_SIZE: the parser compares it with its body limit as soon
+        // as the header is complete (so the head is parsed), and the body is never read; the connection cannot be
+        // reused since it is in flight.
         const ErrorContext context = error_context(parser, request_id_of(parser), correlation_id_of(parser));
         co_await write_plain_error(*conn, *shared, 413, "request_too_large", "request body too large", context);
         linger = true;
       } else if (ec != http::error::end_of_stream && !conn->deadline.expired() && ec != net::error::operation_aborted &&
                  ec != net::error::connection_reset && ec != net::error::eof && buffer.size() > 0) {
-        // Malformed lines, control characters (CR, LF, NUL) inside header values, conflicting Content-Length or
-        // Transfer-Encoding fields that Beast itself refuses.
+        // Malformed lines, control characters (CR, LF, NUL) inside header values, a request cut short.
         co_await write_plain_error(*conn, *shared, 400, "bad_request", "malformed HTTP request", unparsed);
         linger = true;
       }
@@ -731,14 +714,14 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
     }
     conn->in_exchange = true;
     const auto started = std::chrono::steady_clock::now();
-    const bool head = parser.verb == http::verb::head;
+    const bool head = parser.is_head();
     std::string request_id = request_id_of(parser);
     std::string correlation_id = correlation_id_of(parser);
 
     // Refused heads end the connection: the body of a request whose framing is in doubt must never be read
     // as the next request.
     std::optional<Refusal> refusal = check_head(parser, opts);
-    std::optional<std::string> target = origin_form(parser.target);
+    std::optional<std::string> target = origin_form(parser.http.target());
     if (!refusal && !target) refusal = Refusal{400, "bad_request", "invalid request target"};
     if (refusal) {
       const ErrorContext context = error_context(parser, request_id, correlation_id);
@@ -752,12 +735,12 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
       auto [wec, wn] = co_await http::async_write(conn->socket, cont, kUseTuple);
       if (wec) break;
     }
-    if (!parser.is_done()) {
+    if (!parser.http.is_done()) {
       // The body usually came with the header: parse what is buffered, and read only when more is needed.
-      parser.eager(true);
+      if (const auto length = parser.http.content_length_remaining()) parser.body.reserve(*length);
       beast::error_code bec = parse_buffered(parser, buffer);
       bool timed_out = false;
-      if (!bec && !parser.is_done()) {
+      if (!bec && !parser.http.is_done()) {
         if (conn->watch.ended) {
           bec = std::exchange(conn->watch.ended, {});
         } else {
@@ -765,7 +748,7 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
           // cancels the read instead of closing the socket, so the 408 can still be sent.
           conn->deadline.expires_never();
           CancelAt deadline(conn, opts.body_read_timeout);
-          std::tie(bec, std::ignore) = co_await http::async_read(conn->socket, buffer, parser, kUseTuple);
+          bec = co_await read_request(conn->socket, buffer, parser, false);
           timed_out = deadline.fired();
         }
       }
@@ -794,10 +777,9 @@ net::awaitable<void> run_session(std::shared_ptr<Shared> shared, std::shared_ptr
     }
     conn->deadline.expires_never();
 
-    const bool keep_alive = parser.keep_alive() && !shared->stopping;
-    SessionExchange ex(*conn, scratch, opts, parser.version < 11 ? 10 : 11, keep_alive, head,
-                       shared->stopping);
-    ex.request.method = std::move(parser.method);
+    const bool keep_alive = parser.http.keep_alive() && !shared->stopping;
+    SessionExchange ex(*conn, scratch, opts, parser.http.version(), keep_alive, head, shared->stopping);
+    ex.request.method = std::move(parser.http.method());
     ex.request.target = std::move(*target);
     ex.request.headers = std::move(parser.headers);
     ex.request.body = std::move(parser.body);

@@ -23,11 +23,11 @@
 #include <vector>
 
 #include "llmproxy/log/log.hpp"
+#include "llmproxy/server/http_parser.hpp"
 #include "llmproxy/server/try_send.hpp"
 #include "llmproxy/upstream/detail/connection.hpp"
 #include "llmproxy/upstream/detail/pool.hpp"
 #include "llmproxy/upstream/detail/request_head.hpp"
-#include "llmproxy/upstream/detail/response_parser.hpp"
 
 namespace llmproxy::upstream {
 
@@ -147,7 +147,7 @@ class ConnectionResponse final : public Response {
     const bool head = request.method == "HEAD";
     headers.reserve(16);
     for (;;) {
-      parser_.emplace(headers);
+      parser_.emplace(server::HttpParser::Kind::response, headers);
       parser_->header_limit(kHeaderLimit);
       // Bodies are capped where they are collected (read_all); a relayed stream has no size limit.
       parser_->skip(head);
@@ -274,7 +274,7 @@ class ConnectionResponse final : public Response {
 
   std::shared_ptr<Shared> shared_;
   std::unique_ptr<detail::Connection> conn_;
-  std::optional<detail::ResponseParser> parser_;
+  std::optional<server::HttpParser> parser_;
   State state_ = State::header;
 };
 

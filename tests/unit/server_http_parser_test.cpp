@@ -1,5 +1,5 @@
-// upstream/detail/response_parser.hpp: framing, fields and refusals of the upstream response parser, with the
-// input fed whole and in every split the connection could deliver.
+// server/http_parser.hpp: framing, fields and refusals of the HTTP/1.1 parser, for responses (what upstreams
+// send) and requests (what clients send), with the input fed whole and in every split a connection could deliver.
 #include <boost/beast/http/error.hpp>
 #include <catch2/catch.hpp>
 
@@ -10,11 +10,11 @@
 #include <vector>
 
 #include "llmproxy/server/http_types.hpp"
-#include "llmproxy/upstream/detail/response_parser.hpp"
+#include "llmproxy/server/http_parser.hpp"
 
 namespace http = boost::beast::http;
 using llmproxy::server::Headers;
-using llmproxy::upstream::detail::ResponseParser;
+using llmproxy::server::HttpParser;
 
 namespace {
 
@@ -23,6 +23,9 @@ struct Parsed {
   bool header_done = false;
   bool done = false;
   int status = 0;
+  std::string method, target;
+  unsigned version = 0;
+  HttpParser::Tally tally;
   bool keep_alive = false;
   bool chunked = false;
   bool need_eof = false;
@@ -34,11 +37,13 @@ struct Parsed {
 /// Feeds `wire` `step` bytes at a time the way the client does (unused bytes stay buffered in front of the next
 /// read), then the end of input if `eof`. `head`: the answer is to a HEAD request.
 Parsed parse(std::string_view wire, std::size_t step, bool eof = false, bool head = false,
-             std::uint32_t header_limit = 64 * 1024) {
+             std::uint32_t header_limit = 64 * 1024, HttpParser::Kind kind = HttpParser::Kind::response,
+             std::uint64_t body_limit = UINT64_MAX) {
   Parsed out;
   Headers headers;
-  ResponseParser parser(headers);
+  HttpParser parser(kind, headers);
   parser.header_limit(header_limit);
+  parser.body_limit(body_limit);
   parser.skip(head);
   parser.sink(&out.body);
   std::string buffer;
@@ -64,6 +69,10 @@ Parsed parse(std::string_view wire, std::size_t step, bool eof = false, bool hea
   out.header_done = parser.is_header_done();
   out.done = parser.is_done();
   out.status = parser.status();
+  out.method = parser.method();
+  out.target = parser.target();
+  out.version = parser.version();
+  out.tally = parser.tally();
   out.keep_alive = parser.keep_alive();
   out.chunked = parser.chunked();
   out.need_eof = parser.need_eof();
@@ -86,6 +95,34 @@ Parsed parse_every_way(std::string_view wire, bool eof = false, bool head = fals
     REQUIRE(split.left == whole.left);
   }
   return whole;
+}
+
+/// A request, fed `step` bytes at a time, with a body limit.
+Parsed request(std::string_view wire, std::size_t step, std::uint64_t body_limit = UINT64_MAX) {
+  return parse(wire, step, false, false, 64 * 1024, HttpParser::Kind::request, body_limit);
+}
+
+/// The same request in every split from 1 byte to whole must give the same answer.
+Parsed request_every_way(std::string_view wire, std::uint64_t body_limit = UINT64_MAX) {
+  const Parsed whole = request(wire, wire.size(), body_limit);
+  for (std::size_t step = 1; step < wire.size(); ++step) {
+    const Parsed split = request(wire, step, body_limit);
+    INFO("split into pieces of " << step << " bytes");
+    REQUIRE(split.ec == whole.ec);
+    REQUIRE(split.done == whole.done);
+    REQUIRE(split.method == whole.method);
+    REQUIRE(split.target == whole.target);
+    REQUIRE(split.fields == whole.fields);
+    REQUIRE(split.body == whole.body);
+    REQUIRE(split.left == whole.left);
+  }
+  return whole;
+}
+
+boost::beast::error_code request_refusal(std::string_view wire) {
+  const Parsed p = request(wire, wire.size());
+  CHECK_FALSE(p.done);
+  return p.ec;
 }
 
 boost::beast::error_code refusal(std::string_view wire) {
@@ -248,4 +285,120 @@ TEST_CASE("response parser tells an answer cut short from one that never began",
   CHECK_FALSE(waiting.ec);
   CHECK_FALSE(waiting.header_done);
   CHECK(waiting.left == "HTTP/1.1 200 OK\r\nContent-Le");
+}
+
+TEST_CASE("request parser reads the start line, fields and a Content-Length body", "[server][parser]") {
+  const std::string wire =
+      "POST /v1/chat/completions?x=%20y HTTP/1.1\r\nHost: proxy\r\nContent-Type: application/json\r\n"
+      "Content-Length: 13\r\n\r\n{\"model\":\"x\"}GET /next";
+  const Parsed p = request_every_way(wire);
+  CHECK_FALSE(p.ec);
+  CHECK(p.done);
+  CHECK(p.method == "POST");
+  CHECK(p.target == "/v1/chat/completions?x=%20y");
+  CHECK(p.version == 11);
+  CHECK(p.keep_alive);
+  CHECK(p.body == "{\"model\":\"x\"}");
+  CHECK(p.left == "GET /next");
+  CHECK(p.tally.fields == 3);
+  CHECK(p.tally.hosts == 1);
+  CHECK(p.tally.lengths == 1);
+  CHECK(p.tally.length_at == 2);
+  CHECK(p.tally.encodings == 0);
+}
+
+TEST_CASE("request parser gives a request without framing no body and leaves the next one", "[server][parser]") {
+  const Parsed get = request_every_way("GET /live HTTP/1.1\r\nHost: proxy\r\n\r\nGET /ready HTTP/1.1\r\n");
+  CHECK(get.done);
+  CHECK(get.body.empty());
+  CHECK(get.left == "GET /ready HTTP/1.1\r\n");
+  const Parsed old = request("GET / HTTP/1.0\r\n\r\n", 100);
+  CHECK(old.done);
+  CHECK(old.version == 10);
+  CHECK_FALSE(old.keep_alive);
+  CHECK(request("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", 100).keep_alive);
+  CHECK_FALSE(request("GET / HTTP/1.1\r\nConnection: close\r\n\r\n", 100).keep_alive);
+  // Obs-text in a target is taken (decoded and judged later), as the browser-less clients send it.
+  CHECK(request("GET /caf\xc3\xa9 HTTP/1.1\r\nHost: h\r\n\r\n", 100).target == "/caf\xc3\xa9");
+}
+
+TEST_CASE("request parser de-chunks a request body within the body limit", "[server][parser]") {
+  const std::string head = "POST /v1/embeddings HTTP/1.1\r\nHost: proxy\r\nTransfer-Encoding: chunked\r\n\r\n";
+  const Parsed p = request_every_way(head + "4\r\nabcd\r\n2;x=1\r\nef\r\n0\r\n\r\nnext", 6);
+  CHECK_FALSE(p.ec);
+  CHECK(p.done);
+  CHECK(p.body == "abcdef");
+  CHECK(p.left == "next");
+  CHECK(p.tally.encodings == 1);
+  CHECK(p.tally.encoding_at == 1);
+  const Parsed over = request(head + "4\r\nabcd\r\n3\r\nefg\r\n0\r\n\r\n", 5, 6);
+  CHECK(over.ec == http::error::body_limit);
+  CHECK(over.body == "abcd");
+}
+
+TEST_CASE("request parser refuses a declared length above the body limit once the header is in", "[server][parser]") {
+  const Parsed p = request("POST /v1/x HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nabc", 7, 99);
+  CHECK(p.ec == http::error::body_limit);
+  CHECK(p.header_done);  // the head is there to answer about
+  CHECK(p.method == "POST");
+  CHECK(p.body.empty());
+  const Parsed at_limit = request("POST /v1/x HTTP/1.1\r\nHost: h\r\nContent-Length: 99\r\n\r\n", 100, 99);
+  CHECK_FALSE(at_limit.ec);  // waiting for its body
+  CHECK(at_limit.header_done);
+  CHECK_FALSE(at_limit.done);
+}
+
+TEST_CASE("request parser tallies doubtful framing and reads no body for it", "[server][parser]") {
+  // The session refuses these (check_head) before reading on: the parser must not take the next bytes as body.
+  const std::string next = "GET /live HTTP/1.1\r\nHost: proxy\r\n\r\n";
+  const std::vector<std::string> heads = {
+      "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+      "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nContent-Length: 5\r\n\r\n",
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+  };
+  for (const auto& head : heads) {
+    INFO(head);
+    const Parsed p = request(head + next, 1000);
+    CHECK_FALSE(p.ec);
+    CHECK(p.done);
+    CHECK(p.body.empty());
+    CHECK(p.left == next);
+  }
+  const Parsed zeros = request_every_way("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0000000000000000000000003\r\n\r\nabc");
+  CHECK(zeros.done);
+  CHECK(zeros.body == "abc");  // leading zeros are still a number
+  const Parsed hosts = request("GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", 100);
+  CHECK(hosts.tally.hosts == 2);
+  const Parsed both = request(heads[0], 1000);
+  CHECK(both.tally.lengths == 1);
+  CHECK(both.tally.encodings == 1);
+  CHECK(both.tally.length_at == 1);
+  CHECK(both.tally.encoding_at == 2);
+}
+
+TEST_CASE("request parser refuses malformed request lines and fields", "[server][parser]") {
+  CHECK(request_refusal("THIS IS NOT HTTP\r\n\r\n") == http::error::bad_version);
+  CHECK(request_refusal(" / HTTP/1.1\r\n\r\n") == http::error::bad_method);
+  CHECK(request_refusal("GE(T / HTTP/1.1\r\n\r\n") == http::error::bad_method);
+  CHECK(request_refusal("GET\r\n\r\n") == http::error::bad_method);
+  CHECK(request_refusal("GET  / HTTP/1.1\r\n\r\n") == http::error::bad_target);
+  CHECK(request_refusal("GET /a\tb HTTP/1.1\r\n\r\n") == http::error::bad_target);
+  CHECK(request_refusal("GET /a\x7f HTTP/1.1\r\n\r\n") == http::error::bad_target);
+  CHECK(request_refusal("GET / HTTP/2.0\r\n\r\n") == http::error::bad_version);
+  CHECK(request_refusal("GET / HTTP/1.1 \r\n\r\n") == http::error::bad_version);
+  CHECK(request_refusal("GET / http/1.1\r\n\r\n") == http::error::bad_version);
+  CHECK(request_refusal("GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n") == http::error::bad_field);
+  CHECK(request_refusal("GET / HTTP/1.1\r\nX-Odd: a\rb\r\n\r\n") == http::error::bad_line_ending);
+  CHECK(request_refusal("GET / HTTP/1.1\r\nX-Odd: a\nb\r\n\r\n") == http::error::bad_value);
+  CHECK(request_refusal(std::string("GET / HTTP/1.1\r\nX-Odd: a\0b\r\n\r\n", 35)) == http::error::bad_value);
+  // One Content-Length the parser cannot frame by is refused, never taken as no body.
+  CHECK(request_refusal("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n") ==
+        http::error::bad_content_length);
+  CHECK(request_refusal("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n") ==
+        http::error::bad_content_length);
+  CHECK(request_refusal("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n") ==
+        http::error::bad_content_length);
+  const std::string big = "GET / HTTP/1.1\r\nX-Big: " + std::string(300, 'b') + "\r\n\r\n";
+  CHECK(parse(big, 32, false, false, 256, HttpParser::Kind::request).ec == http::error::header_limit);
 }

@@ -1,4 +1,4 @@
-#include "llmproxy/upstream/detail/response_parser.hpp"
+#include "llmproxy/server/http_parser.hpp"
 
 #include <boost/beast/http/error.hpp>
 
@@ -9,7 +9,7 @@
 #include <emmintrin.h>
 #endif
 
-namespace llmproxy::upstream::detail {
+namespace llmproxy::server {
 
 namespace {
 
@@ -31,6 +31,15 @@ constexpr std::array<bool, 256> kTextChar = [] {
   std::array<bool, 256> t{};
   t['\t'] = true;
   for (int c = 0x20; c < 0x7f; ++c) t[static_cast<std::size_t>(c)] = true;
+  for (int c = 0x80; c < 0x100; ++c) t[static_cast<std::size_t>(c)] = true;
+  return t;
+}();
+
+/// Request target characters: anything visible, obs-text included (decoded and judged later); no space, no
+/// control character.
+constexpr std::array<bool, 256> kTargetChar = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0x21; c < 0x7f; ++c) t[static_cast<std::size_t>(c)] = true;
   for (int c = 0x80; c < 0x100; ++c) t[static_cast<std::size_t>(c)] = true;
   return t;
 }();
@@ -65,9 +74,11 @@ void for_each_element(std::string_view list, Fn&& fn) {
   }
 }
 
-/// A decimal Content-Length: digits only, no sign, no list, fits 64 bits.
+/// A decimal Content-Length: digits only (leading zeros allowed), no sign, no list, below 10^19.
 std::optional<std::uint64_t> parse_length(std::string_view v) {
-  if (v.empty() || v.size() > 19) return std::nullopt;
+  if (v.empty() || v.find_first_not_of("0123456789") != std::string_view::npos) return std::nullopt;
+  while (v.size() > 1 && v.front() == '0') v.remove_prefix(1);
+  if (v.size() > 19) return std::nullopt;
   std::uint64_t n = 0;
   for (const char c : v) {
     if (c < '0' || c > '9') return std::nullopt;
@@ -140,14 +151,14 @@ bool plain_text_lines(std::string_view head) {
 
 }  // namespace
 
-std::size_t ResponseParser::put(std::string_view input, error_code& ec) {
+std::size_t HttpParser::put(std::string_view input, error_code& ec) {
   ec = {};
   if (!input.empty()) got_some_ = true;
   if (state_ == State::header) return parse_header(input, ec);
   return parse_body(input, ec);
 }
 
-void ResponseParser::put_eof(error_code& ec) {
+void HttpParser::put_eof(error_code& ec) {
   ec = {};
   if (state_ == State::until_close) {
     state_ = State::done;
@@ -156,7 +167,7 @@ void ResponseParser::put_eof(error_code& ec) {
   }
 }
 
-std::size_t ResponseParser::parse_header(std::string_view input, error_code& ec) {
+std::size_t HttpParser::parse_header(std::string_view input, error_code& ec) {
   // The header is parsed once whole: find the empty line that ends it, resuming where the last search stopped.
   const std::size_t from = scanned_ > 3 ? scanned_ - 3 : 0;
   const std::size_t blank = input.find("\r\n\r\n", from);
@@ -179,7 +190,8 @@ std::size_t ResponseParser::parse_header(std::string_view input, error_code& ec)
     ec = error::bad_line_ending;
     return 0;
   }
-  if (!parse_status_line(head.substr(0, eol), checked, ec)) return 0;
+  const std::string_view start = head.substr(0, eol);
+  if (!(kind_ == Kind::request ? parse_request_line(start, ec) : parse_status_line(start, checked, ec))) return 0;
   for (std::size_t at = eol + 2; at < head.size(); at = eol + 2) {
     eol = line_end(head, at, bad);
     if (bad) {
@@ -189,13 +201,50 @@ std::size_t ResponseParser::parse_header(std::string_view input, error_code& ec)
     if (!parse_field(head.substr(at, eol - at), checked, ec)) return 0;
   }
 
-  if (has_transfer_encoding_ && content_length_) {
-    // RFC 9112 §6.3: a sign of request smuggling or response splitting; refused rather than guessed at.
-    ec = error::bad_transfer_encoding;
-    return 0;
+  keep_alive_ = !connection_close_ && (minor_version_ >= 1 || connection_keep_alive_);
+  if (!(kind_ == Kind::request ? frame_request(ec) : frame_response(ec))) {
+    // The header is kept (the caller answers about it): it was parsed, only its framing is refused.
+    if (ec == error::body_limit) state_ = State::done;
+    return ec == error::body_limit ? used : 0;
   }
-  // 101 Switching Protocols ends HTTP on the connection.
-  keep_alive_ = !connection_close_ && (minor_version_ >= 1 || connection_keep_alive_) && status_ != 101;
+  return used;
+}
+
+bool HttpParser::frame_request(error_code& ec) {
+  // Only what the session accepts needs a framing here: it refuses every other combination (check_head) before
+  // it reads a body, so those get none.
+  if (has_transfer_encoding_) {
+    state_ = chunked_ && !bad_transfer_encoding_ && !content_length_ ? State::chunk_size : State::done;
+  } else if (tally_.lengths == 1) {
+    // One Content-Length: a body of that length, or refused. Never read as none, or its bytes would be taken
+    // for the next request.
+    if (bad_content_length_) {
+      ec = error::bad_content_length;
+      return false;
+    }
+    if (*content_length_ > body_limit_) {
+      ec = error::body_limit;
+      return false;
+    }
+    remaining_ = *content_length_;
+    state_ = remaining_ == 0 ? State::done : State::length;
+  } else {
+    state_ = State::done;
+  }
+  return true;
+}
+
+bool HttpParser::frame_response(error_code& ec) {
+  if (bad_content_length_) {
+    ec = error::bad_content_length;
+    return false;
+  }
+  if (bad_transfer_encoding_ || (has_transfer_encoding_ && content_length_)) {
+    // Both framings at once (RFC 9112 §6.3) hints at response splitting: refused rather than guessed at.
+    ec = error::bad_transfer_encoding;
+    return false;
+  }
+  if (status_ == 101) keep_alive_ = false;  // 101 Switching Protocols ends HTTP on the connection
   if (head_ || (status_ >= 100 && status_ < 200) || status_ == 204 || status_ == 304) {
     chunked_ = false;
     state_ = State::done;
@@ -208,10 +257,34 @@ std::size_t ResponseParser::parse_header(std::string_view input, error_code& ec)
     remaining_ = *content_length_;
     state_ = remaining_ == 0 ? State::done : State::length;
   }
-  return used;
+  return true;
 }
 
-bool ResponseParser::parse_status_line(std::string_view line, bool checked, error_code& ec) {
+bool HttpParser::parse_request_line(std::string_view line, error_code& ec) {
+  // method SP request-target SP HTTP-version
+  const std::size_t method_end = line.find(' ');
+  if (method_end == 0 || method_end == std::string_view::npos || !all_of(line.substr(0, method_end), kTchar)) {
+    ec = error::bad_method;
+    return false;
+  }
+  const std::string_view rest = line.substr(method_end + 1);
+  const std::size_t target_end = rest.find(' ');
+  if (target_end == 0 || target_end == std::string_view::npos || !all_of(rest.substr(0, target_end), kTargetChar)) {
+    ec = error::bad_target;
+    return false;
+  }
+  const std::string_view version = rest.substr(target_end + 1);
+  if (version != "HTTP/1.1" && version != "HTTP/1.0") {
+    ec = error::bad_version;
+    return false;
+  }
+  minor_version_ = version[7] - '0';
+  method_.assign(line.data(), method_end);
+  target_.assign(rest.data(), target_end);
+  return true;
+}
+
+bool HttpParser::parse_status_line(std::string_view line, bool checked, error_code& ec) {
   // HTTP-version SP status-code [SP reason-phrase]: the reason is optional, and so is the space before an empty
   // one (some servers omit both).
   if (line.size() < 12 || line.substr(0, 7) != "HTTP/1." || (line[7] != '0' && line[7] != '1') || line[8] != ' ') {
@@ -239,7 +312,7 @@ bool ResponseParser::parse_status_line(std::string_view line, bool checked, erro
   return true;
 }
 
-bool ResponseParser::parse_field(std::string_view line, bool checked, error_code& ec) {
+bool HttpParser::parse_field(std::string_view line, bool checked, error_code& ec) {
   const std::size_t colon = line.find(':');
   if (colon == std::string_view::npos) {
     // Also a line starting with whitespace (obs-fold, RFC 9112 §5.2): refused.
@@ -256,42 +329,43 @@ bool ResponseParser::parse_field(std::string_view line, bool checked, error_code
     ec = error::bad_value;
     return false;
   }
+  const std::size_t at = headers_.size();
   headers_.add(name, value);
+  ++tally_.fields;
 
   switch (name.size()) {
+    case 4:  // Host
+      if (iequals(name, "host")) ++tally_.hosts;
+      break;
     case 10:  // Connection
-      if (server::iequals(name, "connection")) {
+      if (iequals(name, "connection")) {
         for_each_element(value, [&](std::string_view option) {
-          if (server::iequals(option, "close")) connection_close_ = true;
-          if (server::iequals(option, "keep-alive")) connection_keep_alive_ = true;
+          if (iequals(option, "close")) connection_close_ = true;
+          if (iequals(option, "keep-alive")) connection_keep_alive_ = true;
         });
       }
       break;
     case 14:  // Content-Length
-      if (server::iequals(name, "content-length")) {
+      if (iequals(name, "content-length")) {
+        ++tally_.lengths;
+        tally_.length_at = at;
         const auto length = parse_length(value);
-        if (!length || (content_length_ && *content_length_ != *length)) {
-          ec = error::bad_content_length;
-          return false;
-        }
-        content_length_ = length;
+        if (!length || (content_length_ && *content_length_ != *length)) bad_content_length_ = true;
+        if (length) content_length_ = length;
       }
       break;
     case 17:  // Transfer-Encoding
-      if (server::iequals(name, "transfer-encoding")) {
+      if (iequals(name, "transfer-encoding")) {
+        ++tally_.encodings;
+        tally_.encoding_at = at;
         // The codings of every Transfer-Encoding field, in order: chunked must come last and only once
         // (RFC 9112 §6.1), then it frames the body.
-        bool valid = true;
         for_each_element(value, [&](std::string_view coding) {
           const std::string_view token = trim(coding.substr(0, coding.find(';')));
-          valid = valid && !chunked_ && !token.empty() && all_of(token, kTchar);
-          if (server::iequals(token, "chunked")) chunked_ = true;
+          if (chunked_ || token.empty() || !all_of(token, kTchar)) bad_transfer_encoding_ = true;
+          if (iequals(token, "chunked")) chunked_ = true;
           has_transfer_encoding_ = true;
         });
-        if (!valid) {
-          ec = error::bad_transfer_encoding;
-          return false;
-        }
       }
       break;
     default: break;
@@ -299,7 +373,7 @@ bool ResponseParser::parse_field(std::string_view line, bool checked, error_code
   return true;
 }
 
-std::size_t ResponseParser::parse_body(std::string_view input, error_code& ec) {
+std::size_t HttpParser::parse_body(std::string_view input, error_code& ec) {
   switch (state_) {
     case State::length: {
       const std::size_t n = input.size() < remaining_ ? input.size() : static_cast<std::size_t>(remaining_);
@@ -326,7 +400,7 @@ std::size_t ResponseParser::parse_body(std::string_view input, error_code& ec) {
   return 0;
 }
 
-std::size_t ResponseParser::parse_chunked(std::string_view input, error_code& ec) {
+std::size_t HttpParser::parse_chunked(std::string_view input, error_code& ec) {
   std::size_t at = 0;
   for (;;) {
     const std::string_view rest = input.substr(at);
@@ -355,6 +429,11 @@ std::size_t ResponseParser::parse_chunked(std::string_view input, error_code& ec
           ec = error::bad_chunk;
           return at;
         }
+        if (size > body_limit_ - body_bytes_) {
+          ec = error::body_limit;
+          return at;
+        }
+        body_bytes_ += size;
         at += eol + 2;
         remaining_ = size;
         state_ = size == 0 ? State::trailer : State::chunk_data;
@@ -423,4 +502,4 @@ std::size_t ResponseParser::parse_chunked(std::string_view input, error_code& ec
   }
 }
 
-}  // namespace llmproxy::upstream::detail
+}  // namespace llmproxy::server
