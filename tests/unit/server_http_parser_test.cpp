@@ -243,6 +243,7 @@ TEST_CASE("response parser refuses what could desynchronise the connection", "[u
   CHECK(refusal(ok + "Content-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n") ==
         http::error::bad_transfer_encoding);
   CHECK(refusal(ok + "Transfer-Encoding: chunked, gzip\r\n\r\n") == http::error::bad_transfer_encoding);
+  CHECK(refusal(ok + "Transfer-Encoding: g;zip, chunked\r\n\r\n0\r\n\r\n") == http::error::bad_transfer_encoding);
   CHECK(refusal(ok + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n") ==
         http::error::bad_transfer_encoding);
   CHECK(refusal("HTTP/2.0 200 OK\r\n\r\n") == http::error::bad_version);

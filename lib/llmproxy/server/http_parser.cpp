@@ -149,7 +149,94 @@ bool plain_text_lines(std::string_view head) {
 #endif
 }
 
+/// The offset of the first "\r\n\r\n" in `s` at or after `from`, or npos.
+std::size_t find_blank_line(std::string_view s, std::size_t from) {
+#if defined(__SSE2__)
+  const __m128i cr = _mm_set1_epi8('\r');
+  const __m128i lf = _mm_set1_epi8('\n');
+  const auto at = [&](std::size_t i) {
+    return _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + i)), cr));
+  };
+  const auto lf_at = [&](std::size_t i) {
+    return _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + i)), lf));
+  };
+  // 16 starting positions per step, each needing the 3 bytes after it.
+  for (; from + 19 <= s.size(); from += 16) {
+    const int hits = at(from) & lf_at(from + 1) & at(from + 2) & lf_at(from + 3);
+    if (hits != 0) return from + static_cast<std::size_t>(__builtin_ctz(static_cast<unsigned>(hits)));
+  }
+#endif
+  return s.find("\r\n\r\n", from);
+}
+
 }  // namespace
+
+/// Where the lines of a header and their first colons are (index_lines()).
+struct HttpParser::LineIndex {
+  static constexpr std::size_t kMaxLines = 128;
+  static constexpr std::uint32_t kNone = 0xffffffff;
+  std::array<std::uint32_t, kMaxLines> cr;     // each line's CR (its LF follows)
+  std::array<std::uint32_t, kMaxLines> colon;  // its first ':', or kNone
+  std::size_t count = 0;
+};
+
+bool HttpParser::index_lines(std::string_view head, LineIndex& lines) {
+#if defined(__SSE2__)
+  // One pass, 16 bytes a step: CR, LF and ':' positions as bit masks. A line ends at an LF whose CR is right
+  // before it; any other CR or LF, any control character but HTAB, or more lines than the index holds, and the
+  // header is left to parse_lines().
+  const __m128i ctl_max = _mm_set1_epi8(0x1f);
+  const __m128i tab = _mm_set1_epi8('\t');
+  const __m128i cr = _mm_set1_epi8('\r');
+  const __m128i lf = _mm_set1_epi8('\n');
+  const __m128i colon = _mm_set1_epi8(':');
+  const __m128i del = _mm_set1_epi8(0x7f);
+  unsigned cr_carry = 0;     // a CR in the last byte of the previous step
+  bool line_has_colon = false;
+  for (std::size_t i = 0; i < head.size(); i += 16) {
+    __m128i x;
+    if (i + 16 <= head.size()) {
+      x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(head.data() + i));
+    } else {
+      alignas(16) char tail[16];
+      std::memset(tail, 'x', sizeof tail);
+      std::memcpy(tail, head.data() + i, head.size() - i);
+      x = _mm_load_si128(reinterpret_cast<const __m128i*>(tail));
+    }
+    const __m128i is_cr = _mm_cmpeq_epi8(x, cr);
+    const __m128i is_lf = _mm_cmpeq_epi8(x, lf);
+    const __m128i is_ctl = _mm_cmpeq_epi8(_mm_min_epu8(x, ctl_max), x);  // x <= 0x1f
+    const __m128i allowed = _mm_or_si128(_mm_or_si128(is_cr, is_lf), _mm_cmpeq_epi8(x, tab));
+    const __m128i bad = _mm_or_si128(_mm_andnot_si128(allowed, is_ctl), _mm_cmpeq_epi8(x, del));
+    if (_mm_movemask_epi8(bad) != 0) return false;
+    const auto crs = static_cast<unsigned>(_mm_movemask_epi8(is_cr));
+    const auto lfs = static_cast<unsigned>(_mm_movemask_epi8(is_lf));
+    if (lfs != (((crs << 1) & 0xffffu) | cr_carry)) return false;  // every LF after a CR, every CR before an LF
+    cr_carry = crs >> 15;
+    unsigned events = lfs | static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(x, colon)));
+    while (events != 0) {
+      const unsigned bit = static_cast<unsigned>(__builtin_ctz(events));
+      events &= events - 1;
+      const auto pos = static_cast<std::uint32_t>(i + bit);
+      if (lines.count == LineIndex::kMaxLines) return false;
+      if ((lfs >> bit) & 1u) {
+        lines.cr[lines.count] = pos - 1;
+        if (!line_has_colon) lines.colon[lines.count] = LineIndex::kNone;
+        ++lines.count;
+        line_has_colon = false;
+      } else if (!line_has_colon) {
+        lines.colon[lines.count] = pos;
+        line_has_colon = true;
+      }
+    }
+  }
+  return cr_carry == 0 && lines.count > 0;
+#else
+  (void)head;
+  (void)lines;
+  return false;
+#endif
+}
 
 std::size_t HttpParser::put(std::string_view input, error_code& ec) {
   ec = {};
@@ -170,7 +257,7 @@ void HttpParser::put_eof(error_code& ec) {
 std::size_t HttpParser::parse_header(std::string_view input, error_code& ec) {
   // The header is parsed once whole: find the empty line that ends it, resuming where the last search stopped.
   const std::size_t from = scanned_ > 3 ? scanned_ - 3 : 0;
-  const std::size_t blank = input.find("\r\n\r\n", from);
+  const std::size_t blank = find_blank_line(input, from);
   if (blank == std::string_view::npos) {
     scanned_ = input.size();
     ec = input.size() >= header_limit_ ? error_code(error::header_limit) : error_code(error::need_more);
@@ -182,25 +269,14 @@ std::size_t HttpParser::parse_header(std::string_view input, error_code& ec) {
     return 0;
   }
   const std::string_view head = input.substr(0, blank + 2);  // every line with its CRLF
-  // Usually one vector pass clears every reason phrase and value at once; else each is checked for the error.
-  const bool checked = plain_text_lines(head);
-  bool bad = false;
-  std::size_t eol = line_end(head, 0, bad);
-  if (bad) {
-    ec = error::bad_line_ending;
+  // Usually one vector pass finds every line and colon and clears every value at once (parse_plain_head);
+  // else each line is taken on its own, and checked for the error.
+  LineIndex lines;
+  if (index_lines(head, lines)) {
+    if (!parse_plain_head(head, lines, ec)) return 0;
+  } else if (!parse_lines(head, ec)) {
     return 0;
   }
-  const std::string_view start = head.substr(0, eol);
-  if (!(kind_ == Kind::request ? parse_request_line(start, ec) : parse_status_line(start, checked, ec))) return 0;
-  for (std::size_t at = eol + 2; at < head.size(); at = eol + 2) {
-    eol = line_end(head, at, bad);
-    if (bad) {
-      ec = error::bad_line_ending;
-      return 0;
-    }
-    if (!parse_field(head.substr(at, eol - at), checked, ec)) return 0;
-  }
-
   keep_alive_ = !connection_close_ && (minor_version_ >= 1 || connection_keep_alive_);
   if (!(kind_ == Kind::request ? frame_request(ec) : frame_response(ec))) {
     // The header is kept (the caller answers about it): it was parsed, only its framing is refused.
@@ -208,6 +284,52 @@ std::size_t HttpParser::parse_header(std::string_view input, error_code& ec) {
     return ec == error::body_limit ? used : 0;
   }
   return used;
+}
+
+bool HttpParser::parse_plain_head(std::string_view head, const LineIndex& lines, error_code& ec) {
+  const std::string_view start = head.substr(0, lines.cr[0]);
+  if (!(kind_ == Kind::request ? parse_request_line(start, ec) : parse_status_line(start, true, ec))) return false;
+  // The fields' bytes are copied into the list once; each field is then an offset into them.
+  const std::size_t fields_at = lines.cr[0] + 2;
+  const std::uint32_t base = headers_.append_bytes(head.substr(fields_at));
+  for (std::size_t k = 1; k < lines.count; ++k) {
+    const std::size_t begin = lines.cr[k - 1] + 2;
+    const std::size_t colon = lines.colon[k];
+    const std::string_view name = head.substr(begin, colon - begin);
+    if (colon == LineIndex::kNone || name.empty() || !all_of(name, kTchar)) {
+      ec = error::bad_field;  // no colon, obs-fold, whitespace or a non-token byte before the colon
+      return false;
+    }
+    std::size_t value_begin = colon + 1;
+    std::size_t value_end = lines.cr[k];
+    while (value_begin < value_end && is_ows(head[value_begin])) ++value_begin;
+    while (value_end > value_begin && is_ows(head[value_end - 1])) --value_end;
+    headers_.add_at(base + static_cast<std::uint32_t>(begin - fields_at), name.size(),
+                    base + static_cast<std::uint32_t>(value_begin - fields_at), value_end - value_begin);
+    note_field(name, head.substr(value_begin, value_end - value_begin));
+  }
+  return true;
+}
+
+bool HttpParser::parse_lines(std::string_view head, error_code& ec) {
+  const bool checked = plain_text_lines(head);
+  bool bad = false;
+  std::size_t eol = line_end(head, 0, bad);
+  if (bad) {
+    ec = error::bad_line_ending;
+    return false;
+  }
+  const std::string_view start = head.substr(0, eol);
+  if (!(kind_ == Kind::request ? parse_request_line(start, ec) : parse_status_line(start, checked, ec))) return false;
+  for (std::size_t at = eol + 2; at < head.size(); at = eol + 2) {
+    eol = line_end(head, at, bad);
+    if (bad) {
+      ec = error::bad_line_ending;
+      return false;
+    }
+    if (!parse_field(head.substr(at, eol - at), checked, ec)) return false;
+  }
+  return true;
 }
 
 bool HttpParser::frame_request(error_code& ec) {
@@ -329,8 +451,13 @@ bool HttpParser::parse_field(std::string_view line, bool checked, error_code& ec
     ec = error::bad_value;
     return false;
   }
-  const std::size_t at = headers_.size();
   headers_.add(name, value);
+  note_field(name, value);
+  return true;
+}
+
+void HttpParser::note_field(std::string_view name, std::string_view value) {
+  const std::size_t at = headers_.size() - 1;
   ++tally_.fields;
 
   switch (name.size()) {
@@ -359,10 +486,10 @@ bool HttpParser::parse_field(std::string_view line, bool checked, error_code& ec
         ++tally_.encodings;
         tally_.encoding_at = at;
         // The codings of every Transfer-Encoding field, in order: chunked must come last and only once
-        // (RFC 9112 §6.1), then it frames the body.
-        for_each_element(value, [&](std::string_view coding) {
-          const std::string_view token = trim(coding.substr(0, coding.find(';')));
-          if (chunked_ || token.empty() || !all_of(token, kTchar)) bad_transfer_encoding_ = true;
+        // (RFC 9112 §6.1), then it frames the body. A coding with parameters is refused: nothing real sends one,
+        // and a reader that skipped them differently would frame the body differently.
+        for_each_element(value, [&](std::string_view token) {
+          if (chunked_ || !all_of(token, kTchar)) bad_transfer_encoding_ = true;
           if (iequals(token, "chunked")) chunked_ = true;
           has_transfer_encoding_ = true;
         });
@@ -370,7 +497,6 @@ bool HttpParser::parse_field(std::string_view line, bool checked, error_code& ec
       break;
     default: break;
   }
-  return true;
 }
 
 std::size_t HttpParser::parse_body(std::string_view input, error_code& ec) {

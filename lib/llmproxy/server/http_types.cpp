@@ -110,25 +110,36 @@ void Headers::add(std::string_view name, std::string_view value) {
     add(std::string_view(copy).substr(0, name.size()), std::string_view(copy).substr(name.size()));
     return;
   }
-  const std::size_t needed = std::size_t{used_} + name.size() + value.size();
-  // Header sections are bounded far below 4 GiB (MAX_HEADER_SIZE, the upstream header limit).
-  if (needed > std::numeric_limits<std::uint32_t>::max()) throw std::length_error("header list too large");
-  if (needed > capacity_) {
-    // A typical request's or response's fields fit the first allocation of each.
-    const std::size_t grown = std::max<std::size_t>({512, std::size_t{capacity_} * 2, needed});
-    const std::size_t capacity = std::min<std::size_t>(grown, std::numeric_limits<std::uint32_t>::max());
-    auto bigger = std::make_unique_for_overwrite<char[]>(capacity);
-    if (used_ > 0) std::memcpy(bigger.get(), bytes_.get(), used_);
-    bytes_ = std::move(bigger);
-    capacity_ = static_cast<std::uint32_t>(capacity);
-    if (index_.capacity() < 16) index_.reserve(16);
-  }
+  grow_for(name.size() + value.size());
   char* out = bytes_.get() + used_;
   if (!name.empty()) std::memcpy(out, name.data(), name.size());
   if (!value.empty()) std::memcpy(out + name.size(), value.data(), value.size());
   index_.push_back(Entry{used_, static_cast<std::uint32_t>(name.size()), static_cast<std::uint32_t>(used_ + name.size()),
                          static_cast<std::uint32_t>(value.size())});
-  used_ = static_cast<std::uint32_t>(needed);
+  used_ += static_cast<std::uint32_t>(name.size() + value.size());
+}
+
+void Headers::grow_for(std::size_t extra) {
+  const std::size_t needed = std::size_t{used_} + extra;
+  // Header sections are bounded far below 4 GiB (MAX_HEADER_SIZE, the upstream header limit).
+  if (needed > std::numeric_limits<std::uint32_t>::max()) throw std::length_error("header list too large");
+  if (needed <= capacity_) return;
+  // A typical request's or response's fields fit the first allocation of each.
+  const std::size_t grown = std::max<std::size_t>({512, std::size_t{capacity_} * 2, needed});
+  const std::size_t capacity = std::min<std::size_t>(grown, std::numeric_limits<std::uint32_t>::max());
+  auto bigger = std::make_unique_for_overwrite<char[]>(capacity);
+  if (used_ > 0) std::memcpy(bigger.get(), bytes_.get(), used_);
+  bytes_ = std::move(bigger);
+  capacity_ = static_cast<std::uint32_t>(capacity);
+  if (index_.capacity() < 16) index_.reserve(16);
+}
+
+std::uint32_t Headers::append_bytes(std::string_view bytes) {
+  grow_for(bytes.size());
+  const std::uint32_t at = used_;
+  if (!bytes.empty()) std::memcpy(bytes_.get() + used_, bytes.data(), bytes.size());
+  used_ += static_cast<std::uint32_t>(bytes.size());
+  return at;
 }
 
 void Headers::remove(std::string_view name) {

@@ -40,6 +40,8 @@ std::string_view trim_ows(std::string_view v);
 /// Names and values live in one buffer (an index of offsets beside it), so adding a field copies its bytes
 /// instead of allocating two strings: a proxied request copies some twenty fields between the parsers, the
 /// filters and the serialisers. Views returned by get() and by iteration are valid until the next change.
+class HttpParser;
+
 class Headers {
  public:
   /// One field, viewing the list's buffer.
@@ -108,6 +110,17 @@ class Headers {
   const_iterator end() const { return {this, index_.size()}; }
 
  private:
+  friend class HttpParser;
+  /// Appends `bytes` (not a view of this list) to the byte buffer and returns the offset they start at. Fields
+  /// inside them are then added by offset (add_at): one copy for a whole parsed header instead of one per field.
+  std::uint32_t append_bytes(std::string_view bytes);
+  void add_at(std::uint32_t name_at, std::size_t name_len, std::uint32_t value_at, std::size_t value_len) {
+    index_.push_back(Entry{name_at, static_cast<std::uint32_t>(name_len), value_at,
+                           static_cast<std::uint32_t>(value_len)});
+  }
+  /// Room for `extra` more bytes: the buffer grown (contents kept) if needed.
+  void grow_for(std::size_t extra);
+
   struct Entry {
     std::uint32_t name_at;
     std::uint32_t name_len;
