@@ -108,10 +108,10 @@ struct RequestParser {
   bool is_head() const { return http.method() == "HEAD"; }
 };
 
-/// The framing and header rules (the parser only tallies the fields they are about) (RFC 9112 §6.1, §6.3, §3.2), decided like
-/// nginx: exactly one Host on HTTP/1.1; Transfer-Encoding only as a single `chunked`; at most one
-/// Content-Length, a plain number (Beast accepts `5, 5` and identical repeats; we refuse them), never with
-/// Transfer-Encoding; at most max_header_count fields.
+/// The framing and header rules (RFC 9112 §6.1, §6.3, §3.2), decided like nginx from what the parser tallied:
+/// exactly one Host on HTTP/1.1; Transfer-Encoding only as a single `chunked`; at most one Content-Length, a plain
+/// number (`5, 5` and identical repeats are refused too, although harmless), never with Transfer-Encoding; at most
+/// max_header_count fields.
 std::optional<Refusal> check_head(const RequestParser& parsed, const ServerOptions& opts) {
   const HttpParser::Tally& req = parsed.http.tally();
   if (req.fields > opts.max_header_count) {
