@@ -7,7 +7,7 @@
 //    segment-wise comparison.
 //  - as `name:value` lines for filter_headers(): in neither direction does a hop-by-hop field, or a field named
 //    by a Connection field, survive; towards the upstream no client-IP field survives; every other field keeps
-//    its order.
+//    its order; filter_headers_in_place() leaves exactly the same fields.
 //  - as a request body for check_params() (JSON, and multipart when the input starts with 'M'): it never throws
 //    and an empty whitelist always passes.
 #include <cstddef>
@@ -111,6 +111,12 @@ void check_headers(std::string_view text) {
   for (const auto direction : {proxy::Direction::to_upstream, proxy::Direction::to_client}) {
     const Headers out = proxy::filter_headers(in, direction);
     FUZZ_CHECK(out.size() <= in.size());
+    Headers in_place = in;  // the in-place filter leaves exactly the same fields
+    proxy::filter_headers_in_place(in_place, direction);
+    FUZZ_CHECK(in_place.size() == out.size());
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      FUZZ_CHECK(in_place[i].name == out[i].name && in_place[i].value == out[i].value);
+    }
     std::size_t next = 0;  // every surviving field appears in `in`, in order
     for (const auto& f : out) {
       for (const std::string_view hop : {"connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade"}) {

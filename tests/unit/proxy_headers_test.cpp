@@ -52,3 +52,22 @@ TEST_CASE("headers: arbitrary Connection values never throw", "[proxy][headers]"
     for (const auto& f : out) CHECK(f.name != "Connection");
   }
 }
+
+TEST_CASE("headers: filtering in place removes the same fields and keeps the others' values", "[proxy][headers]") {
+  const auto in = llmproxy::test::make_headers({{"Content-Type", "application/json"}, {"Connection", "close, X-Hop"},
+                                                {"X-Hop", "1"}, {"Transfer-Encoding", "chunked"}, {"Set-Cookie", "a=1"},
+                                                {"X-Forwarded-For", "1.2.3.4"}, {"Host", "h"}, {"X-Kept", "k"}});
+  for (const auto direction : {Direction::to_upstream, Direction::to_client}) {
+    Headers h = in;
+    llmproxy::proxy::filter_headers_in_place(h, direction);
+    const Headers copied = filter_headers(in, direction);
+    CHECK(llmproxy::test::header_names(h) == llmproxy::test::header_names(copied));
+    CHECK(h.get("X-Kept") == "k");
+    CHECK(h.get("Content-Type") == "application/json");
+    CHECK_FALSE(h.contains("X-Hop"));
+  }
+  Headers to_client = in;
+  llmproxy::proxy::filter_headers_in_place(to_client, Direction::to_client);
+  CHECK(llmproxy::test::header_names(to_client) ==
+        std::vector<std::string>{"Content-Type", "Set-Cookie", "X-Forwarded-For", "Host", "X-Kept"});
+}

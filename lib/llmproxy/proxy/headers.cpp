@@ -104,18 +104,28 @@ std::vector<std::string_view> connection_options(const server::Headers& in) {
   return names;
 }
 
+/// Whether a field named `name` stops in `direction`, given the names the Connection fields list.
+bool stops(std::string_view name, Direction direction, const std::vector<std::string_view>& named) {
+  const std::uint8_t dropped = direction == Direction::to_upstream ? (kBothWays | kToUpstream) : kBothWays;
+  return (drop_of(name) & dropped) != 0 || one_of(name, named);
+}
+
 }  // namespace
 
 server::Headers filter_headers(const server::Headers& in, Direction direction) {
   const std::vector<std::string_view> named = connection_options(in);
-  const std::uint8_t dropped = direction == Direction::to_upstream ? (kBothWays | kToUpstream) : kBothWays;
   server::Headers out;
   out.reserve(in.size());
   for (const auto& f : in) {
-    if ((drop_of(f.name) & dropped) != 0 || one_of(f.name, named)) continue;
-    out.add(f.name, f.value);
+    if (!stops(f.name, direction, named)) out.add(f.name, f.value);
   }
   return out;
+}
+
+void filter_headers_in_place(server::Headers& headers, Direction direction) {
+  // The Connection options view the list's bytes, which removing fields leaves in place.
+  const std::vector<std::string_view> named = connection_options(headers);
+  headers.remove_if([&](const server::Headers::Field& f) { return stops(f.name, direction, named); });
 }
 
 }  // namespace llmproxy::proxy

@@ -18,5 +18,8 @@ enum class Direction {
 /// Forwarded, X-Forwarded-Host, X-Forwarded-Proto, True-Client-IP), Host, Authorization and Expect, which the
 /// proxy replaces or answers itself. Never throws except std::bad_alloc.
 server::Headers filter_headers(const server::Headers& in, Direction direction);
+/// filter_headers() on `headers` itself: the same fields removed, none copied (for a list not needed whole
+/// afterwards, such as an upstream response's).
+void filter_headers_in_place(server::Headers& headers, Direction direction);
 
 }  // namespace llmproxy::proxy

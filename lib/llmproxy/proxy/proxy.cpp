@@ -543,11 +543,13 @@ class Pipeline {
     deps.metrics->upstream_seconds.observe(ex.access.upstream_ms / 1000.0);
     deps.breaker->record(upstream::outcome_of_status(res->status));
 
-    // CORS is added last: the cache keeps the upstream's fields only.
-    Headers headers = filter_headers(res->headers, Direction::to_client);
+    // CORS is added last: the cache keeps the upstream's fields only. The upstream's list is not needed after
+    // its Content-Length is read: filtered where it is.
+    const std::optional<std::uint64_t> length = content_length(*res);
+    Headers headers = std::move(res->headers);
+    filter_headers_in_place(headers, Direction::to_client);
     record.expect_body(headers.get("Content-Type"));
     const auto body_timeout = std::min(options_.request_timeout, p.timeouts.request);
-    const std::optional<std::uint64_t> length = content_length(*res);
     if (!res->streaming && length && *length > options_.max_buffered_response_size) {
       // Too large to hold (and to cache): relayed piece by piece under the same Content-Length.
       detail::mark_forwarded(headers, cache, false, false);

@@ -99,6 +99,15 @@ class Headers {
   void add(std::string_view name, std::string_view value);
   /// Removes every `name` field.
   void remove(std::string_view name);
+  /// Removes every field for which `pred(Field)` is true, keeping the others in order. The bytes stay where they
+  /// are (views of them remain valid while `pred` runs); nothing is allocated.
+  template <class Pred>
+  void remove_if(Pred pred) {
+    std::erase_if(index_, [&](const Entry& e) {
+      return pred(Field{std::string_view(bytes_.get() + e.name_at, e.name_len),
+                        std::string_view(bytes_.get() + e.value_at, e.value_len)});
+    });
+  }
   /// Room for `n` fields without reallocating the index.
   void reserve(std::size_t n) { index_.reserve(n); }
 
