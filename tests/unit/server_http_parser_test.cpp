@@ -13,6 +13,7 @@
 #include "llmproxy/server/http_parser.hpp"
 
 namespace http = boost::beast::http;
+using namespace std::string_literals;
 using llmproxy::server::Headers;
 using llmproxy::server::HttpParser;
 
@@ -233,7 +234,7 @@ TEST_CASE("response parser refuses what could desynchronise the connection", "[u
   CHECK(refusal(ok + ": b\r\nContent-Length: 0\r\n\r\n") == http::error::bad_field);
   CHECK(refusal(ok + "no colon\r\nContent-Length: 0\r\n\r\n") == http::error::bad_field);
   CHECK(refusal(ok + "A: b\x01" "c\r\nContent-Length: 0\r\n\r\n") == http::error::bad_value);
-  CHECK(refusal(ok + std::string("A: b\0c\r\nContent-Length: 0\r\n\r\n", 33)) == http::error::bad_value);
+  CHECK(refusal(ok + "A: b\0c\r\nContent-Length: 0\r\n\r\n"s) == http::error::bad_value);
   CHECK(refusal(ok + "A: b\x7f" "c\r\nContent-Length: 0\r\n\r\n") == http::error::bad_value);
   CHECK(refusal(ok + "A: b\nc\r\nContent-Length: 0\r\n\r\n") == http::error::bad_value);
   CHECK(refusal(ok + "Content-Length: 12abc\r\n\r\n") == http::error::bad_content_length);
@@ -392,7 +393,7 @@ TEST_CASE("request parser refuses malformed request lines and fields", "[server]
   CHECK(request_refusal("GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n") == http::error::bad_field);
   CHECK(request_refusal("GET / HTTP/1.1\r\nX-Odd: a\rb\r\n\r\n") == http::error::bad_line_ending);
   CHECK(request_refusal("GET / HTTP/1.1\r\nX-Odd: a\nb\r\n\r\n") == http::error::bad_value);
-  CHECK(request_refusal(std::string("GET / HTTP/1.1\r\nX-Odd: a\0b\r\n\r\n", 35)) == http::error::bad_value);
+  CHECK(request_refusal("GET / HTTP/1.1\r\nX-Odd: a\0b\r\n\r\n"s) == http::error::bad_value);
   // One Content-Length the parser cannot frame by is refused, never taken as no body.
   CHECK(request_refusal("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n") ==
         http::error::bad_content_length);
