@@ -1,4 +1,5 @@
 #include "llmproxy/server/http_parser.hpp"
+#include "llmproxy/server/token_chars.hpp"
 
 #include <boost/beast/http/error.hpp>
 
@@ -16,15 +17,6 @@ namespace {
 using boost::beast::error_code;
 using boost::beast::http::error;
 
-/// RFC 9110 token characters (field names, transfer codings, connection options).
-constexpr std::array<bool, 256> kTchar = [] {
-  std::array<bool, 256> t{};
-  for (int c = 'a'; c <= 'z'; ++c) t[static_cast<std::size_t>(c)] = true;
-  for (int c = 'A'; c <= 'Z'; ++c) t[static_cast<std::size_t>(c)] = true;
-  for (int c = '0'; c <= '9'; ++c) t[static_cast<std::size_t>(c)] = true;
-  for (unsigned char c : {'!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~'}) t[c] = true;
-  return t;
-}();
 
 /// Field value, reason phrase and chunk extension characters: HTAB, SP, VCHAR, obs-text (no other controls).
 constexpr std::array<bool, 256> kTextChar = [] {
@@ -296,7 +288,7 @@ bool HttpParser::parse_plain_head(std::string_view head, const LineIndex& lines,
     const std::size_t begin = lines.cr[k - 1] + 2;
     const std::size_t colon = lines.colon[k];
     const std::string_view name = head.substr(begin, colon - begin);
-    if (colon == LineIndex::kNone || name.empty() || !all_of(name, kTchar)) {
+    if (colon == LineIndex::kNone || name.empty() || !all_of(name, kTokenChar)) {
       ec = error::bad_field;  // no colon, obs-fold, whitespace or a non-token byte before the colon
       return false;
     }
@@ -385,7 +377,7 @@ bool HttpParser::frame_response(error_code& ec) {
 bool HttpParser::parse_request_line(std::string_view line, error_code& ec) {
   // method SP request-target SP HTTP-version
   const std::size_t method_end = line.find(' ');
-  if (method_end == 0 || method_end == std::string_view::npos || !all_of(line.substr(0, method_end), kTchar)) {
+  if (method_end == 0 || method_end == std::string_view::npos || !all_of(line.substr(0, method_end), kTokenChar)) {
     ec = error::bad_method;
     return false;
   }
@@ -442,7 +434,7 @@ bool HttpParser::parse_field(std::string_view line, bool checked, error_code& ec
     return false;
   }
   const std::string_view name = line.substr(0, colon);
-  if (name.empty() || !all_of(name, kTchar)) {
+  if (name.empty() || !all_of(name, kTokenChar)) {
     ec = error::bad_field;
     return false;
   }
@@ -489,7 +481,7 @@ void HttpParser::note_field(std::string_view name, std::string_view value) {
         // (RFC 9112 §6.1), then it frames the body. A coding with parameters is refused: nothing real sends one,
         // and a reader that skipped them differently would frame the body differently.
         for_each_element(value, [&](std::string_view token) {
-          if (chunked_ || !all_of(token, kTchar)) bad_transfer_encoding_ = true;
+          if (chunked_ || !all_of(token, kTokenChar)) bad_transfer_encoding_ = true;
           if (iequals(token, "chunked")) chunked_ = true;
           has_transfer_encoding_ = true;
         });
@@ -613,7 +605,7 @@ std::size_t HttpParser::parse_chunked(std::string_view input, error_code& ec) {
           return at;
         }
         const std::size_t colon = line.find(':');
-        if (colon == 0 || colon == std::string_view::npos || !all_of(line.substr(0, colon), kTchar) ||
+        if (colon == 0 || colon == std::string_view::npos || !all_of(line.substr(0, colon), kTokenChar) ||
             !all_of(line.substr(colon + 1), kTextChar)) {
           ec = error::bad_field;
           return at;

@@ -8,25 +8,18 @@
 #endif
 
 #include "llmproxy/server/head_writer.hpp"
+#include "llmproxy/server/token_chars.hpp"
 
 namespace llmproxy::upstream::detail {
 
 namespace {
 
-/// RFC 9110 token characters (method and field names), as a table: the check runs for every forwarded field.
-constexpr std::array<bool, 256> kTchar = [] {
-  std::array<bool, 256> t{};
-  for (int c = 'a'; c <= 'z'; ++c) t[static_cast<std::size_t>(c)] = true;
-  for (int c = 'A'; c <= 'Z'; ++c) t[static_cast<std::size_t>(c)] = true;
-  for (int c = '0'; c <= '9'; ++c) t[static_cast<std::size_t>(c)] = true;
-  for (unsigned char c : {'!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~'}) t[c] = true;
-  return t;
-}();
+using server::kTokenChar;
 
 bool is_token(std::string_view s) {
   if (s.empty()) return false;
   for (char c : s)
-    if (!kTchar[static_cast<unsigned char>(c)]) return false;
+    if (!kTokenChar[static_cast<unsigned char>(c)]) return false;
   return true;
 }
 
