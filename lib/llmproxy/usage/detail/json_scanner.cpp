@@ -24,6 +24,31 @@ constexpr std::array<bool, 256> kNestedStops = [] {
   return t;
 }();
 
+/// The next byte at or after `from` that ends a skip inside a nested value ('"', '{', '}', '[' or ']'), or
+/// s.size(): 16 bytes per step with SSE2 (a skipped "choices" array is most of a completion), a byte at a time
+/// for the last bytes of a chunk and without SSE2.
+std::size_t next_nested_stop(std::string_view s, std::size_t from) {
+  std::size_t i = from;
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"');
+  // '{' and '}' are '[' and ']' with bit 0x20 set, and no other byte clears to '[' or ']'.
+  const __m128i no_case = _mm_set1_epi8(static_cast<char>(~0x20));
+  const __m128i open = _mm_set1_epi8('[');
+  const __m128i close = _mm_set1_epi8(']');
+  for (; i + 16 <= s.size(); i += 16) {
+    const __m128i block = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + i));
+    const __m128i folded = _mm_and_si128(block, no_case);
+    const int hits = _mm_movemask_epi8(_mm_or_si128(
+        _mm_cmpeq_epi8(block, quote), _mm_or_si128(_mm_cmpeq_epi8(folded, open), _mm_cmpeq_epi8(folded, close))));
+    if (hits != 0) return i + static_cast<std::size_t>(__builtin_ctz(static_cast<unsigned>(hits)));
+  }
+#endif
+  for (; i < s.size(); ++i) {
+    if (kNestedStops[static_cast<unsigned char>(s[i])]) return i;
+  }
+  return i;
+}
+
 /// Finds the end of runs of plain string bytes (the next '"' or '\\') in one chunk: 16 bytes per step with SSE2
 /// (every x86-64 has it), a byte at a time elsewhere and for the last bytes of a chunk. Linear in the chunk.
 class StringRuns {
@@ -71,10 +96,8 @@ bool JsonScanner::counter_key() const {
          key_ == Key::input_tokens || key_ == Key::output_tokens;
 }
 
-void JsonScanner::on_key_end() {
+void JsonScanner::on_key_end(std::string_view k) {
   key_ = Key::other;
-  if (key_bad_) return;
-  const std::string_view k(key_buf_.data(), key_len_);
   const Ctx ctx = ctx_[depth_ - 1];
   if (ctx == Ctx::usage) {
     if (k == "prompt_tokens") key_ = Key::prompt_tokens;
@@ -178,7 +201,7 @@ void JsonScanner::feed(std::string_view s) noexcept {
   const std::size_t n = s.size();
   StringRuns runs(s);
   while (i < n) {
-    const char c = s[i];
+    char c = s[i];
     switch (state_) {
       case State::done:
         return;
@@ -207,6 +230,19 @@ void JsonScanner::feed(std::string_view s) noexcept {
       case State::key: {
         const std::size_t end = runs.end_of_run(i);
         const std::size_t len = end - i;
+        if (end < n && s[end] == '"' && key_len_ == 0 && !key_bad_) {
+          // The whole key is in this chunk (the usual case): judged where it lies, and a ':' right after it is
+          // taken too.
+          on_key_end(s.substr(i, len));
+          i = end;
+          if (i + 1 < n && s[i + 1] == ':') {
+            ++i;
+            state_ = State::value;
+          } else {
+            state_ = State::colon;
+          }
+          break;
+        }
         if (!key_bad_) {
           if (key_len_ + len > key_buf_.size()) {
             key_bad_ = true;
@@ -218,7 +254,7 @@ void JsonScanner::feed(std::string_view s) noexcept {
         i = end;
         if (i == n) return;
         if (s[i] == '"') {
-          on_key_end();
+          on_key_end(key_bad_ ? std::string_view() : std::string_view(key_buf_.data(), key_len_));
           state_ = State::colon;
         } else {
           key_bad_ = true;  // an escaped key is not one we know
@@ -264,25 +300,48 @@ void JsonScanner::feed(std::string_view s) noexcept {
       case State::skip_nested_escape:
         state_ = State::skip_nested_string;
         break;
-      case State::skip_nested:
-        // Most bytes of a skipped array or object are plain: pass them in a tight loop.
-        while (!kNestedStops[static_cast<unsigned char>(s[i])]) {
-          if (++i == n) return;
+      case State::skip_nested: {
+        // A skipped array or object (a completion's "choices" is most of it) is passed in this one loop, the
+        // strings in it included: only brackets and string boundaries are looked at, 16 bytes at a time.
+        std::uint64_t depth = skip_depth_;
+        for (;;) {
+          i = next_nested_stop(s, i);
+          if (i == n) {
+            skip_depth_ = depth;
+            return;
+          }
+          const char b = s[i++];
+          if (b == '{' || b == '[') {
+            ++depth;
+          } else if (b != '"') {
+            if (--depth == 0) break;
+          } else {
+            for (;;) {  // to the string's closing quote
+              i = runs.end_of_run(i);
+              if (i < n && s[i] == '"') {
+                ++i;
+                break;
+              }
+              if (i + 1 >= n) {  // the chunk ends inside the string, or right after a backslash
+                skip_depth_ = depth;
+                state_ = i == n ? State::skip_nested_string : State::skip_nested_escape;
+                return;
+              }
+              i += 2;  // a backslash and the byte it escapes
+            }
+          }
         }
-        if (s[i] == '"') {
-          state_ = State::skip_nested_string;
-        } else if (s[i] == '{' || s[i] == '[') {
-          ++skip_depth_;
-        } else {
-          if (--skip_depth_ == 0) state_ = State::after_value;
-        }
-        break;
+        skip_depth_ = 0;
+        state_ = State::after_value;
+        continue;  // i is past the closing bracket
+      }
       case State::skip_scalar:
-        if (c == ',' || c == '}' || c == ']' || is_space(c)) {
-          state_ = State::after_value;
-          continue;  // the delimiter belongs to the object
+        while (!(c == ',' || c == '}' || c == ']' || is_space(c))) {
+          if (++i == n) return;
+          c = s[i];
         }
-        break;
+        state_ = State::after_value;
+        continue;  // the delimiter belongs to the object
       case State::number:
         if (is_digit(c)) {
           number_empty_ = false;

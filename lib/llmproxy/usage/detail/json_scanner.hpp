@@ -68,7 +68,7 @@ class JsonScanner {
     other, model, usage, response, prompt_tokens, completion_tokens, total_tokens, input_tokens, output_tokens
   };
 
-  void on_key_end();
+  void on_key_end(std::string_view key);  // "" for a key that cannot be one we know (escaped, too long)
   void on_value_start(char c);
   void on_object_end();
   void on_number_end();
@@ -79,7 +79,9 @@ class JsonScanner {
   std::array<Ctx, 3> ctx_{};
   std::uint8_t depth_ = 0;  // tracked objects open (ctx_[0..depth_))
   Key key_ = Key::other;    // the key of the value being read in ctx_[depth_-1]
-  std::array<char, 24> key_buf_{};
+  // A key split across chunks (a key in one chunk is judged where it lies). key_buf_ and model_buf_ are written
+  // before they are read, so they are left uninitialised: a scanner is made for every response.
+  std::array<char, 24> key_buf_;
   std::uint8_t key_len_ = 0;
   bool key_bad_ = false;    // longer than key_buf_, or escaped: not a key we know
   std::uint64_t skip_depth_ = 0;
@@ -90,7 +92,7 @@ class JsonScanner {
   bool number_empty_ = true;
 
   // The model string being read.
-  std::array<char, kMaxModelBytes> model_buf_{};
+  std::array<char, kMaxModelBytes> model_buf_;
   std::size_t model_len_ = 0;
   bool model_ok_ = true;
   bool model_from_top_ = false;  // model_ came from the top level (a "response" model does not replace it)
