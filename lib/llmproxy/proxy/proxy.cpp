@@ -402,8 +402,7 @@ class Pipeline {
       if (!modified.empty()) up.headers.set("If-Modified-Since", modified);
       validators_added = !etag.empty() || !modified.empty();
     }
-    up.body = ex.request.body;
-    return up;
+    return up;  // without the body: forward() lends it
   }
 
   /// send() that never throws (the race in forward() needs both sides to finish normally): the response, or
@@ -517,11 +516,16 @@ class Pipeline {
     std::unique_ptr<upstream::Response> res;
     std::optional<upstream::Error> error;
     bool validators_added = false;
-    const upstream::Request request = build_request(ex, target, api_key, cache, validators_added);
+    upstream::Request request = build_request(ex, target, api_key, cache, validators_added);
+    // The client's body is lent to the upstream request, not copied, and given back once the request was sent
+    // (send_upstream() has finished when the race below ends): an event capture reads it later.
+    request.body = std::move(ex.request.body);
     // Raced with the client leaving: a client that gives up cancels the upstream request (its connection is
     // closed) instead of leaving it to run to the timeout.
     auto call = send_upstream(deps, request, header_timeout, res, error);
-    if (!co_await unless_client_leaves(ex, std::move(call))) {
+    const bool answered = co_await unless_client_leaves(ex, std::move(call));
+    ex.request.body = std::move(request.body);
+    if (!answered) {
       if (res) res->abort();
       log_client_gone(ex);
       co_return;
