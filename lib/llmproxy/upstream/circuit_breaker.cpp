@@ -11,7 +11,9 @@ CircuitBreaker::CircuitBreaker(int threshold, std::chrono::milliseconds cooldown
     : threshold_(threshold), cooldown_(cooldown), now_(std::move(now)) {}
 
 bool CircuitBreaker::allow() {
+  if (healthy_.load(std::memory_order_acquire)) return true;
   std::lock_guard lock(mu_);
+  const Healthy update(*this);
   switch (state_) {
     case State::closed:
       return true;
@@ -34,7 +36,9 @@ bool CircuitBreaker::allow() {
 
 void CircuitBreaker::record(Outcome outcome) {
   const bool failure = outcome == Outcome::failure;
+  if (!failure && healthy_.load(std::memory_order_acquire)) return;  // closed, nothing counted: nothing to change
   std::lock_guard lock(mu_);
+  const Healthy update(*this);
   switch (state_) {
     case State::closed:
       if (!failure) {

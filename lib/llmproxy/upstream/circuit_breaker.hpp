@@ -2,6 +2,7 @@
 /// Per-provider circuit breaker (SPEC §5.4): opens after `threshold` consecutive failures (502/503/504 or
 /// transport errors), answers "reject" while open, lets exactly one probe through after `cooldown` (half-open),
 /// closes on the probe's success and re-opens on its failure. Thread-safe (one mutex, tiny critical sections).
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <mutex>
@@ -31,7 +32,19 @@ class CircuitBreaker {
   State state() const;
 
  private:
+  /// Refreshes healthy_ when the locked section it is made in ends.
+  struct Healthy {
+    CircuitBreaker& b;
+    explicit Healthy(CircuitBreaker& breaker) : b(breaker) {}
+    ~Healthy() { b.healthy_.store(b.state_ == State::closed && b.consecutive_failures_ == 0, std::memory_order_release); }
+    Healthy(const Healthy&) = delete;
+    Healthy& operator=(const Healthy&) = delete;
+  };
+
   mutable std::mutex mu_;
+  // Closed with no failure counted, written under mu_: then allow() is true and a success changes nothing, so
+  // both answer without the lock (every request calls both; a breaker that is shut or counting takes the lock).
+  std::atomic<bool> healthy_{true};
   int threshold_;
   std::chrono::milliseconds cooldown_;
   std::function<Clock::time_point()> now_;
