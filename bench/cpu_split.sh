@@ -85,35 +85,38 @@ manage() { curl -sf -H "Authorization: Bearer bench-management-token-0123456789a
 project=$(manage /manage/projects '{"name":"bench","api_key":"sk-bench"}' | sed 's/.*"id":"\([^"]*\)".*/\1/')
 token=$(manage /manage/tokens "{\"project_id\":\"$project\",\"duration_minutes\":60}" | sed 's/.*"token":"\([^"]*\)".*/\1/')
 for _ in $(seq 50); do curl -s -o /dev/null "localhost:$nginx_port/" && break; sleep 0.1; done
+nginx_worker=$(pgrep -P "$(cat "$work/floor/nginx.pid")" | head -1)
 
 cpu0_ticks() { awk -v c="cpu$cpu0" '$1 == c {print $2 + $3, $4, $7 + $8, $5}' /proc/stat; }  # user+nice sys irq+softirq idle
 segments() { awk '/^Tcp:/ {n++; if (n == 2) print $11 + $12}' /proc/net/snmp; }             # InSegs + OutSegs
+# Context switches of every thread of process $1 (voluntary: it blocked, e.g. in epoll_wait with nothing ready).
+switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches/ {v += $2} END {print v + 0}'; }
 
-measure() { # measure NAME PORT TOKEN
+measure() { # measure NAME PORT TOKEN PID
   TOKEN=$3 taskset -c "$cpu1" wrk -t1 -c32 -d"$((warmup + duration + 1))s" -s bench/chat.lua \
     "http://127.0.0.1:$2/v1/chat/completions" >"$work/wrk.txt" &
   local w=$!
   sleep "$warmup"
-  local t0 s0 t1 s1
-  t0=$(cpu0_ticks); s0=$(segments)
+  local t0 s0 t1 s1 v0 v1
+  t0=$(cpu0_ticks); s0=$(segments); v0=$(switches "$4")
   local started; started=$(date +%s.%N)
   sleep "$duration"
-  t1=$(cpu0_ticks); s1=$(segments)
+  t1=$(cpu0_ticks); s1=$(segments); v1=$(switches "$4")
   local elapsed; elapsed=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
   wait "$w"
   local rps; rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt")
   # Requests served while counting: the run's rate times the counted time (wrk's rate is steady after warm-up).
-  awk -v name="$1" -v rps="$rps" -v el="$elapsed" -v hz="$hz" -v t0="$t0" -v t1="$t1" -v s0="$s0" -v s1="$s1" 'BEGIN {
+  awk -v name="$1" -v rps="$rps" -v el="$elapsed" -v hz="$hz" -v t0="$t0" -v t1="$t1" -v s0="$s0" -v s1="$s1" -v v0="$v0" -v v1="$v1" 'BEGIN {
     split(t0, a, " "); split(t1, b, " "); n = rps * el; us = 1e6 / hz / n
-    printf "| %-10s | %9.0f | %5.2f | %5.2f | %7.2f | %5.2f | %4.1f%% | %4.2f |\n", name, rps, (b[1]-a[1])*us, (b[2]-a[2])*us,
+    printf "| %-10s | %9.0f | %5.2f | %5.2f | %7.2f | %5.2f | %4.1f%% | %4.2f | %4.2f |\n", name, rps, (b[1]-a[1])*us, (b[2]-a[2])*us,
       (b[3]-a[3])*us, ((b[1]-a[1])+(b[2]-a[2])+(b[3]-a[3]))*us, 100 * (b[4]-a[4]) / ((b[1]-a[1])+(b[2]-a[2])+(b[3]-a[3])+(b[4]-a[4])),
-      (s1 - s0) / n }'
+      (s1 - s0) / n, (v1 - v0) / n }'
 }
 
 echo "CPU $cpu0 per request (us), wrk -t1 -c32 on CPU $cpu1, LOG_LEVEL=${LOG_LEVEL:-warn} for llm-proxy, $rounds round(s)"
-echo "| target | req/s | user | sys | softirq | total | idle | segments |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| target | req/s | user | sys | softirq | total | idle | segments | sleeps |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for _ in $(seq "$rounds"); do
-  measure nginx "$nginx_port" ""
-  measure llm-proxy "$proxy_port" "$token"
+  measure nginx "$nginx_port" "" "$nginx_worker"
+  measure llm-proxy "$proxy_port" "$token" "$proxy_pid"
 done
