@@ -112,13 +112,12 @@ bool stops(std::string_view name, Direction direction, const std::vector<std::st
 
 }  // namespace
 
-server::Headers filter_headers(const server::Headers& in, Direction direction) {
-  const std::vector<std::string_view> named = connection_options(in);
-  server::Headers out;
-  out.reserve(in.size());
-  for (const auto& f : in) {
-    if (!stops(f.name, direction, named)) out.add(f.name, f.value);
-  }
+server::Headers filter_headers(const server::Headers& in, Direction direction, std::size_t extra_bytes,
+                               std::size_t extra_fields) {
+  // One copy of the whole list (two allocations, two memcpy), then the stopped fields dropped from its index:
+  // cheaper than adding the kept fields one by one.
+  server::Headers out(in, extra_bytes, extra_fields);
+  filter_headers_in_place(out, direction);
   return out;
 }
 

@@ -16,8 +16,10 @@ enum class Direction {
 /// Content-Length and X-Request-ID (the proxy sets them). Removed towards the upstream only: the client-IP
 /// fields (X-Forwarded-For, X-Real-IP, CF-Connecting-IP, X-Client-IP, X-Original-Forwarded-For, CF-IPCountry,
 /// Forwarded, X-Forwarded-Host, X-Forwarded-Proto, True-Client-IP), Host, Authorization and Expect, which the
-/// proxy replaces or answers itself. Never throws except std::bad_alloc.
-server::Headers filter_headers(const server::Headers& in, Direction direction);
+/// proxy replaces or answers itself. The copy has room for `extra_bytes` more bytes and `extra_fields` more
+/// fields (what the caller adds next). Never throws except std::bad_alloc.
+server::Headers filter_headers(const server::Headers& in, Direction direction, std::size_t extra_bytes = 0,
+                               std::size_t extra_fields = 0);
 /// filter_headers() on `headers` itself: the same fields removed, none copied (for a list not needed whole
 /// afterwards, such as an upstream response's).
 void filter_headers_in_place(server::Headers& headers, Direction direction);

@@ -384,13 +384,16 @@ class Pipeline {
     // The normalised target goes upstream as received: like the reference, only scheme, host and port of base_url
     // are used, so `https://api.openai.com/v1` + `/v1/chat/completions` is not `/v1/v1/...`.
     up.target = target.target();
-    up.headers = filter_headers(ex.request.headers, Direction::to_upstream);
-    up.headers.set("Host", host_header_);
-    // Built in a per-thread buffer: set() copies it, and a key is long enough that a new string would allocate.
+    // Built in a per-thread buffer: add() copies it, and a key is long enough that a new string would allocate.
     thread_local std::string authorization;
     authorization.assign("Bearer ").append(api_key);
-    up.headers.set("Authorization", authorization);
-    up.headers.set("X-Request-ID", ex.request.request_id);
+    // Host, Authorization and X-Request-ID never pass the filter towards the upstream, so they are added, not
+    // set (no search), into room made by the copy.
+    up.headers = filter_headers(ex.request.headers, Direction::to_upstream,
+                                host_header_.size() + authorization.size() + ex.request.request_id.size() + 64, 3);
+    up.headers.add("Host", host_header_);
+    up.headers.add("Authorization", authorization);
+    up.headers.add("X-Request-ID", ex.request.request_id);
     // Revalidation the client asked for (no-cache, max-age=0) of a stored answer: with its validators, unless the
     // client sent its own conditional (then the upstream's answer is the client's, 304 included).
     validators_added = false;

@@ -56,10 +56,17 @@ std::string_view trim_ows(std::string_view v) {
   return v;
 }
 
-Headers::Headers(const Headers& other) : used_(other.used_), capacity_(other.used_), index_(other.index_) {
-  if (used_ > 0) {
-    bytes_ = std::make_unique_for_overwrite<char[]>(used_);
-    std::memcpy(bytes_.get(), other.bytes_.get(), used_);
+Headers::Headers(const Headers& other, std::size_t extra_bytes, std::size_t extra_fields)
+    : used_(other.used_) {
+  if (extra_bytes > std::numeric_limits<std::uint32_t>::max() - std::size_t{used_}) {
+    throw std::length_error("header list too large");
+  }
+  capacity_ = static_cast<std::uint32_t>(used_ + extra_bytes);
+  index_.reserve(other.index_.size() + extra_fields);
+  index_ = other.index_;
+  if (capacity_ > 0) {
+    bytes_ = std::make_unique_for_overwrite<char[]>(capacity_);
+    if (used_ > 0) std::memcpy(bytes_.get(), other.bytes_.get(), used_);
   }
 }
 

@@ -84,7 +84,10 @@ class Headers {
   };
 
   Headers() = default;
-  Headers(const Headers& other);
+  Headers(const Headers& other) : Headers(other, 0, 0) {}
+  /// A copy with room for `extra_bytes` more bytes of names and values and `extra_fields` more fields: adding
+  /// that much to it allocates nothing.
+  Headers(const Headers& other, std::size_t extra_bytes, std::size_t extra_fields);
   Headers& operator=(const Headers& other);
   Headers(Headers&& other) noexcept;
   Headers& operator=(Headers&& other) noexcept;
