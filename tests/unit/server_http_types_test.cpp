@@ -52,6 +52,51 @@ TEST_CASE("iequals matches header names ignoring ASCII letter case only", "[serv
   CHECK(iequals("\xc0", "\xc0"));
 }
 
+TEST_CASE("iequals folds exactly the ASCII letters, at every length and position", "[server]") {
+  // The byte-at-a-time rule, written out.
+  const auto reference = [](std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      const auto x = static_cast<unsigned char>(a[i]);
+      const auto y = static_cast<unsigned char>(b[i]);
+      const auto fold = [](unsigned char c) { return c >= 'A' && c <= 'Z' ? static_cast<unsigned char>(c | 0x20) : c; };
+      if (fold(x) != fold(y)) return false;
+    }
+    return true;
+  };
+  // Every byte against its case-bit twin, at each position of each length 0..24,
+  // and every byte against itself: letters fold, nothing else does (the 0x20 bit of '@', '[', '^', '\r', 0xc0...).
+  std::size_t compared = 0, wrong = 0;
+  for (std::size_t n = 1; n <= 24; ++n) {
+    for (std::size_t at = 0; at < n; ++at) {
+      for (int c = 0; c < 256; ++c) {
+        std::string a(n, 'k'), b(n, 'K');
+        a[at] = static_cast<char>(c);
+        b[at] = static_cast<char>(c ^ 0x20);
+        if (iequals(a, b) != reference(a, b)) ++wrong;
+        b[at] = static_cast<char>(c);
+        if (!iequals(a, b)) ++wrong;
+        ++compared;
+      }
+    }
+  }
+  CHECK(compared == 24 * 25 / 2 * 256);
+  CHECK(wrong == 0);
+  // Differences in other bits, anywhere: never equal.
+  for (std::size_t n = 1; n <= 24; ++n) {
+    for (std::size_t at = 0; at < n; ++at) {
+      for (int bit : {0x01, 0x02, 0x04, 0x08, 0x10, 0x40, 0x80}) {
+        std::string a(n, 'x'), b(n, 'X');
+        b[at] = static_cast<char>(b[at] ^ bit);
+        if (iequals(a, b)) ++wrong;
+      }
+    }
+  }
+  CHECK(wrong == 0);
+  CHECK(iequals(std::string(24, 'a'), std::string(24, 'A')));
+  CHECK_FALSE(iequals(std::string(23, 'a') + "@", std::string(23, 'A') + "`"));
+}
+
 }  // namespace llmproxy::server
 
 TEST_CASE("Headers keep fields in order, look names up ignoring case, and replace or remove every match", "[server]") {
