@@ -51,20 +51,50 @@ void Histogram::render(std::string& out, const std::string& name) const {
   out += name + "_count " + std::to_string(cumulative) + "\n";
 }
 
+namespace {
+std::atomic<std::uint64_t> next_registry_id{1};
+}  // namespace
+
+Registry::Registry() : id_(next_registry_id.fetch_add(1, std::memory_order_relaxed)) {}
+
 void Registry::count_request(const std::string& route, int status) {
-  std::lock_guard lock(mu_);
-  ++requests_[{route, status}];
+  struct Last {
+    std::uint64_t registry = 0;
+    int status = 0;
+    std::string route;
+    std::atomic<std::uint64_t>* counter = nullptr;
+  };
+  thread_local Last last;
+  if (last.registry != id_ || last.status != status || last.route != route) {
+    std::lock_guard lock(mu_);
+    last.counter = &requests_.try_emplace({route, status}).first->second;
+    last.registry = id_;
+    last.status = status;
+    last.route = route;
+  }
+  last.counter->fetch_add(1, std::memory_order_relaxed);
 }
 
 void Registry::count_llm_tokens(const std::string& model, std::uint64_t prompt, std::uint64_t completion) {
-  std::lock_guard lock(mu_);
-  auto it = llm_tokens_.find(model);
-  if (it == llm_tokens_.end()) {
-    const bool room = llm_tokens_.size() < kMaxModelLabels;
-    it = llm_tokens_.try_emplace(room ? model : std::string("other")).first;
+  struct Last {
+    std::uint64_t registry = 0;
+    std::string model;
+    TokenCounts* counts = nullptr;  // of `model` (or of "other") in that registry
+  };
+  thread_local Last last;
+  if (last.registry != id_ || last.model != model) {
+    std::lock_guard lock(mu_);
+    auto it = llm_tokens_.find(model);
+    if (it == llm_tokens_.end()) {
+      const bool room = llm_tokens_.size() < kMaxModelLabels;
+      it = llm_tokens_.try_emplace(room ? model : std::string("other")).first;
+    }
+    last.counts = &it->second;
+    last.registry = id_;
+    last.model = model;
   }
-  it->second.first += prompt;
-  it->second.second += completion;
+  last.counts->prompt.fetch_add(prompt, std::memory_order_relaxed);
+  last.counts->completion.fetch_add(completion, std::memory_order_relaxed);
 }
 
 void Registry::add_gauge(std::string name, std::string help, std::function<double()> sample) {
@@ -84,7 +114,8 @@ std::string Registry::render() const {
   std::uint64_t proxy_errors = 0;
   {
     std::lock_guard lock(mu_);
-    for (const auto& [key, count] : requests_) {
+    for (const auto& [key, counter] : requests_) {
+      const std::uint64_t count = counter.load(std::memory_order_relaxed);
       out += "llm_proxy_requests_total{route=\"" + key.first + "\",status=\"" + std::to_string(key.second) + "\"} " +
              std::to_string(count) + "\n";
       if (key.first == "proxy" && key.second >= 400) proxy_errors += count;
@@ -111,9 +142,9 @@ std::string Registry::render() const {
         }
         label += c;
       }
-      out += "llm_proxy_llm_tokens_total{kind=\"prompt\",model=\"" + label + "\"} " + std::to_string(counts.first) + "\n";
+      out += "llm_proxy_llm_tokens_total{kind=\"prompt\",model=\"" + label + "\"} " + std::to_string(counts.prompt.load(std::memory_order_relaxed)) + "\n";
       out += "llm_proxy_llm_tokens_total{kind=\"completion\",model=\"" + label + "\"} " +
-             std::to_string(counts.second) + "\n";
+             std::to_string(counts.completion.load(std::memory_order_relaxed)) + "\n";
     }
   }
   // The response cache's counters, under the reference's names.

@@ -30,12 +30,17 @@ class Histogram {
 
 class Registry {
  public:
-  // Requests by route and status: a small map guarded by a mutex (routes x statuses stays tiny).
+  Registry();
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+
+  // Requests by route and status: a small map (routes x statuses stays tiny) whose counters are atomics. Each
+  // thread remembers the last route and status it counted and that counter, so a repeat takes no lock.
   void count_request(const std::string& route, int status);
 
   /// LLM tokens of one answer by model (SPEC §14: llm_proxy_llm_tokens_total{kind,model}). The model names come
   /// from the upstream's answers; past kMaxModelLabels distinct names, the others are counted as "other" so a
-  /// provider cannot grow the exposition without bound.
+  /// provider cannot grow the exposition without bound. Remembered per thread like count_request()'s.
   static constexpr std::size_t kMaxModelLabels = 100;
   void count_llm_tokens(const std::string& model, std::uint64_t prompt, std::uint64_t completion);
 
@@ -62,9 +67,14 @@ class Registry {
   std::string render() const;
 
  private:
-  mutable std::mutex mu_;
-  std::map<std::pair<std::string, int>, std::uint64_t> requests_;
-  std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> llm_tokens_;  // model -> prompt, completion
+  struct TokenCounts {
+    std::atomic<std::uint64_t> prompt{0}, completion{0};
+  };
+  mutable std::mutex mu_;  // guards the maps' shape; entries are never removed, so a counter's address is stable
+  std::map<std::pair<std::string, int>, std::atomic<std::uint64_t>> requests_;
+  std::map<std::string, TokenCounts> llm_tokens_;  // model -> prompt, completion
+  // Unique in the process (never reused, unlike an address): what a thread's remembered counter belongs to.
+  const std::uint64_t id_;
   struct Gauge {
     std::string name, help;
     std::function<double()> sample;
