@@ -53,10 +53,14 @@ class RequestRecord {
  public:
   /// `body_bytes`: what the event log keeps of each body (0: none). One byte more is captured, so the event log
   /// can tell a body it cut from one that fit.
-  RequestRecord(Exchange& ex, std::size_t body_bytes)
+  /// `deps`: null while the application starts (nothing is recorded then).
+  RequestRecord(Exchange& ex, const Deps* deps, std::size_t body_bytes)
       : ex_(ex),
+        deps_(deps),
         at_(util::now()),
-        start_(std::chrono::steady_clock::now()),
+        // Only the event log reads the duration: the clock is not read for nothing.
+        start_(deps != nullptr && deps->events != nullptr ? std::chrono::steady_clock::now()
+                                                          : std::chrono::steady_clock::time_point{}),
         capture_bytes_(body_bytes == 0 || body_bytes == SIZE_MAX ? body_bytes : body_bytes + 1) {}
   RequestRecord(const RequestRecord&) = delete;
   RequestRecord& operator=(const RequestRecord&) = delete;
@@ -68,7 +72,6 @@ class RequestRecord {
     }
   }
 
-  void set_deps(const Deps* deps) { deps_ = deps; }
   /// The token (set_token()) was authorized (or answered from the cache): its usage is recorded at the end,
   /// for the project in the exchange's access record.
   void authorized(const auth::Authorization& auth, bool cache_hit) {
@@ -189,11 +192,10 @@ class Pipeline {
     const std::string_view cors = origin_allowed(options_.provider, origin) ? origin : std::string_view{};
     // Every response is built into a named variable before co_await: GCC 12 mishandles some temporaries
     // (conditional ones in particular) inside co_await expressions.
-    RequestRecord record(ex, options_.event_body_bytes);
+    const Deps* deps = deps_.get();
+    RequestRecord record(ex, deps, options_.event_body_bytes);
     NormalisedTarget target = normalise_target(ex.request.target);
     std::optional<Response> answer = check_request(ex, target, origin, cors);
-    const Deps* deps = deps_.get();
-    record.set_deps(deps);
     if (!answer && deps == nullptr) {
       answer = api_error_for(cors, 503, "service_unavailable", "the server is starting, try again shortly");
     }
