@@ -497,14 +497,6 @@ class Pipeline {
     co_return co_await ex.end_stream();
   }
 
-  /// Runs `work` unless the client leaves first; then `work` is cancelled (a pending upstream read or
-  /// connect is abandoned) and the answer is false.
-  static net::awaitable<bool> unless_client_leaves(Exchange& ex, net::awaitable<void> work) {
-    // Named local: GCC 12 mishandles temporaries inside co_await expressions.
-    auto watched = ex.unless_client_leaves(std::move(work));
-    co_return co_await std::move(watched);
-  }
-
 // GCC 12 false positive (-Wmismatched-new-delete, also reported against Boost 1.81 elsewhere): Asio allocates a
 // coroutine frame with awaitable_frame_base::operator new, which ends in the global operator new (see
 // cmake/Dependencies.cmake), and frees it with the matching awaitable_frame_base::operator delete; once both are
@@ -527,8 +519,9 @@ class Pipeline {
     request.body = std::move(ex.request.body);
     // Raced with the client leaving: a client that gives up cancels the upstream request (its connection is
     // closed) instead of leaving it to run to the timeout.
-    auto call = send_upstream(deps, request, header_timeout, res, error);
-    const bool answered = co_await unless_client_leaves(ex, std::move(call));
+    // Named locals: GCC 12 mishandles temporaries inside co_await expressions.
+    auto watched = ex.unless_client_leaves(send_upstream(deps, request, header_timeout, res, error));
+    const bool answered = co_await std::move(watched);
     ex.request.body = std::move(request.body);
     if (!answered) {
       if (res) res->abort();
@@ -577,10 +570,13 @@ class Pipeline {
       auto read = read_upstream_body(*res, body_timeout, body, read_error);
       if (res->body_received()) {
         co_await std::move(read);  // nothing to wait for: no race with the client needed
-      } else if (!co_await unless_client_leaves(ex, std::move(read))) {
-        res->abort();
-        log_client_gone(ex);
-        co_return;
+      } else {
+        auto watched_read = ex.unless_client_leaves(std::move(read));
+        if (!co_await std::move(watched_read)) {
+          res->abort();
+          log_client_gone(ex);
+          co_return;
+        }
       }
       if (read_error) {
         deps.metrics->upstream_errors.fetch_add(1, std::memory_order_relaxed);
@@ -692,15 +688,16 @@ session_error_shaper(const config::Provider& provider) {
 }
 
 void register_routes(server::Router& router, Options options, lifecycle::Published<const Deps> deps) {
+  // One pipeline for every request (its members are read-only), and a handler that is no coroutine of its own.
   struct State {
+    State(Options o, lifecycle::Published<const Deps> d)
+        : options(std::move(o)), deps(std::move(d)), pipeline(options, deps) {}
     Options options;
     lifecycle::Published<const Deps> deps;
+    Pipeline pipeline;  // refers to the two above
   };
-  auto state = std::make_shared<State>(State{std::move(options), std::move(deps)});
-  router.add_prefix("/v1/", [state](Exchange& ex) -> net::awaitable<void> {
-    Pipeline pipeline(state->options, state->deps);
-    co_await pipeline.handle(ex);
-  });
+  auto state = std::make_shared<State>(std::move(options), std::move(deps));
+  router.add_prefix("/v1/", [state](Exchange& ex) { return state->pipeline.handle(ex); });
 }
 
 }  // namespace llmproxy::proxy
