@@ -1,6 +1,7 @@
 // Which header fields cross the proxy, both ways (SPEC §5.3, §5.5 "Headers").
 #include <catch2/catch.hpp>
 
+#include <cctype>
 #include <string>
 #include <vector>
 
@@ -70,4 +71,41 @@ TEST_CASE("headers: filtering in place removes the same fields and keeps the oth
   llmproxy::proxy::filter_headers_in_place(to_client, Direction::to_client);
   CHECK(llmproxy::test::header_names(to_client) ==
         std::vector<std::string>{"Content-Type", "Set-Cookie", "X-Forwarded-For", "Host", "X-Kept"});
+}
+
+TEST_CASE("headers: the named fields are recognised in any letter case and only so, at every byte", "[proxy][headers]") {
+  // The names removed towards the upstream (besides Proxy-*). A copy with one letter's case flipped is the same
+  // name; a copy with any other byte changed (a non-letter's 0x20 bit, say '-' to CR, or a letter to its
+  // neighbour) is another name, and passes.
+  const std::vector<std::string> names{"TE",           "Host",           "Expect",          "Trailer",
+                                       "Upgrade",      "X-Real-IP",      "Forwarded",       "Connection",
+                                       "Keep-Alive",   "X-Client-IP",    "X-Request-ID",    "CF-IPCountry",
+                                       "Authorization", "Content-Length", "True-Client-IP",  "Accept-Encoding",
+                                       "X-Forwarded-For", "CF-Connecting-IP", "X-Forwarded-Host", "Transfer-Encoding",
+                                       "X-Forwarded-Proto", "X-Original-Forwarded-For"};
+  const auto passes = [](const std::string& name) {
+    Headers h;
+    h.add(name, "v");
+    return filter_headers(h, Direction::to_upstream).size() == 1;
+  };
+  std::size_t wrong = 0, variants = 0;
+  for (const auto& name : names) {
+    std::string upper = name, lower = name;
+    for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (passes(name) || passes(upper) || passes(lower)) ++wrong;
+    for (std::size_t i = 0; i < name.size(); ++i) {
+      const unsigned char c = static_cast<unsigned char>(name[i]);
+      const bool letter = std::isalpha(c) != 0;
+      std::string twin = name;
+      twin[i] = static_cast<char>(c ^ 0x20);
+      if (passes(twin) != !letter) ++wrong;
+      std::string other = name;
+      other[i] = static_cast<char>(c + 1);
+      if (!passes(other)) ++wrong;
+      variants += 2;
+    }
+  }
+  CHECK(variants == 2 * 260);
+  CHECK(wrong == 0);
 }
