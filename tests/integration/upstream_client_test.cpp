@@ -477,6 +477,40 @@ TEST_CASE("upstream client reports a body cut short as closed", "[upstream]") {
   CHECK(client.idle_connections() == 0);
 }
 
+TEST_CASE("upstream client hands over a body that came with its header without waiting, and only then",
+          "[upstream]") {
+  net::io_context io;
+  // First answer: head and body in one write. Second: the body 100 ms after the head.
+  ScriptedServer server(io, [](tcp::socket socket, int) -> net::awaitable<void> {
+    std::string buffer;
+    if ((co_await read_request(socket, buffer)).empty()) co_return;
+    co_await write_text(socket, ok_response("all at once"));
+    if ((co_await read_request(socket, buffer)).empty()) co_return;
+    co_await write_text(socket, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
+    co_await sleep_for(100ms);
+    co_await write_text(socket, "later");
+  });
+  up::Client client(io, local(server.port()), {});
+  run(io, [&]() -> net::awaitable<void> {
+    auto first = co_await client.send(chat(), 5s);
+    if (!first->body_received()) co_await sleep_for(50ms);  // the head and body travel together on loopback
+    REQUIRE(first->body_received());
+    const std::optional<std::string> whole = first->read_received();
+    REQUIRE(whole.has_value());
+    CHECK(*whole == "all at once");
+    CHECK(first->read_received() == std::optional<std::string>(""));  // nothing more: the body is complete
+    first.reset();
+    CHECK(client.idle_connections() == 1);  // read to its end: back in the pool
+
+    auto second = co_await client.send(chat(), 5s);
+    CHECK_FALSE(second->body_received());
+    CHECK_FALSE(second->read_received().has_value());  // not there yet, and nothing consumed
+    const std::string later = co_await second->read_all(5s);
+    CHECK(later == "later");
+    server.stop();
+  });
+}
+
 TEST_CASE("upstream client reads a body delimited by the connection closing", "[upstream]") {
   net::io_context io;
   ScriptedServer server(io, [](tcp::socket socket, int) -> net::awaitable<void> {

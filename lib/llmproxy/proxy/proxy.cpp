@@ -429,11 +429,28 @@ class Pipeline {
                                                  std::string& body, std::optional<upstream::ErrorKind>& error) {
     try {
       body = co_await res.read_all(timeout);
-    } catch (const upstream::Error& e) {
-      error = e.kind;
-    } catch (const std::exception&) {
-      error = upstream::ErrorKind::closed;
+    } catch (const std::exception& e) {
+      error = failure_kind(e);
     }
+  }
+
+  /// The body when all of it has arrived (usually with the headers), read without a coroutine; false when it
+  /// must be awaited (read_upstream_body()).
+  static bool read_received_body(upstream::Response& res, std::string& body, std::optional<upstream::ErrorKind>& error) {
+    try {
+      std::optional<std::string> whole = res.read_received();
+      if (!whole) return false;
+      body = std::move(*whole);
+    } catch (const std::exception& e) {
+      error = failure_kind(e);
+    }
+    return true;
+  }
+
+  /// What reading the body failed with: an upstream::Error's kind, `closed` for anything else.
+  static upstream::ErrorKind failure_kind(const std::exception& e) {
+    const auto* up = dynamic_cast<const upstream::Error*>(&e);
+    return up != nullptr ? up->kind : upstream::ErrorKind::closed;
   }
 
   /// The upstream's Content-Length, when it sent exactly one valid one.
@@ -567,11 +584,8 @@ class Pipeline {
     if (!res->streaming) {
       std::string body;
       std::optional<upstream::ErrorKind> read_error;
-      auto read = read_upstream_body(*res, body_timeout, body, read_error);
-      if (res->body_received()) {
-        co_await std::move(read);  // nothing to wait for: no race with the client needed
-      } else {
-        auto watched_read = ex.unless_client_leaves(std::move(read));
+      if (!read_received_body(*res, body, read_error)) {  // else nothing to wait for: no race with the client
+        auto watched_read = ex.unless_client_leaves(read_upstream_body(*res, body_timeout, body, read_error));
         if (!co_await std::move(watched_read)) {
           res->abort();
           log_client_gone(ex);

@@ -197,6 +197,28 @@ class ConnectionResponse final : public Response {
     co_return out;
   }
 
+  std::optional<std::string> read_received() override {
+    if (!body_received()) return std::nullopt;
+    std::string out;
+    if (state_ == State::complete) return out;
+    check_readable();
+    // A Content-Length body whose last byte is buffered: one pass of the parser, as pump() would make.
+    if (const auto length = parser_->content_length_remaining(); length && *length <= kMaxReadAllBytes) {
+      out.reserve(static_cast<std::size_t>(*length));
+    }
+    parser_->sink(&out);
+    auto& buffer = conn_->buffer();
+    const auto data = buffer.data();
+    beast::error_code ec;
+    buffer.consume(parser_->put(std::string_view(static_cast<const char*>(data.data()), data.size()), ec));
+    if (ec == http::error::need_more) ec = {};
+    if (!ec && !parser_->is_done()) ec = http::error::partial_message;
+    if (!ec && out.size() > kMaxReadAllBytes) ec = http::error::body_limit;
+    if (ec) fail(ec);
+    state_ = State::complete;
+    return out;
+  }
+
   void abort() override {
     state_ = State::broken;
     if (conn_) conn_->close();

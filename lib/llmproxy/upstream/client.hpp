@@ -75,6 +75,9 @@ class Response {
   /// True when the rest of the body has already arrived, so read_all() completes without waiting for the
   /// upstream (a small answer usually comes in the same read as its headers).
   virtual bool body_received() const = 0;
+  /// When body_received(): the rest of the body, read without suspending (what read_all() would return, with the
+  /// same errors thrown). Otherwise nullopt, and nothing is read.
+  virtual std::optional<std::string> read_received() = 0;
 };
 
 class Client {
