@@ -38,7 +38,6 @@ constexpr std::array<std::uint8_t, 256> make_reverse(std::string_view alphabet) 
 }
 
 constexpr auto kStdReverse = make_reverse(kStdAlphabet);
-constexpr auto kUrlReverse = make_reverse(kUrlAlphabet);
 
 std::string encode(std::string_view data, std::string_view alphabet, Padding padding) {
   const bool pad = padding == Padding::padded;
@@ -117,6 +116,8 @@ unsigned char* bytes(std::string& s) { return reinterpret_cast<unsigned char*>(s
 
 }  // namespace
 
+const std::array<std::uint8_t, 256> kBase64urlValue = make_reverse(kUrlAlphabet);
+
 std::string random_bytes(std::size_t n) {
   std::string out(n, '\0');
   std::size_t done = 0;
@@ -194,7 +195,7 @@ std::string base64_encode(std::string_view data) { return encode(data, kStdAlpha
 std::optional<std::string> base64_decode(std::string_view text) { return decode(text, kStdReverse, Padding::padded); }
 std::string base64url_encode(std::string_view data) { return encode(data, kUrlAlphabet, Padding::unpadded); }
 std::optional<std::string> base64url_decode(std::string_view text) {
-  return decode(text, kUrlReverse, Padding::unpadded);
+  return decode(text, kBase64urlValue, Padding::unpadded);
 }
 
 Cipher::Cipher(std::string key) : key_(std::move(key)) {

@@ -1,6 +1,8 @@
 #pragma once
 /// Hashing, encryption and randomness on OpenSSL. Thread-safe; any thread.
+#include <array>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -20,6 +22,10 @@ bool constant_time_equal(std::string_view a, std::string_view b);
 /// A random version-4 UUID, lower-case canonical form. Its bytes come from the CSPRNG, drawn in batches per
 /// thread (ids are not secrets; the process never forks after boot, which would repeat a batch).
 std::string uuid_v4();
+
+/// base64url's alphabet reversed: each byte's 6-bit value as a base64url character, or 0xff for a byte outside
+/// the alphabet (for checking characters without decoding them, as is_well_formed_token() does).
+extern const std::array<std::uint8_t, 256> kBase64urlValue;
 
 /// Standard base64 with padding / base64url without padding.
 std::string base64_encode(std::string_view data);
