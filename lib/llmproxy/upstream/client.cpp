@@ -185,12 +185,9 @@ class ConnectionResponse final : public Response {
   }
 
   net::awaitable<std::string> read_all(std::chrono::milliseconds timeout) override {
-    std::string out;
-    if (state_ == State::complete) co_return out;
+    if (state_ == State::complete) co_return std::string();
     check_readable();
-    if (const auto length = parser_->content_length_remaining(); length && *length <= kMaxReadAllBytes) {
-      out.reserve(static_cast<std::size_t>(*length));
-    }
+    std::string out = body_buffer();
     conn_->deadline().expires_after(timeout);
     if (auto ec = co_await pump(Until::done, &out)) fail(ec);
     state_ = State::complete;
@@ -199,13 +196,10 @@ class ConnectionResponse final : public Response {
 
   std::optional<std::string> read_received() override {
     if (!body_received()) return std::nullopt;
-    std::string out;
-    if (state_ == State::complete) return out;
+    if (state_ == State::complete) return std::string();
     check_readable();
     // A Content-Length body whose last byte is buffered: one pass of the parser, as pump() would make.
-    if (const auto length = parser_->content_length_remaining(); length && *length <= kMaxReadAllBytes) {
-      out.reserve(static_cast<std::size_t>(*length));
-    }
+    std::string out = body_buffer();
     parser_->sink(&out);
     auto& buffer = conn_->buffer();
     const auto data = buffer.data();
@@ -239,6 +233,15 @@ class ConnectionResponse final : public Response {
     constexpr std::string_view kType = "text/event-stream";
     const auto type = headers.get("content-type");
     return type.size() >= kType.size() && server::iequals(type.substr(0, kType.size()), kType);
+  }
+
+  /// An empty string with room for the rest of a Content-Length body (within what read_all() accepts).
+  std::string body_buffer() const {
+    std::string out;
+    if (const auto length = parser_->content_length_remaining(); length && *length <= kMaxReadAllBytes) {
+      out.reserve(static_cast<std::size_t>(*length));
+    }
+    return out;
   }
 
   void check_readable() const {
