@@ -24,6 +24,9 @@ binary=$build/apps/llm-proxy/llm-proxy
 read -r cpu0 cpu1 < <(python3 -c 'import os; c = sorted(os.sched_getaffinity(0)); print(c[0], c[1] if len(c) > 1 else "")')
 [ -n "$cpu1" ] || { echo "cpu_split: needs two CPUs" >&2; exit 2; }
 hz=$(getconf CLK_TCK)
+# perf (linux-perf) counts the system calls; without it (or without tracepoint access) those columns read "-".
+perf=
+if command -v perf >/dev/null && perf stat -e raw_syscalls:sys_enter -- true >/dev/null 2>&1; then perf=1; fi
 
 work=$(mktemp -d)
 pids=()
@@ -100,22 +103,34 @@ measure() { # measure NAME PORT TOKEN PID
   local t0 s0 t1 s1 v0 v1
   t0=$(cpu0_ticks); s0=$(segments); v0=$(switches "$4")
   local started; started=$(date +%s.%N)
-  sleep "$duration"
+  if [ -n "$perf" ]; then
+    # System calls entered, and those that returned EAGAIN (a read or write tried before the socket was ready).
+    perf stat -x, -o "$work/perf.txt" -e raw_syscalls:sys_enter -e raw_syscalls:sys_exit --filter 'ret == -11' \
+      -p "$4" -- sleep "$duration" >/dev/null 2>&1 || : >"$work/perf.txt"
+  else
+    sleep "$duration"
+  fi
   t1=$(cpu0_ticks); s1=$(segments); v1=$(switches "$4")
   local elapsed; elapsed=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
   wait "$w"
   local rps; rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt")
+  local calls=-1 eagain=-1
+  if [ -n "$perf" ]; then
+    calls=$(awk -F, '$3 == "raw_syscalls:sys_enter" {print $1}' "$work/perf.txt")
+    eagain=$(awk -F, '$3 == "raw_syscalls:sys_exit" {print $1}' "$work/perf.txt")
+  fi
   # Requests served while counting: the run's rate times the counted time (wrk's rate is steady after warm-up).
-  awk -v name="$1" -v rps="$rps" -v el="$elapsed" -v hz="$hz" -v t0="$t0" -v t1="$t1" -v s0="$s0" -v s1="$s1" -v v0="$v0" -v v1="$v1" 'BEGIN {
+  awk -v name="$1" -v rps="$rps" -v el="$elapsed" -v hz="$hz" -v t0="$t0" -v t1="$t1" -v s0="$s0" -v s1="$s1" -v v0="$v0" -v v1="$v1" -v calls="${calls:--1}" -v eagain="${eagain:--1}" 'BEGIN {
     split(t0, a, " "); split(t1, b, " "); n = rps * el; us = 1e6 / hz / n
-    printf "| %-10s | %9.0f | %5.2f | %5.2f | %7.2f | %5.2f | %4.1f%% | %4.2f | %4.2f |\n", name, rps, (b[1]-a[1])*us, (b[2]-a[2])*us,
+    sc = calls < 0 ? "-" : sprintf("%.2f", calls / n); ea = eagain < 0 ? "-" : sprintf("%.2f", eagain / n)
+    printf "| %-10s | %9.0f | %5.2f | %5.2f | %7.2f | %5.2f | %4.1f%% | %4.2f | %4.2f | %s | %s |\n", name, rps, (b[1]-a[1])*us, (b[2]-a[2])*us,
       (b[3]-a[3])*us, ((b[1]-a[1])+(b[2]-a[2])+(b[3]-a[3]))*us, 100 * (b[4]-a[4]) / ((b[1]-a[1])+(b[2]-a[2])+(b[3]-a[3])+(b[4]-a[4])),
-      (s1 - s0) / n, (v1 - v0) / n }'
+      (s1 - s0) / n, (v1 - v0) / n, sc, ea }'
 }
 
 echo "CPU $cpu0 per request (us), wrk -t1 -c32 on CPU $cpu1, LOG_LEVEL=${LOG_LEVEL:-warn} for llm-proxy, $rounds round(s)"
-echo "| target | req/s | user | sys | softirq | total | idle | segments | sleeps |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| target | req/s | user | sys | softirq | total | idle | segments | sleeps | syscalls | EAGAIN |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for _ in $(seq "$rounds"); do
   measure nginx "$nginx_port" "" "$nginx_worker"
   measure llm-proxy "$proxy_port" "$token" "$proxy_pid"
