@@ -17,6 +17,7 @@
 
 #include "llmproxy/audit/auditor.hpp"
 #include "llmproxy/auth/detail/bearer.hpp"
+#include "llmproxy/auth/detail/id_hash.hpp"
 #include "llmproxy/auth/detail/lru_cache.hpp"
 #include "llmproxy/auth/detail/usage_accumulator.hpp"
 #include "llmproxy/auth/token_service.hpp"
@@ -499,6 +500,27 @@ TEST_CASE("usage accumulator: LLM tokens and daily rows are summed per key and c
   CHECK(again.daily[1].requests == 3);
   CHECK(again.daily[1].prompt_tokens == 13);
   CHECK(again.tokens[0].completion_tokens == 8);
+}
+
+TEST_CASE("IdHash: digests and ids spread over buckets, every part of a key counts, short keys use std::hash",
+          "[auth][detail]") {
+  const auth::detail::IdHash hash;
+  CHECK(hash("tok-a") == std::hash<std::string_view>{}("tok-a"));
+  // 4,096 token digests into 1,021 buckets (a prime, as std::unordered_map uses): about 4 per bucket.
+  std::vector<int> buckets(1021);
+  for (int i = 0; i < 4096; ++i) ++buckets[hash(util::sha256_hex("token-" + std::to_string(i))) % buckets.size()];
+  CHECK(*std::max_element(buckets.begin(), buckets.end()) <= 16);
+  // Ids that differ only at the start, in the middle or at the end hash apart, and the length counts.
+  const std::string id = "6f1c2d3e-4a5b-4c6d-8e7f-0a1b2c3d4e5f";
+  std::string at_start = id, in_middle = id, at_end = id;
+  at_start[0] = '7';
+  in_middle[id.size() / 2] = '0';
+  at_end.back() = 'e';
+  CHECK(hash(at_start) != hash(id));
+  CHECK(hash(in_middle) != hash(id));
+  CHECK(hash(at_end) != hash(id));
+  CHECK(hash(id + id) != hash(id + id + "-"));
+  CHECK(hash(std::string_view(id)) == hash(id));
 }
 
 TEST_CASE("sharded LRU cache: TTL, LRU eviction, erase_if, admission", "[auth][detail]") {

@@ -23,6 +23,7 @@
 #include "llmproxy/audit/auditor.hpp"
 #include "llmproxy/auth/detail/bearer.hpp"
 #include "llmproxy/auth/detail/token_hash.hpp"
+#include "llmproxy/auth/detail/id_hash.hpp"
 #include "llmproxy/auth/detail/lru_cache.hpp"
 #include "llmproxy/auth/detail/quota_coalescer.hpp"
 #include "llmproxy/auth/detail/usage_accumulator.hpp"
@@ -174,7 +175,7 @@ struct Lookup {
   LookupFailure failure = LookupFailure::none;
   std::int64_t committed_at_read = 0;  // BudgetBook::committed() of the token when `row` was read
 };
-using Lifetime = detail::ShardedLruCache<CachedToken>::Duration;
+using Lifetime = detail::ShardedLruCache<CachedToken, detail::IdHash>::Duration;
 
 std::int64_t steady_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -374,9 +375,10 @@ struct TokenService::Impl {
   const Options options;
   const std::function<util::TimePoint()> now;
 
-  detail::ShardedLruCache<CachedToken> tokens;      // sharded mutexes inside; key: SHA-256 hex of the token
-  detail::ShardedLruCache<Unknown> unknown;         // sharded mutexes inside; key: SHA-256 hex of the token
-  detail::ShardedLruCache<CachedProject> projects;  // sharded mutexes inside; key: project id
+  // Sharded mutexes inside each. Keys: the SHA-256 hex of the token (tokens, unknown), the project id (projects).
+  detail::ShardedLruCache<CachedToken, detail::IdHash> tokens;
+  detail::ShardedLruCache<Unknown, detail::IdHash> unknown;
+  detail::ShardedLruCache<CachedProject, detail::IdHash> projects;
   // Bumped (before erasing) by every invalidation. A lookup that started before a bump does not store what it
   // read: it may predate the change that caused the invalidation.
   std::atomic<std::uint64_t> token_epoch{0};    // atomic
@@ -406,7 +408,7 @@ struct TokenService::Impl {
   /// token is a denial like an unknown one: at least NEGATIVE_CACHE_TTL, so a flood of it costs no query even
   /// with TOKEN_CACHE_TTL=0. A reactivation through this instance invalidates at once (invalidate_token).
   Lifetime token_lifetime(const db::Token& t, util::TimePoint at) const {
-    if (t.expires_at && at >= *t.expires_at) return detail::ShardedLruCache<CachedToken>::kForever;
+    if (t.expires_at && at >= *t.expires_at) return detail::ShardedLruCache<CachedToken, detail::IdHash>::kForever;
     if (!t.is_active) return std::max<Lifetime>(options.token_cache_ttl, options.negative_cache_ttl);
     return options.token_cache_ttl;
   }

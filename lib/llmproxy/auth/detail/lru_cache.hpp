@@ -21,14 +21,15 @@
 
 namespace llmproxy::auth::detail {
 
-/// Picks a shard from a key. The bucket index inside a shard uses the low bits of the same std::hash; the
+/// Picks a shard from a key's hash. The bucket index inside a shard uses the low bits of the same hash; the
 /// multiplicative mix spreads the high bits so the two choices do not correlate.
-inline std::size_t shard_index(std::string_view key, std::size_t shard_count) {
-  const std::uint64_t mixed = static_cast<std::uint64_t>(std::hash<std::string_view>{}(key)) * 0x9E3779B97F4A7C15ull;
+inline std::size_t shard_index(std::size_t key_hash, std::size_t shard_count) {
+  const std::uint64_t mixed = static_cast<std::uint64_t>(key_hash) * 0x9E3779B97F4A7C15ull;
   return static_cast<std::size_t>(mixed >> 32) % shard_count;
 }
 
-template <class Value>
+/// `Hash` hashes a std::string_view key (IdHash where keys are digests or generated ids).
+template <class Value, class Hash = std::hash<std::string_view>>
 class ShardedLruCache {
  public:
   static constexpr std::size_t kDefaultShards = 16;
@@ -210,7 +211,7 @@ class ShardedLruCache {
   struct alignas(64) Shard {
     mutable std::mutex mutex;                                             // guards everything below
     List lru;                                                             // most recently used first
-    std::unordered_map<std::string_view, typename List::iterator> index;  // keys view Node::key
+    std::unordered_map<std::string_view, typename List::iterator, Hash> index;  // keys view Node::key
     std::uint64_t hits = 0;
   };
 
@@ -226,7 +227,7 @@ class ShardedLruCache {
     return age - node.lifetime < stale_for_ ? Age::stale : Age::dead;
   }
 
-  Shard& shard_for(std::string_view key) { return shards_[shard_index(key, shard_count_)]; }
+  Shard& shard_for(std::string_view key) { return shards_[shard_index(Hash{}(key), shard_count_)]; }
 
   const std::size_t shard_count_;
   const std::size_t per_shard_capacity_;

@@ -40,7 +40,7 @@ UsageAccumulator::UsageAccumulator(std::size_t shards)
     : shard_count_(shards == 0 ? 1 : shards), shards_(std::make_unique<Shard[]>(shard_count_)) {}
 
 UsageAccumulator::Shard& UsageAccumulator::shard_for(std::string_view token_id) {
-  return shards_[shard_index(token_id, shard_count_)];
+  return shards_[shard_index(IdHash{}(token_id), shard_count_)];
 }
 
 void UsageAccumulator::add(const std::string& token_id, std::int64_t requests, std::int64_t cache_hits,

@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "llmproxy/auth/detail/id_hash.hpp"
 #include "llmproxy/db/models.hpp"
 
 namespace llmproxy::auth::detail {
@@ -72,7 +73,7 @@ class UsageAccumulator {
     std::int64_t requests = 0, prompt_tokens = 0, completion_tokens = 0, cache_hits = 0;
   };
   // Searched with a string_view: a request adds to its rows without building key strings.
-  using TokenMap = std::unordered_map<std::string, Counts, ViewHash, std::equal_to<>>;
+  using TokenMap = std::unordered_map<std::string, Counts, IdHash, std::equal_to<>>;  // keys: token ids
   using DailyMap = std::unordered_map<std::string, Daily, ViewHash, std::equal_to<>>;
   struct alignas(64) Shard {
     mutable std::mutex mutex;                         // guards `pending` and `daily`
