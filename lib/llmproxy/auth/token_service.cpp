@@ -10,6 +10,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <array>
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -415,7 +416,7 @@ struct TokenService::Impl {
 
   /// Stores a row just read from the database unless an invalidation happened since `epoch`. Returns the
   /// BudgetBook::committed() the row is paired with (CachedToken::committed_at_read).
-  std::int64_t cache_token(const std::string& hash, const db::Token& row, util::TimePoint at, std::uint64_t epoch) {
+  std::int64_t cache_token(std::string_view hash, const db::Token& row, util::TimePoint at, std::uint64_t epoch) {
     const std::int64_t committed_at_read = usage->budgets.committed(row.id);
     tokens.put_for(hash, cached_from(row, committed_at_read), at, token_lifetime(row, at),
                    [&] { return token_epoch.load() == epoch; });
@@ -665,7 +666,11 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
     co_return denial(std::move(out), Outcome::invalid_token, "Missing or malformed Authorization header");
   if (!util::is_well_formed_token(*credentials))
     co_return denial(std::move(out), Outcome::invalid_token, "Invalid token format");
-  const std::string hash(detail::token_hash(*credentials));  // copied: the view lasts until the next call
+  // Copied (the view lasts until the next call), into the frame: no allocation for the usual, cached, case.
+  std::array<char, 64> hash_bytes{};
+  const std::string_view hashed = detail::token_hash(*credentials);
+  const std::string_view hash(hash_bytes.data(), std::min(hashed.size(), hash_bytes.size()));
+  std::copy_n(hashed.data(), hash.size(), hash_bytes.data());
   const util::TimePoint at = s.now();
 
   TokenFacts facts;
@@ -691,7 +696,8 @@ net::awaitable<Authorization> TokenService::authorize(std::string_view authoriza
       }
     }
     if (!answered) {
-      const Lookup found = co_await s.lookup_token(hash, at);
+      const std::string key(hash);
+      const Lookup found = co_await s.lookup_token(key, at);
       if (found.failure == LookupFailure::unavailable) {
         const bool known = s.tokens.visit_stale(hash, at, read_cached);
         if (!known && !s.unknown.visit_stale(hash, at, [](const Unknown&) {}))
