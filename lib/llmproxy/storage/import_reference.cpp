@@ -26,7 +26,7 @@
 #include "llmproxy/util/time.hpp"
 #include "llmproxy/util/token.hpp"
 #ifdef LLMPROXY_WITH_POSTGRES
-#include "llmproxy/db/postgres/raw_connection.hpp"
+#include "llmproxy/storage/postgres_module.hpp"
 #endif
 
 namespace llmproxy::storage {
@@ -66,7 +66,7 @@ std::string describe_source(const std::string& from) {
 std::unique_ptr<RawConnection> open_source(const std::string& from, const config::DatabaseConfig& ours) {
   if (is_postgres_url(from)) {
 #ifdef LLMPROXY_WITH_POSTGRES
-    return db::postgres::open_raw(from, db::Access::read_only, ours.connect_timeout);
+    return postgres_driver().open_raw(from, db::Access::read_only, ours.connect_timeout);
 #else
     throw SourceError("this llm-proxy binary was built without PostgreSQL support (LLMPROXY_WITH_POSTGRES=OFF)");
 #endif
@@ -441,7 +441,7 @@ class Importer {
 std::unique_ptr<RawConnection> open_ours(const config::DatabaseConfig& config) {
   if (config.driver == config::DbDriver::postgres) {
 #ifdef LLMPROXY_WITH_POSTGRES
-    return db::postgres::open_raw(config.url, db::Access::read_write, config.connect_timeout);
+    return postgres_driver().open_raw(config.url, db::Access::read_write, config.connect_timeout);
 #else
     throw db::Error("DB_DRIVER=postgres, but this llm-proxy binary was built without PostgreSQL support");
 #endif

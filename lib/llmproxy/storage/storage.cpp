@@ -17,7 +17,7 @@
 #include "llmproxy/migrate/runner.hpp"
 #include "llmproxy/util/time.hpp"
 #ifdef LLMPROXY_WITH_POSTGRES
-#include "llmproxy/db/postgres/postgres_database.hpp"
+#include "llmproxy/storage/postgres_module.hpp"
 #endif
 
 namespace llmproxy::storage {
@@ -55,7 +55,7 @@ std::unique_ptr<db::Driver> open(const config::DatabaseConfig& config) {
       return db::sqlite::open(config);
     case config::DbDriver::postgres:
 #ifdef LLMPROXY_WITH_POSTGRES
-      return db::postgres::open(config);
+      return postgres_driver().open(config);
 #else
       throw db::Error(
           "DB_DRIVER=postgres, but this llm-proxy binary was built without PostgreSQL support "
