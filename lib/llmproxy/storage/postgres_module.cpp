@@ -1,7 +1,6 @@
 #include "llmproxy/storage/postgres_module.hpp"
 
 #include <dlfcn.h>
-#include <unistd.h>
 
 #include <array>
 #include <filesystem>
@@ -52,8 +51,8 @@ const db::postgres::Entry* load_module() {
     }
     return entry;  // kept loaded for the life of the process
   }
-  throw db::Error("DB_DRIVER=postgres, but the PostgreSQL driver module (" + std::string(kModuleName) +
-                  ") could not be loaded:" + reasons);
+  throw db::Error("PostgreSQL is needed (DB_DRIVER=postgres, or a postgres:// import source), but the driver module (" +
+                  std::string(kModuleName) + ") could not be loaded:" + reasons);
 }
 
 }  // namespace
