@@ -51,6 +51,7 @@ TEST_CASE("bearer credentials: case-insensitive scheme, whitespace, malformed he
   CHECK_FALSE(bearer_credentials_present("Bearerabc"));
   CHECK_FALSE(bearer_credentials_present("Basic abc"));
   CHECK_FALSE(bearer_credentials_present("Bearer abc def"));
+  CHECK_FALSE(bearer_credentials_present("Bearer abc\tdef"));
   CHECK_FALSE(bearer_credentials_present("Bearer: abc"));
 }
 

@@ -1,5 +1,7 @@
 #include "llmproxy/auth/detail/bearer.hpp"
 
+#include <cstring>
+
 namespace llmproxy::auth::detail {
 
 namespace {
@@ -25,9 +27,10 @@ std::optional<std::string_view> bearer_credentials(std::string_view header) {
   }
   const std::string_view credentials = trim(header.substr(kScheme.size()));
   if (credentials.empty()) return std::nullopt;
-  for (char c : credentials) {
-    if (is_space(c)) return std::nullopt;
-  }
+  // Two vectorised scans instead of a byte loop: this runs on every proxied request.
+  if (std::memchr(credentials.data(), ' ', credentials.size()) != nullptr ||
+      std::memchr(credentials.data(), '\t', credentials.size()) != nullptr)
+    return std::nullopt;
   return credentials;
 }
 
