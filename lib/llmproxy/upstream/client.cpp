@@ -201,10 +201,8 @@ class ConnectionResponse final : public Response {
     // A Content-Length body whose last byte is buffered: one pass of the parser, as pump() would make.
     std::string out = body_buffer();
     parser_->sink(&out);
-    auto& buffer = conn_->buffer();
-    const auto data = buffer.data();
     beast::error_code ec;
-    buffer.consume(parser_->put(std::string_view(static_cast<const char*>(data.data()), data.size()), ec));
+    put_buffered(ec);
     if (ec == http::error::need_more) ec = {};
     if (!ec && !parser_->is_done()) ec = http::error::partial_message;
     if (!ec && out.size() > kMaxReadAllBytes) ec = http::error::body_limit;
@@ -233,6 +231,15 @@ class ConnectionResponse final : public Response {
     constexpr std::string_view kType = "text/event-stream";
     const auto type = headers.get("content-type");
     return type.size() >= kType.size() && server::iequals(type.substr(0, kType.size()), kType);
+  }
+
+  /// Gives the parser what the connection has buffered and drops what it took. Returns the bytes taken.
+  std::size_t put_buffered(beast::error_code& ec) {
+    auto& buffer = conn_->buffer();
+    const auto data = buffer.data();
+    const std::size_t used = parser_->put(std::string_view(static_cast<const char*>(data.data()), data.size()), ec);
+    buffer.consume(used);
+    return used;
   }
 
   /// An empty string with room for the rest of a Content-Length body (within what read_all() accepts).
@@ -274,9 +281,7 @@ class ConnectionResponse final : public Response {
     for (;;) {
       if (buffer.size() > 0) {
         beast::error_code ec;
-        const auto data = buffer.data();
-        const auto used = parser.put(std::string_view(static_cast<const char*>(data.data()), data.size()), ec);
-        buffer.consume(used);
+        const std::size_t used = put_buffered(ec);
         if (ec && ec != http::error::need_more) co_return ec;
         if (reached()) co_return beast::error_code{};
         if (until == Until::done && out->size() > kMaxReadAllBytes) co_return http::error::body_limit;
